@@ -1,0 +1,91 @@
+#include "describe.hpp"
+
+#include "gw/core/text.hpp"
+#include "gw/core/units.hpp"
+#include "gw/model/precedence.hpp"
+
+namespace gwctl {
+
+using namespace gw;
+
+std::string match_text(const model::Route& r) {
+  std::string s = std::string(model::to_string(r.kind)) + " " + r.pattern;
+  if (r.kind == model::MatchKind::regex && r.priority != 0) s += " (priority " + std::to_string(r.priority) + ")";
+  return s;
+}
+
+std::string hosts_text(const model::Route& r) {
+  return r.hosts.empty() ? "*" : text::join(r.hosts, ", ");
+}
+
+std::string conditions_text(const model::Route& r) {
+  std::string s;
+  auto add = [&](const char* what, const model::Matcher& m) {
+    if (!s.empty()) s += "; ";
+    s += std::string(what) + " " + (m.invert ? "!" : "") + m.name;
+    if (m.op != model::MatchOp::present) s += " " + std::string(model::to_string(m.op)) + " " + text::quote(m.value);
+  };
+  for (const auto& m : r.headers) add("header", m);
+  for (const auto& m : r.query) add("query", m);
+  return s;
+}
+
+namespace {
+nlohmann::json matchers_json(const std::vector<model::Matcher>& ms) {
+  auto a = nlohmann::json::array();
+  for (const auto& m : ms) {
+    nlohmann::json j = {{"name", m.name}, {"op", model::to_string(m.op)}};
+    if (m.op != model::MatchOp::present) j["value"] = m.value;
+    if (m.invert) j["invert"] = true;
+    a.push_back(std::move(j));
+  }
+  return a;
+}
+} // namespace
+
+nlohmann::json route_json(const model::Config& cfg, const model::Route& r) {
+  nlohmann::json j = {
+      {"name", r.name},
+      {"methods", r.methods.is_all() ? nlohmann::json("*") : nlohmann::json(r.methods.to_string())},
+      {"hosts", r.hosts},
+      {"match", {{"kind", model::to_string(r.kind)}, {"pattern", r.pattern}}},
+      {"specificity", model::describe_specificity(r)},
+      {"upstream", cfg.upstreams[r.upstream].name},
+      {"timeout", units::format_duration(units::Millis(r.timeout_ms))},
+      {"retries", r.retries},
+  };
+  if (r.kind == model::MatchKind::regex) j["match"]["priority"] = r.priority;
+  if (r.per_try_timeout_ms) j["per_try_timeout"] = units::format_duration(units::Millis(r.per_try_timeout_ms));
+  if (r.max_body) j["max_body"] = units::format_size(r.max_body);
+  auto pols = nlohmann::json::array();
+  for (auto p : r.policies) pols.push_back(cfg.policies[p].name);
+  j["policies"] = pols;
+  if (!r.headers.empty()) j["headers"] = matchers_json(r.headers);
+  if (!r.query.empty()) j["query"] = matchers_json(r.query);
+  if (!r.rewrite.empty()) {
+    nlohmann::json rw = nlohmann::json::object();
+    if (r.rewrite.path) rw["path"] = *r.rewrite.path;
+    if (r.rewrite.prefix) rw["prefix"] = *r.rewrite.prefix;
+    if (r.rewrite.host) rw["host"] = *r.rewrite.host;
+    j["rewrite"] = rw;
+  }
+  const std::string where = cfg.where(r.src);
+  if (!where.empty()) j["source"] = where;
+  return j;
+}
+
+nlohmann::json upstream_json(const model::Config& cfg, const model::Upstream& u) {
+  auto eps = nlohmann::json::array();
+  for (const auto& e : u.endpoints) eps.push_back({{"address", e.address()}, {"weight", e.weight}});
+  nlohmann::json j = {{"name", u.name},
+                      {"balance", model::to_string(u.balance)},
+                      {"endpoints", eps},
+                      {"connect_timeout", units::format_duration(units::Millis(u.connect_timeout_ms))}};
+  if (u.hash_on != model::HashOn::none)
+    j["hash_on"] = std::string(model::to_string(u.hash_on)) + (u.hash_key.empty() ? "" : ":" + u.hash_key);
+  const std::string where = cfg.where(u.src);
+  if (!where.empty()) j["source"] = where;
+  return j;
+}
+
+} // namespace gwctl

@@ -1,0 +1,34 @@
+// Small string helpers used by config and CLI code: case folding, "did you mean" suggestions,
+// quoting for messages.
+#pragma once
+
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gw::text {
+
+/// ASCII lowercase copy (HTTP names and hosts are ASCII case-insensitive).
+std::string lower(std::string_view s);
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+/// Levenshtein distance, capped: returns `cap + 1` as soon as the distance exceeds `cap`.
+std::size_t edit_distance(std::string_view a, std::string_view b, std::size_t cap = 8);
+
+/// The closest candidate to `word` if it is close enough to be a plausible typo.
+std::optional<std::string> suggest(std::string_view word, std::span<const std::string> candidates);
+std::optional<std::string> suggest(std::string_view word,
+                                   std::span<const std::string_view> candidates);
+
+/// `"value"` with control characters and quotes escaped, for messages.
+std::string quote(std::string_view s);
+
+/// Joins with a separator.
+std::string join(std::span<const std::string> parts, std::string_view sep);
+
+/// Lowercase hexadecimal of bytes.
+std::string hex(std::span<const unsigned char> bytes);
+
+} // namespace gw::text

@@ -1,0 +1,39 @@
+// load::load: the config path up to a matcher, shared by every gwctl command. Sniffs each input
+// by content (a .gwrt table starts with its magic; anything else is read as a TOML spec), merges
+// specs, validates, builds the RouteTable and runs the conflict analysis.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "gw/core/diagnostics.hpp"
+#include "gw/model/config.hpp"
+#include "gw/router/route_table.hpp"
+#include "gw/spec/document.hpp"
+#include "gw/table/format.hpp"
+
+namespace gw::load {
+
+struct Options {
+  bool analyze = true; // run router::analyze on specs (tables were analysed when compiled)
+};
+
+struct Loaded {
+  Diagnostics diags;
+  spec::SourceSet sources;                       // source texts, for diagnostics
+  std::shared_ptr<const model::Config> config;   // null when there were errors
+  std::optional<router::RouteTable> routes;      // built whenever config is
+  std::optional<table::TableInfo> table;         // set when the input was a compiled table
+
+  bool ok() const noexcept { return config != nullptr && !diags.has_errors(); }
+};
+
+/// Loads one compiled table, or one or more spec files merged in order.
+Loaded load(std::span<const std::string> paths, const Options& opts = {});
+
+/// True when the file at `path` starts with the .gwrt magic (false if unreadable).
+bool is_table_file(const std::string& path);
+
+} // namespace gw::load

@@ -1,0 +1,26 @@
+// model::validate: spec::Document -> model::Config, collecting every problem (never just the
+// first). Route-overlap analysis needs the router and lives in router/analysis.hpp.
+#pragma once
+
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "gw/core/diagnostics.hpp"
+#include "gw/model/config.hpp"
+#include "gw/spec/document.hpp"
+
+namespace gw::model {
+
+/// Validates `doc`. Returns the Config when there are no errors (warnings allowed); every
+/// problem is appended to `diags` with its location.
+std::optional<Config> validate(const spec::Document& doc, Diagnostics& diags);
+
+/// Policy kinds a spec may name in `[policies.NAME] kind = ...`.
+std::span<const std::string_view> policy_kinds();
+
+/// Host names as routes store them: lowercase, no trailing dot; "*.example.com" wildcards.
+/// Returns an error message, or empty when `host` is acceptable.
+std::string check_host(std::string_view host);
+
+} // namespace gw::model

@@ -1,0 +1,41 @@
+// router::explain: the match decision with its reasons. Evaluates every route against the
+// request the slow, obvious way, reports why each route whose path matched was or was not
+// chosen, and checks that the trie lookup agrees. For gwctl explain/test, never on the data path.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gw/router/route_table.hpp"
+
+namespace gw::router {
+
+enum class Verdict : std::uint8_t { chosen, outranked, host, method, header, query };
+std::string_view to_string(Verdict v) noexcept;
+
+struct Candidate {
+  std::uint32_t route = 0; // index into Config::routes
+  Verdict verdict = Verdict::chosen;
+  std::string reason; // human explanation, empty for the chosen route
+};
+
+struct Explanation {
+  std::string host;                     // as matched (normalised)
+  std::vector<std::string> host_groups; // host keys tried, most specific first
+  Match match;                          // what RouteTable::match() decided
+  std::optional<std::uint32_t> reference; // what the linear evaluation decided
+  std::vector<Candidate> candidates;    // routes whose path matches: chosen first, then by rank
+  std::vector<std::string> notes;       // hints, e.g. a route that matches with a trailing "/"
+  bool consistent() const noexcept {
+    return match.matched() ? reference && *reference == match.route : !reference;
+  }
+};
+
+Explanation explain(const RouteTable& table, const Request& req);
+
+/// Whether route `r` (path part only) matches canonical `path`; captures template parameters.
+bool path_matches(const model::Route& r, std::string_view path,
+                  std::vector<std::pair<std::string, std::string>>* params = nullptr);
+
+} // namespace gw::router

@@ -1,0 +1,92 @@
+// router::RouteTable: the immutable matcher built from a model::Config. Lookup walks a segment
+// trie per host group, so its cost grows with the path's length, not with the number of routes;
+// regular expressions run only for routes that ask for them, and only when nothing more specific
+// matched. Immutable after build(); any thread. Read next: explain.hpp, analysis.hpp.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "gw/core/error.hpp"
+#include "gw/model/config.hpp"
+#include "gw/model/path_template.hpp"
+
+namespace gw::router {
+
+/// Header access for header matchers, implemented over whatever holds the request's fields.
+class HeaderLookup {
+public:
+  virtual ~HeaderLookup() = default;
+  /// The first value of header `lower_name` (lowercase), if present.
+  virtual bool find(std::string_view lower_name, std::string_view& value) const = 0;
+};
+
+/// What the router needs of a request. Every member views memory owned by the caller.
+struct Request {
+  std::string_view host;  // Host header or :authority as received (case and port are handled)
+  model::Method method = model::Method::GET;
+  std::string_view path;  // canonical, from uri::parse_target()
+  std::string_view query; // raw, without "?"
+  const HeaderLookup* headers = nullptr;
+};
+
+struct Param {
+  std::string_view name;
+  std::string_view value;
+};
+
+enum class MatchStatus : std::uint8_t { matched, not_found, method_not_allowed };
+
+/// The decision. `params` view the request path and the table; no allocation.
+struct Match {
+  MatchStatus status = MatchStatus::not_found;
+  std::uint32_t route = 0; // index into Config::routes when matched
+  model::MethodSet allow;  // methods that would match, for 405 `Allow`
+  std::uint8_t param_count = 0;
+  std::array<Param, model::kMaxTemplateParams> param_storage{};
+
+  std::span<const Param> params() const noexcept { return {param_storage.data(), param_count}; }
+  bool matched() const noexcept { return status == MatchStatus::matched; }
+};
+
+/// Host as matched: lowercase, port and trailing dot removed. Writes into `buf` (>= 256 bytes);
+/// returns an empty view for hosts longer than that.
+std::string_view normalize_host(std::string_view host, std::span<char> buf) noexcept;
+
+class RouteTable {
+public:
+  /// Compiles the matcher. Fails only on input a validated Config cannot contain (a template or
+  /// regex that does not compile), which a hostile table could.
+  static Result<RouteTable> build(std::shared_ptr<const model::Config> config);
+
+  RouteTable(RouteTable&&) noexcept;
+  RouteTable& operator=(RouteTable&&) noexcept;
+  ~RouteTable();
+
+  Match match(const Request& req) const noexcept;
+
+  const model::Config& config() const noexcept;
+  const std::shared_ptr<const model::Config>& config_ptr() const noexcept;
+
+  struct Impl;
+  const Impl& impl() const noexcept { return *impl_; }
+
+private:
+  explicit RouteTable(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace gw::router
+
+namespace gw::router {
+
+/// The path to forward for a matched route: rewrite.path filled from captured parameters, or
+/// the matched prefix replaced by rewrite.prefix, or `path` unchanged. The result stays
+/// canonical (parameters were captured from a canonical path).
+std::string rewritten_path(const model::Route& route, std::span<const Param> params,
+                           std::string_view path);
+
+} // namespace gw::router

@@ -1,0 +1,436 @@
+#include "gw/router/analysis.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "compiled.hpp"
+#include "gw/core/text.hpp"
+#include "gw/model/path_template.hpp"
+#include "gw/model/precedence.hpp"
+#include "gw/router/explain.hpp"
+
+namespace gw::router {
+namespace {
+
+using model::Matcher;
+using model::MatchOp;
+using model::Route;
+
+/// Fixed header values for example requests.
+class MapHeaders final : public HeaderLookup {
+public:
+  std::map<std::string, std::string> values;
+  bool find(std::string_view name, std::string_view& v) const override {
+    auto it = values.find(std::string(name));
+    if (it == values.end()) return false;
+    v = it->second;
+    return true;
+  }
+};
+
+/// A value satisfying one matcher, or nullopt when none can be made up (regex) or the matcher
+/// is satisfied by absence (inverted), in which case `absent` is set.
+std::optional<std::string> sample_value(const Matcher& m, bool& absent) {
+  absent = false;
+  if (m.invert) {
+    absent = true;
+    return std::nullopt;
+  }
+  switch (m.op) {
+  case MatchOp::exact:
+  case MatchOp::contains:
+  case MatchOp::prefix:
+  case MatchOp::suffix: return m.value;
+  case MatchOp::present: return std::string("1");
+  case MatchOp::regex: return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+/// An example request satisfying every condition in `conds` (headers) and `qconds` (query).
+struct Example {
+  std::string method, host, path, query;
+  MapHeaders headers;
+  bool complete = true; // false when some condition could not be sampled
+
+  std::string text() const {
+    std::string s = method + " ";
+    s += host.empty() ? path : "http://" + host + path;
+    if (!query.empty()) s += "?" + query;
+    for (const auto& [k, v] : headers.values) s += " with " + k + ": " + v;
+    return s;
+  }
+};
+
+bool add_conditions(Example& ex, const std::vector<Matcher>& hs, const std::vector<Matcher>& qs) {
+  for (const auto& m : hs) {
+    bool absent;
+    auto v = sample_value(m, absent);
+    if (absent) continue;
+    if (!v) {
+      ex.complete = false;
+      continue;
+    }
+    auto [it, fresh] = ex.headers.values.emplace(m.name, *v);
+    if (!fresh && it->second != *v) return false; // contradictory requirements
+  }
+  for (const auto& m : qs) {
+    bool absent;
+    auto v = sample_value(m, absent);
+    if (absent) continue;
+    if (!v) {
+      ex.complete = false;
+      continue;
+    }
+    if (!ex.query.empty()) ex.query += '&';
+    ex.query += m.name + "=" + *v;
+  }
+  return true;
+}
+
+std::string host_example(const std::string& label) {
+  if (label == "*") return "";
+  if (label.starts_with("*.")) return "a" + label.substr(1);
+  return label;
+}
+
+/// Two condition lists that no request can satisfy together (same name, different exact values).
+bool contradictory(const std::vector<Matcher>& a, const std::vector<Matcher>& b) {
+  for (const auto& x : a)
+    for (const auto& y : b)
+      if (x.name == y.name && x.op == MatchOp::exact && y.op == MatchOp::exact && !x.invert &&
+          !y.invert && x.value != y.value)
+        return true;
+  return false;
+}
+
+bool conditions_subset(const Route& a, const Route& b) {
+  return std::includes(b.headers.begin(), b.headers.end(), a.headers.begin(), a.headers.end()) &&
+         std::includes(b.query.begin(), b.query.end(), a.query.begin(), a.query.end());
+}
+
+class Analyzer {
+public:
+  Analyzer(const RouteTable& table, Diagnostics& diags, std::size_t cap)
+      : table_(table), impl_(table.impl()), cfg_(table.config()), diags_(diags), cap_(cap) {}
+
+  void run() {
+    collect_groups();
+    templates_.resize(cfg_.routes.size());
+    for (std::uint32_t i = 0; i < cfg_.routes.size(); ++i)
+      if (cfg_.routes[i].kind == model::MatchKind::template_)
+        if (auto t = model::PathTemplate::parse(cfg_.routes[i].pattern)) templates_[i] = std::move(*t);
+    for (const auto& [label, ids] : groups_) {
+      same_key(label, ids);
+      regex_under_prefix(label, ids);
+      template_ties(label, ids);
+      regex_ties(label, ids);
+    }
+    report_shadowed();
+    if (suppressed_ambiguous_ > 0)
+      diags_.add(Severity::note, "route.ambiguous", SourceLoc{},
+                 std::to_string(suppressed_ambiguous_) + " more ambiguous route pairs not shown");
+  }
+
+private:
+  const Route& route(std::uint32_t i) const { return cfg_.routes[i]; }
+  std::uint32_t rank(std::uint32_t i) const { return impl_.routes[i].rank; }
+
+  SourceLoc loc(const Route& r) const {
+    SourceLoc l;
+    if (r.src.file < cfg_.sources.size()) l.file = cfg_.sources[r.src.file].name;
+    l.line = r.src.line;
+    l.col = r.src.col;
+    return l;
+  }
+
+  std::string where(const Route& r) const {
+    const std::string w = cfg_.where(r.src);
+    return w.empty() ? "" : " (" + w + ")";
+  }
+
+  void collect_groups() {
+    for (std::uint32_t i = 0; i < cfg_.routes.size(); ++i) {
+      const Route& r = route(i);
+      if (r.hosts.empty()) groups_["*"].push_back(i);
+      for (const auto& h : r.hosts) groups_[h].push_back(i);
+      group_count_[i] = r.hosts.empty() ? 1 : r.hosts.size();
+    }
+    for (auto& [_, ids] : groups_)
+      std::sort(ids.begin(), ids.end(), [&](auto a, auto b) { return rank(a) < rank(b); });
+  }
+
+  std::string match_key(const Route& r, std::uint32_t id) const {
+    std::string k(1, static_cast<char>('0' + static_cast<int>(r.kind)));
+    if (r.kind == model::MatchKind::template_ && templates_[id]) k += templates_[id]->shape();
+    else k += r.pattern;
+    return k;
+  }
+
+  /// An example path route `id` matches, or "" when none can be made up.
+  std::string example_path(std::uint32_t id) const {
+    const Route& r = route(id);
+    switch (r.kind) {
+    case model::MatchKind::exact:
+    case model::MatchKind::prefix: return r.pattern;
+    case model::MatchKind::template_: return templates_[id] ? templates_[id]->example("1") : "";
+    case model::MatchKind::regex: {
+      auto& re = *impl_.routes[id].regex;
+      std::string mn, mx;
+      if (re.PossibleMatchRange(&mn, &mx, 64) && RE2::FullMatch(mn, re)) return mn;
+      return "";
+    }
+    }
+    return "";
+  }
+
+  /// Builds an example of route `b` in group `label`, optionally also satisfying `a`'s conditions.
+  std::optional<Example> example_for(std::uint32_t b, const std::string& label, std::string path,
+                                     model::Method method, const Route* also = nullptr) const {
+    Example ex;
+    ex.method = std::string(model::to_string(method));
+    ex.host = host_example(label);
+    ex.path = std::move(path);
+    if (ex.path.empty()) return std::nullopt;
+    if (!add_conditions(ex, route(b).headers, route(b).query)) return std::nullopt;
+    if (also && !add_conditions(ex, also->headers, also->query)) return std::nullopt;
+    return ex;
+  }
+
+  Match decide(const Example& ex, model::Method method) const {
+    Request req;
+    req.host = ex.host.empty() ? std::string_view("gw.invalid") : std::string_view(ex.host);
+    req.method = method;
+    req.path = ex.path;
+    req.query = ex.query;
+    req.headers = &ex.headers;
+    return table_.match(req);
+  }
+
+  void same_key(const std::string& label, const std::vector<std::uint32_t>& ids) {
+    std::unordered_map<std::string, std::vector<std::uint32_t>> by_key;
+    for (auto id : ids) by_key[match_key(route(id), id)].push_back(id);
+    for (auto& [_, list] : by_key) {
+      if (list.size() < 2) continue;
+      for (std::size_t bi = 1; bi < list.size(); ++bi) {
+        const std::uint32_t b = list[bi];
+        const Route& B = route(b);
+        model::MethodSet covering;
+        std::optional<std::uint32_t> first;
+        for (std::size_t ai = 0; ai < bi; ++ai) {
+          const std::uint32_t a = list[ai];
+          const Route& A = route(a);
+          if (A.methods == B.methods && A.headers == B.headers && A.query == B.query &&
+              A.hosts == B.hosts) {
+            if (duplicates_.insert(b).second)
+              diags_
+                  .error("route.duplicate", loc(B),
+                         "routes " + text::quote(A.name) + " and " + text::quote(B.name) +
+                             " accept exactly the same requests")
+                  .with_hint("remove one of them, or tell them apart by methods, hosts or "
+                             "conditions; " + text::quote(A.name) + " is at" + where(A));
+            break;
+          }
+          if (conditions_subset(A, B)) {
+            if (!first && A.methods.intersects(B.methods)) first = a;
+            covering = covering | (A.methods & B.methods);
+          } else if (model::precedence_key(A).same_rank(model::precedence_key(B)) &&
+                     A.methods.intersects(B.methods) && !contradictory(A.headers, B.headers) &&
+                     !contradictory(A.query, B.query)) {
+            ambiguous(a, b, label, example_path(b), (A.methods & B.methods).first());
+          }
+        }
+        if (first && B.methods.subset_of(covering)) cover(b, label, *first);
+      }
+    }
+  }
+
+  void regex_under_prefix(const std::string& label, const std::vector<std::uint32_t>& ids) {
+    std::vector<std::uint32_t> prefixes;
+    for (auto id : ids)
+      if (route(id).kind == model::MatchKind::prefix) prefixes.push_back(id);
+    if (prefixes.empty()) return;
+    for (auto b : ids) {
+      const Route& B = route(b);
+      if (B.kind != model::MatchKind::regex) continue;
+      std::string mn, mx;
+      if (!impl_.routes[b].regex->PossibleMatchRange(&mn, &mx, 64)) continue;
+      model::MethodSet covering;
+      std::optional<std::uint32_t> first;
+      for (auto a : prefixes) {
+        const Route& A = route(a);
+        if (!conditions_subset(A, B)) continue;
+        std::string p = A.pattern;
+        if (p.back() != '/') p += '/';
+        if (!(mn.starts_with(p) && mx.starts_with(p))) continue;
+        if (!first && A.methods.intersects(B.methods)) first = a;
+        covering = covering | (A.methods & B.methods);
+      }
+      if (first && B.methods.subset_of(covering)) cover(b, label, *first);
+    }
+  }
+
+  void cover(std::uint32_t b, const std::string& label, std::uint32_t a) {
+    auto& c = covered_[b];
+    if (c.empty()) c_first_[b] = {label, a};
+    c.insert(label);
+  }
+
+  void report_shadowed() {
+    std::size_t reported = 0;
+    for (const auto& [b, labels] : covered_) {
+      if (labels.size() != group_count_[b] || duplicates_.count(b)) continue;
+      const Route& B = route(b);
+      const auto& [label, a] = c_first_[b];
+      const Route& A = route(a);
+      std::string example;
+      const auto method = (A.methods & B.methods).first();
+      if (auto ex = example_for(b, label, example_path(b), method)) {
+        const Match m = decide(*ex, method);
+        if (ex->complete && m.matched() && m.route == b) continue; // the analysis was wrong: stay quiet
+        example = ex->text();
+      }
+      if (++reported > cap_) continue;
+      auto& d = diags_.warning("route.shadowed", loc(B),
+                               "route " + text::quote(B.name) + " can never be chosen: route " +
+                                   text::quote(A.name) + where(A) +
+                                   " takes every request it accepts" +
+                                   (example.empty() ? "" : ", e.g. " + example));
+      d.with_hint("remove it, or make it more specific than " + text::quote(A.name));
+    }
+  }
+
+  void ambiguous(std::uint32_t a, std::uint32_t b, const std::string& label, std::string path,
+                 model::Method method) {
+    if (!ambiguous_pairs_.insert({a, b}).second) return;
+    const Route& A = route(a);
+    const Route& B = route(b);
+    auto ex = example_for(b, label, std::move(path), method, &A);
+    if (!ex || !ex->complete) return;
+    // Confirm with the matchers: both routes accept it and the earlier one wins.
+    if (!path_matches(B, ex->path) || !path_matches(A, ex->path)) return;
+    const Match m = decide(*ex, method);
+    if (!m.matched() || m.route != a) return;
+    if (++ambiguous_reported_ > cap_) {
+      ++suppressed_ambiguous_;
+      return;
+    }
+    diags_
+        .warning("route.ambiguous", loc(B),
+                 "routes " + text::quote(A.name) + " and " + text::quote(B.name) +
+                     " both accept " + ex->text() + " with equal precedence; " + text::quote(A.name) +
+                     " wins only because it is declared first" + where(A))
+        .with_hint("make one of them more specific (a literal segment, a method or a condition)");
+  }
+
+  /// Templates of equal rank that can match a common path, found by partitioning on segments.
+  void template_ties(const std::string& label, const std::vector<std::uint32_t>& ids) {
+    std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t>, std::vector<std::uint32_t>> buckets;
+    for (auto id : ids) {
+      if (route(id).kind != model::MatchKind::template_ || !templates_[id]) continue;
+      const auto k = model::precedence_key(route(id));
+      buckets[{k.a, k.b, k.c, k.conditions}].push_back(id);
+    }
+    for (auto& [_, list] : buckets)
+      if (list.size() > 1) partition(label, list, 0);
+  }
+
+  void partition(const std::string& label, const std::vector<std::uint32_t>& items, std::size_t seg) {
+    if (items.size() < 2) return;
+    const std::size_t nseg = templates_[items[0]]->segments().size();
+    if (seg == nseg) {
+      for (std::size_t i = 0; i < items.size(); ++i)
+        for (std::size_t j = i + 1; j < items.size(); ++j) tie(label, items[i], items[j]);
+      return;
+    }
+    std::map<std::string, std::vector<std::uint32_t>> lits;
+    std::vector<std::uint32_t> wild;
+    for (auto id : items) {
+      const auto& s = templates_[id]->segments()[seg];
+      if (s.literal()) lits[s.parts[0].text].push_back(id);
+      else wild.push_back(id);
+    }
+    std::array<std::string_view, model::kMaxTemplateParams> scratch;
+    for (auto& [lit, group] : lits) {
+      auto with = group;
+      for (auto w : wild)
+        if (!lit.empty() && templates_[w]->segments()[seg].match(lit, scratch.data())) with.push_back(w);
+      partition(label, with, seg + 1);
+    }
+    partition(label, wild, seg + 1);
+  }
+
+  void tie(const std::string& label, std::uint32_t x, std::uint32_t y) {
+    const std::uint32_t a = rank(x) < rank(y) ? x : y, b = a == x ? y : x;
+    const Route& A = route(a);
+    const Route& B = route(b);
+    if (templates_[a]->shape() == templates_[b]->shape()) return; // same key: handled by same_key
+    if (!A.methods.intersects(B.methods) || contradictory(A.headers, B.headers) ||
+        contradictory(A.query, B.query))
+      return;
+    // A witness path: literals from whichever side has them, a sample where both have patterns.
+    const auto& sa = templates_[a]->segments();
+    const auto& sb = templates_[b]->segments();
+    std::string path;
+    std::array<std::string_view, model::kMaxTemplateParams> scratch;
+    for (std::size_t i = 0; i < sa.size(); ++i) {
+      std::string piece;
+      if (sa[i].literal()) piece = sa[i].parts[0].text;
+      else if (sb[i].literal()) piece = sb[i].parts[0].text;
+      else {
+        std::string from_a, from_b;
+        for (const auto& p : sa[i].parts) from_a += p.param ? std::string("x") : p.text;
+        for (const auto& p : sb[i].parts) from_b += p.param ? std::string("x") : p.text;
+        if (sb[i].match(from_a, scratch.data())) piece = from_a;
+        else if (sa[i].match(from_b, scratch.data())) piece = from_b;
+        else return;
+      }
+      path += "/" + piece;
+    }
+    if (templates_[a]->has_rest()) path += "/x";
+    ambiguous(a, b, label, path, (A.methods & B.methods).first());
+  }
+
+  void regex_ties(const std::string& label, const std::vector<std::uint32_t>& ids) {
+    std::map<std::int32_t, std::vector<std::uint32_t>> by_priority;
+    for (auto id : ids)
+      if (route(id).kind == model::MatchKind::regex) by_priority[route(id).priority].push_back(id);
+    for (auto& [_, list] : by_priority) {
+      if (list.size() < 2 || list.size() > 200) continue; // pairwise; bounded
+      for (std::size_t i = 0; i < list.size(); ++i)
+        for (std::size_t j = i + 1; j < list.size(); ++j) {
+          const std::uint32_t a = list[i], b = list[j];
+          if (route(a).pattern == route(b).pattern) continue; // same key
+          if (model::precedence_key(route(a)).conditions != model::precedence_key(route(b)).conditions)
+            continue;
+          const std::string path = example_path(b);
+          if (!path.empty() && RE2::FullMatch(path, *impl_.routes[a].regex))
+            ambiguous(a, b, label, path, (route(a).methods & route(b).methods).first());
+        }
+    }
+  }
+
+  const RouteTable& table_;
+  const RouteTable::Impl& impl_;
+  const model::Config& cfg_;
+  Diagnostics& diags_;
+  std::size_t cap_;
+  std::map<std::string, std::vector<std::uint32_t>> groups_;
+  std::unordered_map<std::uint32_t, std::size_t> group_count_;
+  std::vector<std::optional<model::PathTemplate>> templates_;
+  std::set<std::uint32_t> duplicates_;
+  std::map<std::uint32_t, std::set<std::string>> covered_;
+  std::map<std::uint32_t, std::pair<std::string, std::uint32_t>> c_first_;
+  std::set<std::pair<std::uint32_t, std::uint32_t>> ambiguous_pairs_;
+  std::size_t ambiguous_reported_ = 0, suppressed_ambiguous_ = 0;
+};
+
+} // namespace
+
+void analyze(const RouteTable& table, Diagnostics& diags, std::size_t max_per_kind) {
+  Analyzer(table, diags, max_per_kind).run();
+}
+
+} // namespace gw::router

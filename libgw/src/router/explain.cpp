@@ -1,0 +1,233 @@
+#include "gw/router/explain.hpp"
+
+#include <algorithm>
+
+#include "compiled.hpp"
+#include "gw/core/text.hpp"
+#include "gw/model/path_template.hpp"
+#include "gw/model/precedence.hpp"
+#include "gw/uri/normalize.hpp"
+
+namespace gw::router {
+namespace {
+
+/// Position of the host group through which route `r` applies to `host` (smaller = more
+/// specific), or -1 when the route does not apply to the host at all.
+long host_position(const model::Route& r, std::string_view host,
+                   const std::vector<std::string>& groups) {
+  if (r.hosts.empty()) {
+    auto it = std::find(groups.begin(), groups.end(), "*");
+    return it == groups.end() ? -1 : it - groups.begin();
+  }
+  long best = -1;
+  for (const auto& h : r.hosts) {
+    bool applies = h == host;
+    if (!applies && h.starts_with("*.")) {
+      const std::string_view suffix = std::string_view(h).substr(1);
+      applies = host.size() > suffix.size() && host.ends_with(suffix);
+    }
+    if (!applies) continue;
+    auto it = std::find(groups.begin(), groups.end(), h);
+    if (it != groups.end() && (best < 0 || it - groups.begin() < best)) best = it - groups.begin();
+  }
+  return best;
+}
+
+std::string why_outranked(const model::Route& winner, const model::Route& loser, long wpos,
+                          long lpos, const model::Config& cfg) {
+  if (wpos != lpos) return "its host match is less specific";
+  const auto w = model::precedence_key(winner), l = model::precedence_key(loser);
+  if (w.kind != l.kind)
+    return std::string(model::to_string(winner.kind)) + " beats " +
+           std::string(model::to_string(loser.kind));
+  if (w.a != l.a || w.b != l.b || w.c != l.c) {
+    switch (winner.kind) {
+    case model::MatchKind::template_:
+      if (w.a != l.a)
+        return "more literal characters (" + std::to_string(-w.a) + " vs " + std::to_string(-l.a) + ")";
+      if (w.b != l.b)
+        return "more segments (" + std::to_string(-w.b) + " vs " + std::to_string(-l.b) + ")";
+      return "no {rest...} parameter";
+    case model::MatchKind::prefix:
+      return "longer prefix (" + std::to_string(-w.a) + " vs " + std::to_string(-l.a) + ")";
+    case model::MatchKind::regex:
+      return "higher priority (" + std::to_string(winner.priority) + " vs " +
+             std::to_string(loser.priority) + ")";
+    default: break;
+    }
+  }
+  if (w.conditions != l.conditions) return "more header/query conditions";
+  const std::string where = cfg.where(winner.src);
+  return "declared earlier" + (where.empty() ? "" : " (" + where + ")");
+}
+
+} // namespace
+
+std::string_view to_string(Verdict v) noexcept {
+  switch (v) {
+  case Verdict::chosen: return "chosen";
+  case Verdict::outranked: return "outranked";
+  case Verdict::host: return "host";
+  case Verdict::method: return "method";
+  case Verdict::header: return "header";
+  case Verdict::query: return "query";
+  }
+  return "?";
+}
+
+bool path_matches(const model::Route& r, std::string_view path,
+                  std::vector<std::pair<std::string, std::string>>* params) {
+  switch (r.kind) {
+  case model::MatchKind::exact: return path == r.pattern;
+  case model::MatchKind::prefix: {
+    const std::string& p = r.pattern;
+    if (p.back() == '/') return path.starts_with(p);
+    return path == p || (path.starts_with(p) && path.size() > p.size() && path[p.size()] == '/');
+  }
+  case model::MatchKind::regex: {
+    RE2::Options opt;
+    opt.set_log_errors(false);
+    RE2 re(r.pattern, opt);
+    return re.ok() && RE2::FullMatch(path, re);
+  }
+  case model::MatchKind::template_: {
+    auto t = model::PathTemplate::parse(r.pattern);
+    if (!t) return false;
+    std::vector<std::string_view> caps(t->param_names().size());
+    std::size_t ci = 0, pos = 0;
+    for (const auto& seg : t->segments()) {
+      if (pos >= path.size() || path[pos] != '/') return false;
+      std::size_t end = path.find('/', pos + 1);
+      if (end == std::string_view::npos) end = path.size();
+      const std::string_view s = path.substr(pos + 1, end - pos - 1);
+      if (seg.literal()) {
+        if (s != seg.parts[0].text) return false;
+      } else {
+        if (s.empty() || !seg.match(s, caps.data() + ci)) return false;
+        ci += seg.param_count();
+      }
+      pos = end;
+    }
+    if (t->has_rest()) {
+      if (pos + 1 >= path.size() || path[pos] != '/') return false;
+      caps[ci++] = path.substr(pos + 1);
+    } else if (pos != path.size()) {
+      return false;
+    }
+    if (params)
+      for (std::size_t i = 0; i < ci; ++i)
+        params->emplace_back(t->param_names()[i], std::string(caps[i]));
+    return true;
+  }
+  }
+  return false;
+}
+
+Explanation explain(const RouteTable& table, const Request& req) {
+  const auto& impl = table.impl();
+  const model::Config& cfg = table.config();
+  Explanation ex;
+  std::array<char, 256> hbuf;
+  ex.host = std::string(normalize_host(req.host, hbuf));
+  std::array<std::uint32_t, 64> gids;
+  const std::size_t ng = impl.groups_for(ex.host, gids);
+  for (std::size_t i = 0; i < ng; ++i) ex.host_groups.push_back(impl.groups[gids[i]].label);
+  ex.match = table.match(req);
+
+  struct Eval {
+    std::uint32_t id;
+    long pos;
+    Verdict v;
+    std::string reason;
+  };
+  std::vector<Eval> evals;
+  for (std::uint32_t i = 0; i < cfg.routes.size(); ++i) {
+    const model::Route& r = cfg.routes[i];
+    if (!path_matches(r, req.path)) continue;
+    const auto& cr = impl.routes[i];
+    Eval e{i, host_position(r, ex.host, ex.host_groups), Verdict::chosen, {}};
+    if (e.pos < 0) {
+      e.v = Verdict::host;
+      std::vector<std::string> hs(r.hosts.begin(), r.hosts.end());
+      e.reason = (ex.host.empty() ? std::string("the request has no Host; the route needs ")
+                                  : "host " + text::quote(ex.host) + " is not one of ") +
+                 text::join(hs, ", ");
+    } else if (!r.methods.contains(req.method)) {
+      e.v = Verdict::method;
+      e.reason = "method " + std::string(model::to_string(req.method)) + " is not one of " +
+                 r.methods.to_string();
+    } else {
+      for (const auto& h : cr.headers) {
+        std::string_view v;
+        const bool found = req.headers && req.headers->find(h.m->name, v);
+        if (!matcher_holds(h, found, v)) {
+          e.v = Verdict::header;
+          e.reason = "header " + h.m->name + (h.m->invert ? " must not satisfy " : " must satisfy ") +
+                     std::string(model::to_string(h.m->op)) +
+                     (h.m->op == model::MatchOp::present ? "" : " " + text::quote(h.m->value)) +
+                     (found ? ", found " + text::quote(v) : ", but it is absent");
+          break;
+        }
+      }
+      if (e.v == Verdict::chosen) {
+        for (const auto& q : cr.query) {
+          bool found = false;
+          std::string value;
+          uri::for_each_query_param(req.query, [&](std::string_view k, std::string_view v) {
+            if (k != q.m->name) return true;
+            found = true;
+            value = v;
+            return false;
+          });
+          if (!matcher_holds(q, found, value)) {
+            e.v = Verdict::query;
+            e.reason = "query parameter " + q.m->name + " must " + (q.m->invert ? "not " : "") +
+                       "satisfy " + std::string(model::to_string(q.m->op)) +
+                       (q.m->op == model::MatchOp::present ? "" : " " + text::quote(q.m->value)) +
+                       (found ? ", found " + text::quote(value) : ", but it is absent");
+            break;
+          }
+        }
+      }
+    }
+    evals.push_back(std::move(e));
+  }
+
+  // The reference winner: most specific host group, then best rank.
+  const Eval* best = nullptr;
+  for (const auto& e : evals) {
+    if (e.v != Verdict::chosen) continue;
+    if (!best || e.pos < best->pos ||
+        (e.pos == best->pos && impl.routes[e.id].rank < impl.routes[best->id].rank))
+      best = &e;
+  }
+  if (best) ex.reference = best->id;
+  for (auto& e : evals) {
+    if (e.v == Verdict::chosen && best && e.id != best->id) {
+      e.v = Verdict::outranked;
+      e.reason = "outranked by " + text::quote(cfg.routes[best->id].name) + ": " +
+                 why_outranked(cfg.routes[best->id], cfg.routes[e.id], best->pos, e.pos, cfg);
+    }
+  }
+  std::stable_sort(evals.begin(), evals.end(), [&](const Eval& a, const Eval& b) {
+    if ((a.v == Verdict::chosen) != (b.v == Verdict::chosen)) return a.v == Verdict::chosen;
+    return impl.routes[a.id].rank < impl.routes[b.id].rank;
+  });
+  for (auto& e : evals) ex.candidates.push_back(Candidate{e.id, e.v, std::move(e.reason)});
+
+  if (!ex.reference) {
+    // A common slip: the route exists with (or without) a trailing slash.
+    std::string other(req.path);
+    if (other.size() > 1 && other.back() == '/') other.pop_back();
+    else other += '/';
+    for (const auto& r : cfg.routes)
+      if (path_matches(r, other)) {
+        ex.notes.push_back("route " + text::quote(r.name) + " matches " + text::quote(other) +
+                           " (trailing slashes are significant)");
+        break;
+      }
+  }
+  return ex;
+}
+
+} // namespace gw::router
