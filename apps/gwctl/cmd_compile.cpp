@@ -37,10 +37,9 @@ int run_compile(const Global& g, const CompileOptions& o) {
   }
   gw::Sha256 digest;
   std::copy(bytes.begin() + 32, bytes.begin() + 64, digest.begin());
-  std::printf("compiled %zu routes, %zu upstreams, %zu policies -> %s (%s, sha256 %s)\n",
-              loaded.config->routes.size(), loaded.config->upstreams.size(),
-              loaded.config->policies.size(), o.output.c_str(),
-              gw::units::format_size(bytes.size()).c_str(), gw::to_hex(digest).substr(0, 16).c_str());
+  std::printf("compiled %s -> %s (%s, sha256 %s)\n", counts(*loaded.config).c_str(),
+              o.output.c_str(), gw::units::format_size(bytes.size()).c_str(),
+              gw::to_hex(digest).substr(0, 16).c_str());
   return kOk;
 }
 

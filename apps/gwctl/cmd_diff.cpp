@@ -22,7 +22,9 @@ int run_diff(const Global& g, const DiffOptions& o) {
   if (o.json) {
     auto arr = nlohmann::json::array();
     for (const auto& c : changes)
-      arr.push_back({{"kind", check::to_string(c.kind)}, {"object", c.object}, {"name", c.name},
+      arr.push_back({{"kind", check::to_string(c.kind)},
+                     {"object", c.object},
+                     {"name", c.name},
                      {"details", c.details}});
     print_json({{"old", o.old_input}, {"new", o.new_input}, {"changes", arr}});
     return rc;
@@ -36,14 +38,27 @@ int run_diff(const Global& g, const DiffOptions& o) {
     const char* mark = "~";
     const char* color = st.yellow();
     switch (c.kind) {
-    case check::Change::Kind::added: mark = "+"; color = st.green(); break;
-    case check::Change::Kind::removed: mark = "-"; color = st.red(); break;
-    case check::Change::Kind::precedence: mark = "^"; color = st.cyan(); break;
-    default: break;
+    case check::Change::Kind::added:
+      mark = "+";
+      color = st.green();
+      break;
+    case check::Change::Kind::removed:
+      mark = "-";
+      color = st.red();
+      break;
+    case check::Change::Kind::precedence:
+      mark = "^";
+      color = st.cyan();
+      break;
+    default:
+      break;
     }
     std::printf("%s%s %s %s%s %s\n", color, mark, c.object.c_str(), c.name.c_str(), st.reset(),
-                c.kind == check::Change::Kind::changed ? "" : std::string(check::to_string(c.kind)).c_str());
-    for (const auto& d : c.details) std::printf("    %s\n", d.c_str());
+                c.kind == check::Change::Kind::changed
+                    ? ""
+                    : std::string(check::to_string(c.kind)).c_str());
+    for (const auto& d : c.details)
+      std::printf("    %s\n", d.c_str());
   }
   return rc;
 }

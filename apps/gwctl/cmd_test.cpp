@@ -34,14 +34,19 @@ int run_test(const Global& g, const TestOptions& o) {
     auto results = nlohmann::json::array();
     for (const auto& r : rep.results) {
       if (o.only_failures && r.passed()) continue;
-      results.push_back({{"name", r.name}, {"where", r.where}, {"request", r.request},
-                         {"actual", r.actual}, {"passed", r.passed()}, {"failures", r.failures}});
+      results.push_back({{"name", r.name},
+                         {"where", r.where},
+                         {"request", r.request},
+                         {"actual", r.actual},
+                         {"passed", r.passed()},
+                         {"failures", r.failures}});
     }
     print_json({{"passed", rep.passed},
                 {"failed", rep.failed},
-                {"coverage", {{"percent", rep.coverage()},
-                              {"routes", rep.routes_total},
-                              {"uncovered", rep.uncovered}}},
+                {"coverage",
+                 {{"percent", rep.coverage()},
+                  {"routes", rep.routes_total},
+                  {"uncovered", rep.uncovered}}},
                 {"ok", ok},
                 {"results", results}});
     return ok ? kOk : kFailed;
@@ -56,14 +61,17 @@ int run_test(const Global& g, const TestOptions& o) {
     } else {
       std::printf("%sFAIL%s  %s  (%s)\n", st.red(), st.reset(), r.name.c_str(), r.where.c_str());
       std::printf("      request: %s\n", r.request.c_str());
-      for (const auto& f : r.failures) std::printf("      %s\n", f.c_str());
+      for (const auto& f : r.failures)
+        std::printf("      %s\n", f.c_str());
     }
   }
   std::printf("\n%zu passed, %zu failed; route coverage %.1f%% (%zu of %zu routes)\n", rep.passed,
-              rep.failed, rep.coverage(), rep.routes_total - rep.uncovered.size(), rep.routes_total);
+              rep.failed, rep.coverage(), rep.routes_total - rep.uncovered.size(),
+              rep.routes_total);
   if (!rep.uncovered.empty()) {
     std::string list;
-    for (const auto& n : rep.uncovered) list += (list.empty() ? "" : ", ") + n;
+    for (const auto& n : rep.uncovered)
+      list += (list.empty() ? "" : ", ") + n;
     std::printf("not covered: %s\n", list.c_str());
   }
   if (!coverage_ok)

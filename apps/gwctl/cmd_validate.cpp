@@ -5,6 +5,15 @@
 
 namespace gwctl {
 
+std::string counts(const gw::model::Config& c) {
+  auto n = [](std::size_t k, const char* one, const char* many) {
+    return std::to_string(k) + " " + (k == 1 ? one : many);
+  };
+  return n(c.routes.size(), "route", "routes") + ", " +
+         n(c.upstreams.size(), "upstream", "upstreams") + ", " +
+         n(c.policies.size(), "policy", "policies");
+}
+
 namespace {
 bool unreadable(const gw::Diagnostics& d) {
   for (const auto& x : d)
@@ -31,14 +40,14 @@ int run_validate(const Global& g, const ValidateOptions& o) {
     print_json(j);
     break;
   }
-  case Format::sarif: print_json(diagnostics_sarif(loaded.diags)); break;
+  case Format::sarif:
+    print_json(diagnostics_sarif(loaded.diags));
+    break;
   case Format::text: {
     const Style st = style_for(stdout, g.color);
     if (!o.quiet) print_diagnostics(stdout, loaded.diags, &loaded.sources, st);
     if (ok) {
-      std::printf("%sok%s: %zu routes, %zu upstreams, %zu policies", st.green(), st.reset(),
-                  loaded.config->routes.size(), loaded.config->upstreams.size(),
-                  loaded.config->policies.size());
+      std::printf("%sok%s: %s", st.green(), st.reset(), counts(*loaded.config).c_str());
       if (loaded.diags.warning_count()) std::printf(" (%s)", summarize(loaded.diags).c_str());
       std::printf("\n");
     } else {

@@ -10,12 +10,21 @@ namespace gwctl {
 /// Process exit codes, documented in `gwctl --help` and the README.
 enum Exit : int {
   kOk = 0,
-  kFailed = 1,   // invalid input, failed test cases, no route, differences found
-  kUsage = 2,    // bad command line
-  kIoError = 5,  // cannot read or write a file
+  kFailed = 1,  // invalid input, failed test cases, no route, differences found
+  kUsage = 2,   // bad command line
+  kIoError = 5, // cannot read or write a file
 };
 
 enum class Format { text, json, sarif };
+
+} // namespace gwctl
+namespace gw::model {
+struct Config;
+}
+namespace gwctl {
+
+/// "12 routes, 1 upstream, 0 policies".
+std::string counts(const gw::model::Config& c);
 enum class Color { automatic, always, never };
 
 struct Global {

@@ -10,7 +10,8 @@ using namespace gw;
 
 std::string match_text(const model::Route& r) {
   std::string s = std::string(model::to_string(r.kind)) + " " + r.pattern;
-  if (r.kind == model::MatchKind::regex && r.priority != 0) s += " (priority " + std::to_string(r.priority) + ")";
+  if (r.kind == model::MatchKind::regex && r.priority != 0)
+    s += " (priority " + std::to_string(r.priority) + ")";
   return s;
 }
 
@@ -23,10 +24,13 @@ std::string conditions_text(const model::Route& r) {
   auto add = [&](const char* what, const model::Matcher& m) {
     if (!s.empty()) s += "; ";
     s += std::string(what) + " " + (m.invert ? "!" : "") + m.name;
-    if (m.op != model::MatchOp::present) s += " " + std::string(model::to_string(m.op)) + " " + text::quote(m.value);
+    if (m.op != model::MatchOp::present)
+      s += " " + std::string(model::to_string(m.op)) + " " + text::quote(m.value);
   };
-  for (const auto& m : r.headers) add("header", m);
-  for (const auto& m : r.query) add("query", m);
+  for (const auto& m : r.headers)
+    add("header", m);
+  for (const auto& m : r.query)
+    add("query", m);
   return s;
 }
 
@@ -55,10 +59,12 @@ nlohmann::json route_json(const model::Config& cfg, const model::Route& r) {
       {"retries", r.retries},
   };
   if (r.kind == model::MatchKind::regex) j["match"]["priority"] = r.priority;
-  if (r.per_try_timeout_ms) j["per_try_timeout"] = units::format_duration(units::Millis(r.per_try_timeout_ms));
+  if (r.per_try_timeout_ms)
+    j["per_try_timeout"] = units::format_duration(units::Millis(r.per_try_timeout_ms));
   if (r.max_body) j["max_body"] = units::format_size(r.max_body);
   auto pols = nlohmann::json::array();
-  for (auto p : r.policies) pols.push_back(cfg.policies[p].name);
+  for (auto p : r.policies)
+    pols.push_back(cfg.policies[p].name);
   j["policies"] = pols;
   if (!r.headers.empty()) j["headers"] = matchers_json(r.headers);
   if (!r.query.empty()) j["query"] = matchers_json(r.query);
@@ -76,13 +82,16 @@ nlohmann::json route_json(const model::Config& cfg, const model::Route& r) {
 
 nlohmann::json upstream_json(const model::Config& cfg, const model::Upstream& u) {
   auto eps = nlohmann::json::array();
-  for (const auto& e : u.endpoints) eps.push_back({{"address", e.address()}, {"weight", e.weight}});
-  nlohmann::json j = {{"name", u.name},
-                      {"balance", model::to_string(u.balance)},
-                      {"endpoints", eps},
-                      {"connect_timeout", units::format_duration(units::Millis(u.connect_timeout_ms))}};
+  for (const auto& e : u.endpoints)
+    eps.push_back({{"address", e.address()}, {"weight", e.weight}});
+  nlohmann::json j = {
+      {"name", u.name},
+      {"balance", model::to_string(u.balance)},
+      {"endpoints", eps},
+      {"connect_timeout", units::format_duration(units::Millis(u.connect_timeout_ms))}};
   if (u.hash_on != model::HashOn::none)
-    j["hash_on"] = std::string(model::to_string(u.hash_on)) + (u.hash_key.empty() ? "" : ":" + u.hash_key);
+    j["hash_on"] =
+        std::string(model::to_string(u.hash_on)) + (u.hash_key.empty() ? "" : ":" + u.hash_key);
   const std::string where = cfg.where(u.src);
   if (!where.empty()) j["source"] = where;
   return j;

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   CLI::App app{"gwctl: validate, compile, inspect and test gw route tables", "gwctl"};
   app.set_version_flag("--version", std::string("gwctl ") + GW_VERSION);
   app.require_subcommand(1);
+  app.fallthrough(); // global options (--color) may follow the subcommand
   app.footer(kFooter);
 
   Global g;
@@ -35,8 +36,10 @@ int main(int argc, char** argv) {
 
   // validate
   ValidateOptions vo;
-  auto* validate = app.add_subcommand("validate", "Check specs (or a table) and report every problem");
-  validate->add_option("SPEC", vo.inputs, "TOML spec files, merged in order, or one .gwrt table")->required();
+  auto* validate =
+      app.add_subcommand("validate", "Check specs (or a table) and report every problem");
+  validate->add_option("SPEC", vo.inputs, "TOML spec files, merged in order, or one .gwrt table")
+      ->required();
   const std::map<std::string, Format> formats{
       {"text", Format::text}, {"json", Format::json}, {"sarif", Format::sarif}};
   validate->add_option("--format", vo.format, "Output: text, json or sarif (for CI annotations)")
@@ -57,13 +60,16 @@ int main(int argc, char** argv) {
 
   // inspect
   InspectOptions io;
-  auto* inspect = app.add_subcommand("inspect", "Show a table: header, digest, routes in precedence order, upstreams");
-  inspect->add_option("TABLE", io.input, "A .gwrt table (or a spec, shown as it would compile)")->required();
+  auto* inspect = app.add_subcommand(
+      "inspect", "Show a table: header, digest, routes in precedence order, upstreams");
+  inspect->add_option("TABLE", io.input, "A .gwrt table (or a spec, shown as it would compile)")
+      ->required();
   inspect->add_flag("--json", io.json, "JSON output");
 
   // explain
   ExplainOptions eo;
-  auto* explain = app.add_subcommand("explain", "Show which route a request takes, and why others do not");
+  auto* explain =
+      app.add_subcommand("explain", "Show which route a request takes, and why others do not");
   explain->add_option("INPUT", eo.input, "A spec or a .gwrt table")->required();
   explain->add_option("METHOD", eo.method, "Request method, e.g. GET")->required();
   explain->add_option("URL", eo.url, "http://host/path?query, or /path?query")->required();
@@ -79,7 +85,8 @@ int main(int argc, char** argv) {
   test->add_option("--with", to.with, "More spec files merged with INPUT");
   test->add_flag("--json", to.json, "JSON output");
   test->add_flag("--only-failures", to.only_failures, "List failing cases only");
-  test->add_option("--fail-under", to.fail_under, "Fail when route coverage is below this percentage")
+  test->add_option("--fail-under", to.fail_under,
+                   "Fail when route coverage is below this percentage")
       ->check(CLI::Range(0.0, 100.0));
 
   // diff

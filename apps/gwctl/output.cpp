@@ -7,10 +7,13 @@ namespace gwctl {
 
 Style style_for(std::FILE* f, Color c) {
   Style s;
-  if (c == Color::always) s.on = true;
-  else if (c == Color::never) s.on = false;
-  else s.on = ::isatty(::fileno(f)) && !std::getenv("NO_COLOR") &&
-              std::string_view(std::getenv("TERM") ? std::getenv("TERM") : "") != "dumb";
+  if (c == Color::always)
+    s.on = true;
+  else if (c == Color::never)
+    s.on = false;
+  else
+    s.on = ::isatty(::fileno(f)) && !std::getenv("NO_COLOR") &&
+           std::string_view(std::getenv("TERM") ? std::getenv("TERM") : "") != "dumb";
   return s;
 }
 
@@ -61,10 +64,11 @@ void print_diagnostics(std::FILE* out, const gw::Diagnostics& diags,
       std::replace(text.begin(), text.end(), '\t', ' ');
       std::fprintf(out, "%s%5u |%s %s\n", st.dim(), d.line, st.reset(), text.c_str());
       if (d.col > 0 && d.col <= text.size() + 1)
-        std::fprintf(out, "%s      |%s %*s%s^%s\n", st.dim(), st.reset(), static_cast<int>(d.col - 1),
-                     "", color, st.reset());
+        std::fprintf(out, "%s      |%s %*s%s^%s\n", st.dim(), st.reset(),
+                     static_cast<int>(d.col - 1), "", color, st.reset());
     }
-    if (!d.hint.empty()) std::fprintf(out, "  %shint:%s %s\n", st.cyan(), st.reset(), d.hint.c_str());
+    if (!d.hint.empty())
+      std::fprintf(out, "  %shint:%s %s\n", st.cyan(), st.reset(), d.hint.c_str());
   }
 }
 
@@ -75,7 +79,8 @@ std::string summarize(const gw::Diagnostics& diags) {
   if (diags.error_count() == 0 && diags.warning_count() == 0) return "no problems";
   std::string s;
   if (diags.error_count()) s = plural(diags.error_count(), "error");
-  if (diags.warning_count()) s += (s.empty() ? "" : ", ") + plural(diags.warning_count(), "warning");
+  if (diags.warning_count())
+    s += (s.empty() ? "" : ", ") + plural(diags.warning_count(), "warning");
   return s;
 }
 
@@ -92,7 +97,8 @@ nlohmann::json diagnostics_json(const gw::Diagnostics& diags) {
     if (!d.pointer.empty()) j["pointer"] = d.pointer;
     arr.push_back(std::move(j));
   }
-  return {{"errors", diags.error_count()}, {"warnings", diags.warning_count()}, {"diagnostics", arr}};
+  return {
+      {"errors", diags.error_count()}, {"warnings", diags.warning_count()}, {"diagnostics", arr}};
 }
 
 nlohmann::json diagnostics_sarif(const gw::Diagnostics& diags) {
@@ -109,7 +115,8 @@ nlohmann::json diagnostics_sarif(const gw::Diagnostics& diags) {
         {"level", d.severity == gw::Severity::error     ? "error"
                   : d.severity == gw::Severity::warning ? "warning"
                                                         : "note"},
-        {"message", {{"text", d.hint.empty() ? d.message : d.message + " (hint: " + d.hint + ")"}}}};
+        {"message",
+         {{"text", d.hint.empty() ? d.message : d.message + " (hint: " + d.hint + ")"}}}};
     if (!d.file.empty()) {
       nlohmann::json phys = {{"artifactLocation", {{"uri", d.file}}}};
       if (d.line > 0) {
@@ -134,22 +141,28 @@ void print_table(std::FILE* out, const std::vector<std::string>& header,
                  const std::vector<std::vector<std::string>>& rows, const Style& st,
                  const std::string& indent) {
   std::vector<std::size_t> w(header.size(), 0);
-  for (std::size_t i = 0; i < header.size(); ++i) w[i] = header[i].size();
+  for (std::size_t i = 0; i < header.size(); ++i)
+    w[i] = header[i].size();
   for (const auto& r : rows)
-    for (std::size_t i = 0; i < r.size() && i < w.size(); ++i) w[i] = std::max(w[i], r[i].size());
+    for (std::size_t i = 0; i < r.size() && i < w.size(); ++i)
+      w[i] = std::max(w[i], r[i].size());
   auto line = [&](const std::vector<std::string>& cells, bool head) {
     std::string s = indent;
     for (std::size_t i = 0; i < cells.size(); ++i) {
       s += cells[i];
       if (i + 1 < cells.size()) s += std::string(w[i] - cells[i].size() + 2, ' ');
     }
-    while (!s.empty() && s.back() == ' ') s.pop_back();
+    while (!s.empty() && s.back() == ' ')
+      s.pop_back();
     std::fprintf(out, "%s%s%s\n", head ? st.bold() : "", s.c_str(), head ? st.reset() : "");
   };
   line(header, true);
-  for (const auto& r : rows) line(r, false);
+  for (const auto& r : rows)
+    line(r, false);
 }
 
-void print_json(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }
+void print_json(const nlohmann::json& j) {
+  std::printf("%s\n", j.dump(2).c_str());
+}
 
 } // namespace gwctl

@@ -52,8 +52,10 @@ CasesReport run_cases(const router::RouteTable& table, const std::vector<spec::C
       std::string host = c.host ? *c.host : (url ? url->host : "");
       for (const auto& [k, v] : c.headers) {
         const std::string name = text::lower(k);
-        if (name == "host") host = *v; // an explicit Host header wins, as on the wire
-        else headers.values.emplace_back(name, *v);
+        if (name == "host")
+          host = *v; // an explicit Host header wins, as on the wire
+        else
+          headers.values.emplace_back(name, *v);
       }
       router::Request req;
       req.host = host;
@@ -77,13 +79,17 @@ CasesReport run_cases(const router::RouteTable& table, const std::vector<spec::C
                text::quote(cfg.upstreams[r.upstream].name));
         if (c.params.set) {
           std::map<std::string, std::string> got;
-          for (const auto& p : m.params()) got[std::string(p.name)] = std::string(p.value);
+          for (const auto& p : m.params())
+            got[std::string(p.name)] = std::string(p.value);
           std::map<std::string, std::string> want;
-          for (const auto& [k, v] : c.params.value) want[k] = *v;
+          for (const auto& [k, v] : c.params.value)
+            want[k] = *v;
           if (got != want) {
             std::string g, w;
-            for (const auto& [k, v] : got) g += (g.empty() ? "" : ", ") + k + "=" + text::quote(v);
-            for (const auto& [k, v] : want) w += (w.empty() ? "" : ", ") + k + "=" + text::quote(v);
+            for (const auto& [k, v] : got)
+              g += (g.empty() ? "" : ", ") + k + "=" + text::quote(v);
+            for (const auto& [k, v] : want)
+              w += (w.empty() ? "" : ", ") + k + "=" + text::quote(v);
             fail("expected params {" + w + "}, got {" + g + "}");
           }
         }

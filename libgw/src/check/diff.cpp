@@ -6,7 +6,6 @@
 
 #include "gw/core/text.hpp"
 #include "gw/core/units.hpp"
-#include "gw/model/path_template.hpp"
 #include "gw/model/precedence.hpp"
 #include "gw/router/explain.hpp"
 
@@ -16,7 +15,9 @@ namespace {
 using model::Config;
 using model::Route;
 
-std::string ms(std::uint32_t v) { return v == 0 ? "none" : units::format_duration(units::Millis(v)); }
+std::string ms(std::uint32_t v) {
+  return v == 0 ? "none" : units::format_duration(units::Millis(v));
+}
 
 std::string matchers(const std::vector<model::Matcher>& ms) {
   std::string s;
@@ -28,7 +29,9 @@ std::string matchers(const std::vector<model::Matcher>& ms) {
   return s.empty() ? "none" : s;
 }
 
-std::string opt(const std::optional<std::string>& o) { return o ? text::quote(*o) : "none"; }
+std::string opt(const std::optional<std::string>& o) {
+  return o ? text::quote(*o) : "none";
+}
 
 std::string list(const std::vector<std::string>& v) {
   return v.empty() ? "any" : text::join(v, ", ");
@@ -54,8 +57,10 @@ std::vector<std::string> route_changes(const Route& a, const Config& ca, const R
   field(d, "max_body", a.max_body ? units::format_size(a.max_body) : std::string("unlimited"),
         b.max_body ? units::format_size(b.max_body) : std::string("unlimited"));
   std::vector<std::string> pa, pb;
-  for (auto i : a.policies) pa.push_back(ca.policies[i].name);
-  for (auto i : b.policies) pb.push_back(cb.policies[i].name);
+  for (auto i : a.policies)
+    pa.push_back(ca.policies[i].name);
+  for (auto i : b.policies)
+    pb.push_back(cb.policies[i].name);
   field(d, "policies", pa.empty() ? std::string("none") : text::join(pa, ", "),
         pb.empty() ? std::string("none") : text::join(pb, ", "));
   field(d, "headers", matchers(a.headers), matchers(b.headers));
@@ -70,17 +75,6 @@ std::string endpoint_text(const model::Endpoint& e) {
   return e.address() + (e.weight != 1 ? " (weight " + std::to_string(e.weight) + ")" : "");
 }
 
-/// An example path for a route, to test whether two routes compete.
-std::string example(const Route& r) {
-  switch (r.kind) {
-  case model::MatchKind::template_:
-    if (auto t = model::PathTemplate::parse(r.pattern)) return t->example("1");
-    return "";
-  case model::MatchKind::regex: return "";
-  default: return r.pattern;
-  }
-}
-
 bool hosts_overlap(const Route& a, const Route& b) {
   if (a.hosts.empty() || b.hosts.empty()) return a.hosts.empty() && b.hosts.empty();
   for (const auto& h : a.hosts)
@@ -92,18 +86,21 @@ bool hosts_overlap(const Route& a, const Route& b) {
 /// example path is accepted by the other)?
 bool compete(const Route& a, const Route& b) {
   if (!hosts_overlap(a, b) || !a.methods.intersects(b.methods)) return false;
-  const std::string ea = example(a), eb = example(b);
-  return (!ea.empty() && router::path_matches(b, ea)) || (!eb.empty() && router::path_matches(a, eb));
+  return router::common_path(a, b).has_value();
 }
 
 } // namespace
 
 std::string_view to_string(Change::Kind k) noexcept {
   switch (k) {
-  case Change::Kind::added: return "added";
-  case Change::Kind::removed: return "removed";
-  case Change::Kind::changed: return "changed";
-  case Change::Kind::precedence: return "precedence";
+  case Change::Kind::added:
+    return "added";
+  case Change::Kind::removed:
+    return "removed";
+  case Change::Kind::changed:
+    return "changed";
+  case Change::Kind::precedence:
+    return "precedence";
   }
   return "?";
 }
@@ -116,8 +113,10 @@ std::vector<Change> diff(const router::RouteTable& old_table, const router::Rout
   // Upstreams (sorted by name in both).
   {
     std::map<std::string, const model::Upstream*> ua, ub;
-    for (const auto& u : a.upstreams) ua[u.name] = &u;
-    for (const auto& u : b.upstreams) ub[u.name] = &u;
+    for (const auto& u : a.upstreams)
+      ua[u.name] = &u;
+    for (const auto& u : b.upstreams)
+      ub[u.name] = &u;
     for (const auto& [name, u] : ua)
       if (!ub.count(name)) out.push_back({Change::Kind::removed, "upstream", name, {}});
     for (const auto& [name, u] : ub) {
@@ -129,13 +128,16 @@ std::vector<Change> diff(const router::RouteTable& old_table, const router::Rout
       const model::Upstream& x = *it->second;
       std::vector<std::string> d;
       std::vector<std::string> ea, eb;
-      for (const auto& e : x.endpoints) ea.push_back(endpoint_text(e));
-      for (const auto& e : u->endpoints) eb.push_back(endpoint_text(e));
+      for (const auto& e : x.endpoints)
+        ea.push_back(endpoint_text(e));
+      for (const auto& e : u->endpoints)
+        eb.push_back(endpoint_text(e));
       for (const auto& e : ea)
         if (std::find(eb.begin(), eb.end(), e) == eb.end()) d.push_back("endpoint removed: " + e);
       for (const auto& e : eb)
         if (std::find(ea.begin(), ea.end(), e) == ea.end()) d.push_back("endpoint added: " + e);
-      field(d, "balance", std::string(model::to_string(x.balance)), std::string(model::to_string(u->balance)));
+      field(d, "balance", std::string(model::to_string(x.balance)),
+            std::string(model::to_string(u->balance)));
       field(d, "hash_on", std::string(model::to_string(x.hash_on)) + " " + x.hash_key,
             std::string(model::to_string(u->hash_on)) + " " + u->hash_key);
       field(d, "connect_timeout", ms(x.connect_timeout_ms), ms(u->connect_timeout_ms));
@@ -145,8 +147,10 @@ std::vector<Change> diff(const router::RouteTable& old_table, const router::Rout
   // Policies.
   {
     std::map<std::string, const model::Policy*> pa, pb;
-    for (const auto& p : a.policies) pa[p.name] = &p;
-    for (const auto& p : b.policies) pb[p.name] = &p;
+    for (const auto& p : a.policies)
+      pa[p.name] = &p;
+    for (const auto& p : b.policies)
+      pb[p.name] = &p;
     for (const auto& [name, p] : pa)
       if (!pb.count(name)) out.push_back({Change::Kind::removed, "policy", name, {}});
     for (const auto& [name, p] : pb) {
@@ -163,18 +167,24 @@ std::vector<Change> diff(const router::RouteTable& old_table, const router::Rout
   }
   // Routes, in the new table's precedence order.
   std::map<std::string, std::uint32_t> ra, rb;
-  for (std::uint32_t i = 0; i < a.routes.size(); ++i) ra[a.routes[i].name] = i;
-  for (std::uint32_t i = 0; i < b.routes.size(); ++i) rb[b.routes[i].name] = i;
+  for (std::uint32_t i = 0; i < a.routes.size(); ++i)
+    ra[a.routes[i].name] = i;
+  for (std::uint32_t i = 0; i < b.routes.size(); ++i)
+    rb[b.routes[i].name] = i;
   for (const auto& r : a.routes)
     if (!rb.count(r.name))
-      out.push_back({Change::Kind::removed, "route", r.name,
+      out.push_back({Change::Kind::removed,
+                     "route",
+                     r.name,
                      {std::string(model::to_string(r.kind)) + " " + text::quote(r.pattern)}});
   std::vector<std::uint32_t> moved; // indices into b of routes whose matching changed
   for (std::uint32_t i = 0; i < b.routes.size(); ++i) {
     const Route& r = b.routes[i];
     auto it = ra.find(r.name);
     if (it == ra.end()) {
-      out.push_back({Change::Kind::added, "route", r.name,
+      out.push_back({Change::Kind::added,
+                     "route",
+                     r.name,
                      {std::string(model::to_string(r.kind)) + " " + text::quote(r.pattern)}});
       continue;
     }
@@ -182,7 +192,8 @@ std::vector<Change> diff(const router::RouteTable& old_table, const router::Rout
     auto d = route_changes(old, a, r, b);
     if (!d.empty()) out.push_back({Change::Kind::changed, "route", r.name, std::move(d)});
     auto ka = model::precedence_key(old), kb = model::precedence_key(r);
-    if (!ka.same_rank(kb) || old.methods != r.methods || old.hosts != r.hosts || old.pattern != r.pattern)
+    if (!ka.same_rank(kb) || old.methods != r.methods || old.hosts != r.hosts ||
+        old.pattern != r.pattern)
       moved.push_back(i);
   }
   // Precedence: pairs of surviving routes that compete and swapped order.
@@ -205,8 +216,11 @@ std::vector<Change> diff(const router::RouteTable& old_table, const router::Rout
       const std::string& first = before_now ? r.name : s.name;
       const std::string& second = before_now ? s.name : r.name;
       if (!seen.insert({first, second}).second) continue;
-      out.push_back({Change::Kind::precedence, "route", first,
-                     {"now takes precedence over " + text::quote(second) + " (it came after before)"}});
+      out.push_back(
+          {Change::Kind::precedence,
+           "route",
+           first,
+           {"now takes precedence over " + text::quote(second) + " (it came after before)"}});
     }
   }
   return out;

@@ -7,9 +7,12 @@ namespace gw {
 
 std::string_view to_string(Severity s) noexcept {
   switch (s) {
-  case Severity::error: return "error";
-  case Severity::warning: return "warning";
-  case Severity::note: return "note";
+  case Severity::error:
+    return "error";
+  case Severity::warning:
+    return "warning";
+  case Severity::note:
+    return "note";
   }
   return "error";
 }
@@ -57,7 +60,8 @@ void Diagnostics::append(const Diagnostics& other) {
 
 void Diagnostics::sort() {
   std::unordered_map<std::string, std::size_t> rank;
-  for (const auto& d : items_) rank.try_emplace(d.file, rank.size());
+  for (const auto& d : items_)
+    rank.try_emplace(d.file, rank.size());
   std::stable_sort(items_.begin(), items_.end(), [&](const Diagnostic& a, const Diagnostic& b) {
     const auto ra = rank[a.file], rb = rank[b.file];
     if (ra != rb) return ra < rb;

@@ -8,12 +8,18 @@ public:
   const char* name() const noexcept override { return "gw"; }
   std::string message(int ev) const override {
     switch (static_cast<errc>(ev)) {
-    case errc::ok: return "ok";
-    case errc::invalid_argument: return "invalid_argument";
-    case errc::io_error: return "io_error";
-    case errc::too_large: return "too_large";
-    case errc::not_found: return "not_found";
-    case errc::unsupported: return "unsupported";
+    case errc::ok:
+      return "ok";
+    case errc::invalid_argument:
+      return "invalid_argument";
+    case errc::io_error:
+      return "io_error";
+    case errc::too_large:
+      return "too_large";
+    case errc::not_found:
+      return "not_found";
+    case errc::unsupported:
+      return "unsupported";
     }
     return "unknown";
   }

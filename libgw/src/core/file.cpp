@@ -14,7 +14,9 @@ namespace {
 std::string os_error(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
 }
-std::string os_error(const std::string& what) { return what + ": " + std::strerror(errno); }
+std::string os_error(const std::string& what) {
+  return what + ": " + std::strerror(errno);
+}
 
 struct Fd {
   int fd = -1;
@@ -86,7 +88,8 @@ Result<void> write_atomic(const std::string& path, std::span<const unsigned char
   }
   // Make the rename itself durable.
   const auto slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const std::string dir =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   Fd d;
   d.fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (d.fd >= 0) ::fsync(d.fd);

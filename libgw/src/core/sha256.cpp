@@ -14,12 +14,16 @@ Sha256 sha256(std::span<const unsigned char> data) {
   return out;
 }
 
-std::string to_hex(const Sha256& d) { return text::hex(d); }
+std::string to_hex(const Sha256& d) {
+  return text::hex(d);
+}
 
 Sha256Hasher::Sha256Hasher() : ctx_(EVP_MD_CTX_new()) {
   EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
 }
-Sha256Hasher::~Sha256Hasher() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+Sha256Hasher::~Sha256Hasher() {
+  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_));
+}
 void Sha256Hasher::update(std::span<const unsigned char> data) {
   EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size());
 }

@@ -27,7 +27,8 @@ std::size_t edit_distance(std::string_view a, std::string_view b, std::size_t ca
   const std::size_t la = a.size(), lb = b.size();
   if ((la > lb ? la - lb : lb - la) > cap) return cap + 1;
   std::vector<std::size_t> prev(lb + 1), cur(lb + 1);
-  for (std::size_t j = 0; j <= lb; ++j) prev[j] = j;
+  for (std::size_t j = 0; j <= lb; ++j)
+    prev[j] = j;
   for (std::size_t i = 1; i <= la; ++i) {
     cur[0] = i;
     std::size_t row_min = cur[0];

@@ -7,7 +7,9 @@ namespace {
 
 constexpr std::int64_t kMaxDurationMs = 24LL * 24 * 3600 * 1000; // fits a u32 with room to spare
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 } // namespace
 
@@ -40,13 +42,18 @@ Result<Millis> parse_duration(std::string_view text) {
       return fail(errc::invalid_argument, "expected a number");
     }
     const std::size_t ustart = i;
-    while (i < text.size() && !is_digit(text[i]) && text[i] != '.') ++i;
+    while (i < text.size() && !is_digit(text[i]) && text[i] != '.')
+      ++i;
     const std::string_view unit = text.substr(ustart, i - ustart);
     double factor;
-    if (unit == "ms") factor = 1;
-    else if (unit == "s") factor = 1000;
-    else if (unit == "m") factor = 60'000;
-    else if (unit == "h") factor = 3'600'000;
+    if (unit == "ms")
+      factor = 1;
+    else if (unit == "s")
+      factor = 1000;
+    else if (unit == "m")
+      factor = 60'000;
+    else if (unit == "h")
+      factor = 3'600'000;
     else if (unit.empty())
       return fail(errc::invalid_argument, "missing unit (use ms, s, m or h, e.g. \"5s\")");
     else
@@ -80,7 +87,8 @@ std::string format_duration(Millis d) {
       // 1500 -> "1.5s"
       std::string frac = std::to_string(ms % 1000);
       frac.insert(0, 3 - frac.size(), '0');
-      while (!frac.empty() && frac.back() == '0') frac.pop_back();
+      while (!frac.empty() && frac.back() == '0')
+        frac.pop_back();
       out += std::to_string(ms / 1000) + "." + frac + "s";
     } else {
       out += std::to_string(ms) + "ms";
@@ -102,23 +110,32 @@ Result<std::uint64_t> parse_size(std::string_view text) {
   if (i == 0) return fail(errc::invalid_argument, "expected a number");
   const std::string_view unit = text.substr(i);
   std::uint64_t factor;
-  if (unit.empty() || unit == "B") factor = 1;
-  else if (unit == "KB") factor = 1000;
-  else if (unit == "MB") factor = 1000 * 1000;
-  else if (unit == "GB") factor = 1000ULL * 1000 * 1000;
-  else if (unit == "KiB") factor = 1024;
-  else if (unit == "MiB") factor = 1024 * 1024;
-  else if (unit == "GiB") factor = 1024ULL * 1024 * 1024;
+  if (unit.empty() || unit == "B")
+    factor = 1;
+  else if (unit == "KB")
+    factor = 1000;
+  else if (unit == "MB")
+    factor = 1000 * 1000;
+  else if (unit == "GB")
+    factor = 1000ULL * 1000 * 1000;
+  else if (unit == "KiB")
+    factor = 1024;
+  else if (unit == "MiB")
+    factor = 1024 * 1024;
+  else if (unit == "GiB")
+    factor = 1024ULL * 1024 * 1024;
   else
-    return fail(errc::invalid_argument,
-                "unknown size unit \"" + std::string(unit) + "\" (use B, KB, MB, GB, KiB, MiB, GiB)");
+    return fail(errc::invalid_argument, "unknown size unit \"" + std::string(unit) +
+                                            "\" (use B, KB, MB, GB, KiB, MiB, GiB)");
   if (n > (1ULL << 53) / factor) return fail(errc::invalid_argument, "size too large");
   return n * factor;
 }
 
 std::string format_size(std::uint64_t bytes) {
-  if (bytes >= (1ULL << 30) && bytes % (1ULL << 30) == 0) return std::to_string(bytes >> 30) + "GiB";
-  if (bytes >= (1ULL << 20) && bytes % (1ULL << 20) == 0) return std::to_string(bytes >> 20) + "MiB";
+  if (bytes >= (1ULL << 30) && bytes % (1ULL << 30) == 0)
+    return std::to_string(bytes >> 30) + "GiB";
+  if (bytes >= (1ULL << 20) && bytes % (1ULL << 20) == 0)
+    return std::to_string(bytes >> 20) + "MiB";
   if (bytes >= 1024 && bytes % 1024 == 0) return std::to_string(bytes >> 10) + "KiB";
   return std::to_string(bytes) + "B";
 }

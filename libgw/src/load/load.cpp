@@ -24,7 +24,8 @@ Loaded load(std::span<const std::string> paths, const Options& opts) {
     return out;
   }
   std::size_t tables = 0;
-  for (const auto& p : paths) tables += is_table_file(p) ? 1 : 0;
+  for (const auto& p : paths)
+    tables += is_table_file(p) ? 1 : 0;
 
   if (tables > 0) {
     if (paths.size() != 1) {
@@ -48,9 +49,10 @@ Loaded load(std::span<const std::string> paths, const Options& opts) {
     out.config = std::make_shared<const model::Config>(std::move(decoded->config));
   } else {
     spec::Document doc;
-    for (const auto& p : paths) spec::read_toml_file(p, out.sources, doc, out.diags);
-    auto cfg = model::validate(doc, out.diags);
-    if (cfg && !out.diags.has_errors()) out.config = std::make_shared<const model::Config>(std::move(*cfg));
+    for (const auto& p : paths)
+      spec::read_toml_file(p, out.sources, doc, out.diags);
+    // Analyse what is valid even when something else is not: every problem at once.
+    out.config = std::make_shared<const model::Config>(model::validate(doc, out.diags));
   }
   if (out.config) {
     auto rt = router::RouteTable::build(out.config);

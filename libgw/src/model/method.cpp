@@ -36,12 +36,15 @@ Method classify_method(std::string_view s) noexcept {
     if (s == "OPTIONS") return Method::OPTIONS;
     if (s == "CONNECT") return Method::CONNECT;
     break;
-  default: break;
+  default:
+    break;
   }
   return Method::other;
 }
 
-std::string_view to_string(Method m) noexcept { return kNames[static_cast<std::size_t>(m)]; }
+std::string_view to_string(Method m) noexcept {
+  return kNames[static_cast<std::size_t>(m)];
+}
 
 std::string MethodSet::to_string() const {
   if (is_all()) return "*";

@@ -40,7 +40,8 @@ Result<std::string> canonical_literal(std::string_view lit) {
   // A literal part of a segment is never a dot segment by itself ("{name}.{ext}"); whole-segment
   // dot literals are rejected by the caller. Prefix a letter so canonicalisation sees a plain
   // segment.
-  if (lit.find('/') != std::string_view::npos) return fail(uri::errc::bad_template, "unexpected \"/\"");
+  if (lit.find('/') != std::string_view::npos)
+    return fail(uri::errc::bad_template, "unexpected \"/\"");
   auto c = uri::canonical_spec_path("/a" + std::string(lit));
   if (!c) return std::unexpected(c.error());
   return c->substr(2);
@@ -67,8 +68,10 @@ bool TemplateSegment::match(std::string_view seg, std::string_view* out) const n
 std::string TemplateSegment::text() const {
   std::string s;
   for (const auto& p : parts) {
-    if (p.param) s += "{" + p.text + "}";
-    else s += p.text;
+    if (p.param)
+      s += "{" + p.text + "}";
+    else
+      s += p.text;
   }
   return s;
 }
@@ -94,7 +97,8 @@ Result<PathTemplate> PathTemplate::parse(std::string_view text) {
       if (raw[i] == '}') return fail(uri::errc::bad_template, "unbalanced \"}\"");
       if (raw[i] != '{') {
         const std::size_t open = raw.find_first_of("{}", i);
-        const std::string_view lit = raw.substr(i, open == std::string_view::npos ? raw.npos : open - i);
+        const std::string_view lit =
+            raw.substr(i, open == std::string_view::npos ? raw.npos : open - i);
         auto canon = canonical_literal(lit);
         if (!canon) return std::unexpected(canon.error());
         seg.parts.push_back(TemplatePart{false, std::move(*canon)});
@@ -117,11 +121,12 @@ Result<PathTemplate> PathTemplate::parse(std::string_view text) {
                     "parameter name \"" + std::string(name) +
                         "\" may only contain letters, digits, \"_\", \"-\" and \".\"");
       if (std::find(t.names_.begin(), t.names_.end(), name) != t.names_.end())
-        return fail(uri::errc::bad_template, "duplicate parameter name \"" + std::string(name) + "\"");
-      if (!seg.parts.empty() && seg.parts.back().param)
         return fail(uri::errc::bad_template,
-                    "parameters \"{" + seg.parts.back().text + "}\" and \"{" + std::string(name) +
-                        "}\" are adjacent; put a literal between them");
+                    "duplicate parameter name \"" + std::string(name) + "\"");
+      if (!seg.parts.empty() && seg.parts.back().param)
+        return fail(uri::errc::bad_template, "parameters \"{" + seg.parts.back().text +
+                                                 "}\" and \"{" + std::string(name) +
+                                                 "}\" are adjacent; put a literal between them");
       if (rest) {
         if (i != 0 || close + 1 != raw.size())
           return fail(uri::errc::bad_template,
@@ -152,7 +157,8 @@ Result<PathTemplate> PathTemplate::parse(std::string_view text) {
 
 std::string PathTemplate::text() const {
   std::string s;
-  for (const auto& seg : segments_) s += "/" + seg.text();
+  for (const auto& seg : segments_)
+    s += "/" + seg.text();
   if (has_rest()) s += "/{" + rest_ + "...}";
   return s;
 }
@@ -161,7 +167,8 @@ std::string PathTemplate::shape() const {
   std::string s;
   for (const auto& seg : segments_) {
     s += '/';
-    for (const auto& p : seg.parts) s += p.param ? std::string("{}") : p.text;
+    for (const auto& p : seg.parts)
+      s += p.param ? std::string("{}") : p.text;
   }
   if (has_rest()) s += "/{...}";
   return s;
@@ -171,7 +178,8 @@ std::string PathTemplate::example(std::string_view fill) const {
   std::string s;
   for (const auto& seg : segments_) {
     s += '/';
-    for (const auto& p : seg.parts) s += p.param ? std::string(fill) : p.text;
+    for (const auto& p : seg.parts)
+      s += p.param ? std::string(fill) : p.text;
   }
   if (has_rest()) s += "/" + std::string(fill);
   return s;

@@ -11,7 +11,8 @@ PrecedenceKey precedence_key(const Route& r) {
   PrecedenceKey k;
   k.kind = static_cast<std::uint8_t>(r.kind);
   switch (r.kind) {
-  case MatchKind::exact: break;
+  case MatchKind::exact:
+    break;
   case MatchKind::template_:
     if (auto t = PathTemplate::parse(r.pattern)) {
       k.a = -static_cast<std::int64_t>(t->literal_chars());
@@ -19,8 +20,12 @@ PrecedenceKey precedence_key(const Route& r) {
       k.c = t->has_rest() ? 1 : 0;
     }
     break;
-  case MatchKind::prefix: k.a = -static_cast<std::int64_t>(r.pattern.size()); break;
-  case MatchKind::regex: k.a = -static_cast<std::int64_t>(r.priority); break;
+  case MatchKind::prefix:
+    k.a = -static_cast<std::int64_t>(r.pattern.size());
+    break;
+  case MatchKind::regex:
+    k.a = -static_cast<std::int64_t>(r.priority);
+    break;
   }
   k.conditions = -static_cast<std::int64_t>(r.headers.size() + r.query.size());
   k.decl = r.decl;
@@ -45,7 +50,8 @@ void sort_by_precedence(std::vector<Route>& routes) {
   });
   std::vector<Route> out;
   out.reserve(routes.size());
-  for (const auto& k : keys) out.push_back(std::move(routes[k.second]));
+  for (const auto& k : keys)
+    out.push_back(std::move(routes[k.second]));
   routes = std::move(out);
 }
 
@@ -53,15 +59,21 @@ std::string describe_specificity(const Route& r) {
   const auto k = precedence_key(r);
   std::string s(to_string(r.kind));
   switch (r.kind) {
-  case MatchKind::exact: break;
+  case MatchKind::exact:
+    break;
   case MatchKind::template_:
     s += ", " + std::to_string(-k.a) + " literal chars, " + std::to_string(-k.b) + " segments";
     if (k.c) s += " + rest";
     break;
-  case MatchKind::prefix: s += ", length " + std::to_string(-k.a); break;
-  case MatchKind::regex: s += ", priority " + std::to_string(r.priority); break;
+  case MatchKind::prefix:
+    s += ", length " + std::to_string(-k.a);
+    break;
+  case MatchKind::regex:
+    s += ", priority " + std::to_string(r.priority);
+    break;
   }
-  if (k.conditions) s += ", " + std::to_string(-k.conditions) + (k.conditions == -1 ? " condition" : " conditions");
+  if (k.conditions)
+    s += ", " + std::to_string(-k.conditions) + (k.conditions == -1 ? " condition" : " conditions");
   return s;
 }
 

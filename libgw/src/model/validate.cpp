@@ -19,7 +19,7 @@ namespace {
 
 using namespace std::string_view_literals;
 
-constexpr std::array kPolicyKinds = {"api_key"sv,    "basic"sv,   "jwt"sv,  "access"sv,
+constexpr std::array kPolicyKinds = {"api_key"sv,    "basic"sv,   "jwt"sv, "access"sv,
                                      "rate_limit"sv, "headers"sv, "cors"sv};
 constexpr std::array kBalanceNames = {"round_robin"sv, "least_request"sv, "hash"sv, "random"sv};
 
@@ -79,8 +79,10 @@ struct Validator {
     if (!f) return std::nullopt;
     auto d = units::parse_duration(*f);
     if (!d) {
-      diags.error("value.duration", f.loc, std::string(what) + ": " + text::quote(*f) +
-                                               " is not a duration: " + d.error().message)
+      diags
+          .error("value.duration", f.loc,
+                 std::string(what) + ": " + text::quote(*f) +
+                     " is not a duration: " + d.error().message)
           .with_hint("write durations like \"250ms\", \"5s\", \"1m30s\"");
       return std::nullopt;
     }
@@ -95,8 +97,10 @@ struct Validator {
     if (!f) return std::nullopt;
     auto s = units::parse_size(*f);
     if (!s) {
-      diags.error("value.size", f.loc,
-                  std::string(what) + ": " + text::quote(*f) + " is not a size: " + s.error().message)
+      diags
+          .error("value.size", f.loc,
+                 std::string(what) + ": " + text::quote(*f) +
+                     " is not a size: " + s.error().message)
           .with_hint("write sizes like \"64KiB\", \"10MiB\" or a number of bytes");
       return std::nullopt;
     }
@@ -141,9 +145,10 @@ struct Validator {
     } else {
       const auto colon = a.rfind(':');
       if (colon == std::string::npos || a.find(':') != colon) {
-        diags.error("value.address", e.address.loc,
-                    "endpoint " + text::quote(a) + " of upstream " + text::quote(upstream) +
-                        (colon == std::string::npos ? " has no port" : " is not \"host:port\""))
+        diags
+            .error("value.address", e.address.loc,
+                   "endpoint " + text::quote(a) + " of upstream " + text::quote(upstream) +
+                       (colon == std::string::npos ? " has no port" : " is not \"host:port\""))
             .with_hint(colon == std::string::npos ? "write \"" + a + ":80\""
                                                   : "bracket IPv6 addresses: \"[::1]:8080\"");
         return std::nullopt;
@@ -199,9 +204,12 @@ struct Validator {
       out.name = u.name;
       out.src = ref(u.loc);
       bool ok = true;
-      if (!u.endpoints || u.endpoints.value.empty()) {
-        diags.error("upstream.no-endpoints", u.endpoints ? u.endpoints.loc : u.loc,
-                    "upstream " + text::quote(u.name) + " has no endpoints")
+      if (u.endpoints.bad) {
+        ok = false; // reported by the reader
+      } else if (!u.endpoints || u.endpoints.value.empty()) {
+        diags
+            .error("upstream.no-endpoints", u.endpoints ? u.endpoints.loc : u.loc,
+                   "upstream " + text::quote(u.name) + " has no endpoints")
             .with_hint("endpoints = [\"127.0.0.1:8080\"]");
         ok = false;
       } else {
@@ -213,10 +221,10 @@ struct Validator {
             continue;
           }
           if (!addrs.insert(ep->address()).second) {
+            // Reported, but the upstream stays usable so its routes are still checked.
             diags.error("upstream.duplicate-endpoint", e.loc,
                         "endpoint " + ep->address() + " is listed twice in upstream " +
                             text::quote(u.name));
-            ok = false;
             continue;
           }
           out.endpoints.push_back(std::move(*ep));
@@ -252,8 +260,9 @@ struct Validator {
           ok = false;
         }
         if (ok && out.balance != Balance::hash)
-          diags.error("upstream.hash-on-without-hash", u.hash_on.loc,
-                      "hash_on is only used with balance = \"hash\"")
+          diags
+              .error("upstream.hash-on-without-hash", u.hash_on.loc,
+                     "hash_on is only used with balance = \"hash\"")
               .with_hint("add balance = \"hash\" or remove hash_on");
       } else if (out.balance == Balance::hash) {
         diags.error("upstream.hash-without-key", u.balance.loc,
@@ -263,8 +272,10 @@ struct Validator {
       }
       out.connect_timeout_ms = def_connect;
       if (u.connect_timeout) {
-        if (auto v = duration(u.connect_timeout, "connect_timeout")) out.connect_timeout_ms = *v;
-        else ok = false;
+        if (auto v = duration(u.connect_timeout, "connect_timeout"))
+          out.connect_timeout_ms = *v;
+        else
+          ok = false;
       }
       if (ok) cfg.upstreams.push_back(std::move(out));
     }
@@ -272,7 +283,8 @@ struct Validator {
               [](const Upstream& a, const Upstream& b) { return a.name < b.name; });
     for (std::uint32_t i = 0; i < cfg.upstreams.size(); ++i)
       upstream_index[cfg.upstreams[i].name] = i;
-    for (const auto& [name, _] : seen) upstream_names.push_back(name);
+    for (const auto& [name, _] : seen)
+      upstream_names.push_back(name);
   }
 
   void policies() {
@@ -297,8 +309,8 @@ struct Validator {
         continue;
       }
       if (std::find(kPolicyKinds.begin(), kPolicyKinds.end(), *p.kind) == kPolicyKinds.end()) {
-        auto& d = diags.error("value.enum", p.kind.loc,
-                              "unknown policy kind " + text::quote(*p.kind));
+        auto& d =
+            diags.error("value.enum", p.kind.loc, "unknown policy kind " + text::quote(*p.kind));
         if (auto s = text::suggest(*p.kind, std::span<const std::string_view>(kPolicyKinds)))
           d.with_hint("did you mean \"" + *s + "\"?");
         else
@@ -314,13 +326,16 @@ struct Validator {
     }
     std::sort(cfg.policies.begin(), cfg.policies.end(),
               [](const Policy& a, const Policy& b) { return a.name < b.name; });
-    for (std::uint32_t i = 0; i < cfg.policies.size(); ++i) policy_index[cfg.policies[i].name] = i;
-    for (const auto& [name, _] : seen) policy_names.push_back(name);
+    for (std::uint32_t i = 0; i < cfg.policies.size(); ++i)
+      policy_index[cfg.policies[i].name] = i;
+    for (const auto& [name, _] : seen)
+      policy_names.push_back(name);
   }
 
   static std::string kinds_list() {
     std::string s;
-    for (auto k : kPolicyKinds) s += (s.empty() ? "" : ", ") + std::string(k);
+    for (auto k : kPolicyKinds)
+      s += (s.empty() ? "" : ", ") + std::string(k);
     return s;
   }
 
@@ -337,7 +352,8 @@ struct Validator {
       Matcher x;
       x.name = header ? text::lower(*m.name) : *m.name;
       if (header && !valid_token(*m.name)) {
-        diags.error("value.header-name", m.name.loc, text::quote(*m.name) + " is not a valid header name");
+        diags.error("value.header-name", m.name.loc,
+                    text::quote(*m.name) + " is not a valid header name");
         ok = false;
         continue;
       }
@@ -367,16 +383,18 @@ struct Validator {
       if (ops != 1) {
         diags.error("matcher.operator", m.loc,
                     what + " " + text::quote(*m.name) +
-                        (ops == 0 ? " needs one of exact, prefix, suffix, contains, regex or present"
-                                  : " has more than one of exact, prefix, suffix, contains, regex, "
-                                    "present"));
+                        (ops == 0
+                             ? " needs one of exact, prefix, suffix, contains, regex or present"
+                             : " has more than one of exact, prefix, suffix, contains, regex, "
+                               "present"));
         ok = false;
         continue;
       }
       if (x.op == MatchOp::regex) {
         std::string err;
         if (!compiles_as_regex(x.value, err)) {
-          diags.error("value.regex", m.regex.loc, "invalid regex " + text::quote(x.value) + ": " + err);
+          diags.error("value.regex", m.regex.loc,
+                      "invalid regex " + text::quote(x.value) + ": " + err);
           ok = false;
           continue;
         }
@@ -387,21 +405,27 @@ struct Validator {
     std::sort(out.begin(), out.end());
     for (std::size_t i = 1; i < out.size(); ++i)
       if (out[i] == out[i - 1]) {
-        diags.error("matcher.duplicate", in.loc, what + " " + text::quote(out[i].name) + " is listed twice");
+        diags.error("matcher.duplicate", in.loc,
+                    what + " " + text::quote(out[i].name) + " is listed twice");
         ok = false;
       }
     return ok;
   }
 
-  void route(const spec::RouteSpec& r, std::uint32_t decl, std::map<std::string, SourceLoc>& names) {
+  void route(const spec::RouteSpec& r, std::uint32_t decl,
+             std::map<std::string, SourceLoc>& names) {
     bool ok = true;
     Route out;
     out.decl = decl;
     out.src = ref(r.loc);
     std::string label;
+    const auto misspelled = [&](std::string_view key) {
+      return std::find(r.misspelled.begin(), r.misspelled.end(), key) != r.misspelled.end();
+    };
     if (!r.name) {
-      diags.error("spec.missing-key", r.loc, "route has no name")
-          .with_hint("every route needs a unique name = \"...\"");
+      if (!r.name.bad && !misspelled("name"))
+        diags.error("spec.missing-key", r.loc, "route has no name")
+            .with_hint("every route needs a unique name = \"...\"");
       ok = false;
       label = "#" + std::to_string(decl + 1);
     } else {
@@ -427,7 +451,8 @@ struct Validator {
           auto& d = diags.error("value.method", m.loc, "unknown method " + text::quote(*m));
           const std::string up = [&] {
             std::string s = *m;
-            for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+            for (auto& c : s)
+              c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
             return s;
           }();
           if (parse_method(up)) d.with_hint("methods are case-sensitive: write \"" + up + "\"");
@@ -462,7 +487,8 @@ struct Validator {
           continue;
         }
         if (std::find(out.hosts.begin(), out.hosts.end(), host) != out.hosts.end()) {
-          diags.warning("value.duplicate-host", h.loc, "host " + text::quote(host) + " is listed twice");
+          diags.warning("value.duplicate-host", h.loc,
+                        "host " + text::quote(host) + " is listed twice");
           continue;
         }
         out.hosts.push_back(std::move(host));
@@ -495,8 +521,14 @@ struct Validator {
         ok = false;
       }
     }
-    if (count == 0) {
-      diags.error("route.match", r.loc, "route " + label + " has no path, prefix, template or regex")
+    const bool match_reported = r.path.bad || r.prefix.bad || r.template_.bad || r.regex.bad ||
+                                misspelled("path") || misspelled("prefix") ||
+                                misspelled("template") || misspelled("regex");
+    if (count == 0 && match_reported) {
+      ok = false;
+    } else if (count == 0) {
+      diags
+          .error("route.match", r.loc, "route " + label + " has no path, prefix, template or regex")
           .with_hint("for example: template = \"/pets/{id}\"");
       ok = false;
     }
@@ -509,13 +541,15 @@ struct Validator {
         auto c = uri::canonical_spec_path(p);
         if (!c) {
           diags.error("value.path", match->loc,
-                      std::string(to_string(out.kind)) + " " + text::quote(p) + " " + c.error().message);
+                      std::string(to_string(out.kind)) + " " + text::quote(p) + " " +
+                          c.error().message);
           ok = false;
         } else {
           out.pattern = *c;
           if (out.kind == MatchKind::exact && p.find('{') != std::string::npos)
-            diags.warning("route.braces-in-path", match->loc,
-                          "path " + text::quote(p) + " contains \"{\": braces are literal here")
+            diags
+                .warning("route.braces-in-path", match->loc,
+                         "path " + text::quote(p) + " contains \"{\": braces are literal here")
                 .with_hint("use template = " + text::quote(p) + " to capture parameters");
         }
         break;
@@ -523,7 +557,8 @@ struct Validator {
       case MatchKind::template_: {
         auto t = PathTemplate::parse(p);
         if (!t) {
-          diags.error("value.template", match->loc, "template " + text::quote(p) + ": " + t.error().message);
+          diags.error("value.template", match->loc,
+                      "template " + text::quote(p) + ": " + t.error().message);
           ok = false;
         } else if (t->is_literal()) {
           // A template without parameters is an exact path; store it as one.
@@ -560,10 +595,13 @@ struct Validator {
       }
     }
 
-    if (!r.upstream) {
+    if (!r.upstream && (r.upstream.bad || misspelled("upstream"))) {
+      ok = false;
+    } else if (!r.upstream) {
       diags.error("spec.missing-key", r.loc, "route " + label + " has no upstream")
-          .with_hint(upstream_names.empty() ? "define one under [upstreams.NAME]"
-                                            : "for example: upstream = \"" + upstream_names[0] + "\"");
+          .with_hint(upstream_names.empty()
+                         ? "define one under [upstreams.NAME]"
+                         : "for example: upstream = \"" + upstream_names[0] + "\"");
       ok = false;
     } else if (auto it = upstream_index.find(*r.upstream); it != upstream_index.end()) {
       out.upstream = it->second;
@@ -574,7 +612,8 @@ struct Validator {
         auto& d = diags.error("ref.unknown-upstream", r.upstream.loc,
                               "route " + label + " references unknown upstream " +
                                   text::quote(*r.upstream));
-        if (auto s = text::suggest(*r.upstream, upstream_names)) d.with_hint("did you mean \"" + *s + "\"?");
+        if (auto s = text::suggest(*r.upstream, upstream_names))
+          d.with_hint("did you mean \"" + *s + "\"?");
       } // else: the upstream itself has errors, already reported
       ok = false;
     }
@@ -583,34 +622,46 @@ struct Validator {
     out.per_try_timeout_ms = def_per_try;
     out.retries = def_retries;
     out.max_body = def_max_body;
-    if (auto v = duration(r.timeout, "timeout")) out.timeout_ms = *v;
-    else if (r.timeout) ok = false;
-    if (auto v = duration(r.per_try_timeout, "per_try_timeout")) out.per_try_timeout_ms = *v;
-    else if (r.per_try_timeout) ok = false;
-    if (auto v = retries(r.retries, "retries")) out.retries = *v;
-    else if (r.retries) ok = false;
-    if (auto v = size(r.max_body, "max_body")) out.max_body = *v;
-    else if (r.max_body) ok = false;
+    if (auto v = duration(r.timeout, "timeout"))
+      out.timeout_ms = *v;
+    else if (r.timeout)
+      ok = false;
+    if (auto v = duration(r.per_try_timeout, "per_try_timeout"))
+      out.per_try_timeout_ms = *v;
+    else if (r.per_try_timeout)
+      ok = false;
+    if (auto v = retries(r.retries, "retries"))
+      out.retries = *v;
+    else if (r.retries)
+      ok = false;
+    if (auto v = size(r.max_body, "max_body"))
+      out.max_body = *v;
+    else if (r.max_body)
+      ok = false;
     if (out.per_try_timeout_ms > out.timeout_ms)
-      diags.warning("route.per-try-timeout", r.per_try_timeout ? r.per_try_timeout.loc : r.loc,
-                    "per_try_timeout " + units::format_duration(units::Millis(out.per_try_timeout_ms)) +
-                        " is longer than the route timeout " +
-                        units::format_duration(units::Millis(out.timeout_ms)) + " and never applies");
+      diags.warning(
+          "route.per-try-timeout", r.per_try_timeout ? r.per_try_timeout.loc : r.loc,
+          "per_try_timeout " + units::format_duration(units::Millis(out.per_try_timeout_ms)) +
+              " is longer than the route timeout " +
+              units::format_duration(units::Millis(out.timeout_ms)) + " and never applies");
 
     if (r.policies) {
       for (const auto& p : r.policies.value) {
         auto it = policy_index.find(*p);
         if (it == policy_index.end()) {
           if (std::find(policy_names.begin(), policy_names.end(), *p) == policy_names.end()) {
-            auto& d = diags.error("ref.unknown-policy", p.loc,
-                                  "route " + label + " references unknown policy " + text::quote(*p));
-            if (auto s = text::suggest(*p, policy_names)) d.with_hint("did you mean \"" + *s + "\"?");
+            auto& d =
+                diags.error("ref.unknown-policy", p.loc,
+                            "route " + label + " references unknown policy " + text::quote(*p));
+            if (auto s = text::suggest(*p, policy_names))
+              d.with_hint("did you mean \"" + *s + "\"?");
           }
           ok = false;
           continue;
         }
         if (std::find(out.policies.begin(), out.policies.end(), it->second) != out.policies.end()) {
-          diags.error("ref.duplicate-policy", p.loc, "policy " + text::quote(*p) + " is listed twice");
+          diags.error("ref.duplicate-policy", p.loc,
+                      "policy " + text::quote(*p) + " is listed twice");
           ok = false;
           continue;
         }
@@ -631,8 +682,9 @@ struct Validator {
         } else {
           for (const auto& n : t->param_names()) {
             if (std::find(params.begin(), params.end(), n) == params.end()) {
-              auto& d = diags.error("ref.unknown-param", r.rewrite.path.loc,
-                                    "rewrite.path uses {" + n + "}, which the route does not capture");
+              auto& d =
+                  diags.error("ref.unknown-param", r.rewrite.path.loc,
+                              "rewrite.path uses {" + n + "}, which the route does not capture");
               if (auto s = text::suggest(n, params)) d.with_hint("did you mean {" + *s + "}?");
               ok = false;
             }
@@ -653,7 +705,8 @@ struct Validator {
           out.rewrite.prefix = *c;
         }
         if (r.rewrite.path) {
-          diags.error("route.rewrite", r.rewrite.loc, "rewrite.path and rewrite.prefix exclude each other");
+          diags.error("route.rewrite", r.rewrite.loc,
+                      "rewrite.path and rewrite.prefix exclude each other");
           ok = false;
         }
       }
@@ -682,20 +735,24 @@ struct Validator {
     upstreams();
     policies();
     std::map<std::string, SourceLoc> names;
-    for (std::uint32_t i = 0; i < doc.routes.size(); ++i) route(doc.routes[i], i, names);
+    for (std::uint32_t i = 0; i < doc.routes.size(); ++i)
+      route(doc.routes[i], i, names);
     sort_by_precedence(cfg.routes);
   }
 };
 
 } // namespace
 
-std::span<const std::string_view> policy_kinds() { return kPolicyKinds; }
+std::span<const std::string_view> policy_kinds() {
+  return kPolicyKinds;
+}
 
 std::string check_host(std::string_view host) {
   if (host.empty()) return "empty host";
   if (host.size() > 253) return "longer than 253 characters";
   std::string_view rest = host;
-  if (rest.starts_with("*.")) rest.remove_prefix(2);
+  if (rest.starts_with("*."))
+    rest.remove_prefix(2);
   else if (rest.find('*') != std::string_view::npos)
     return "\"*\" is only allowed as a whole leading label (\"*.example.com\")";
   if (rest.empty()) return "wildcard without a domain";
@@ -721,11 +778,9 @@ std::string check_host(std::string_view host) {
   return "";
 }
 
-std::optional<Config> validate(const spec::Document& doc, Diagnostics& diags) {
-  const std::size_t errors_before = diags.error_count();
+Config validate(const spec::Document& doc, Diagnostics& diags) {
   Validator v{doc, diags, {}, {}, {}, {}, {}, {}};
   v.run();
-  if (diags.error_count() > errors_before) return std::nullopt;
   return std::move(v.cfg);
 }
 

@@ -42,9 +42,12 @@ std::optional<std::string> sample_value(const Matcher& m, bool& absent) {
   case MatchOp::exact:
   case MatchOp::contains:
   case MatchOp::prefix:
-  case MatchOp::suffix: return m.value;
-  case MatchOp::present: return std::string("1");
-  case MatchOp::regex: return std::nullopt;
+  case MatchOp::suffix:
+    return m.value;
+  case MatchOp::present:
+    return std::string("1");
+  case MatchOp::regex:
+    return std::nullopt;
   }
   return std::nullopt;
 }
@@ -59,7 +62,8 @@ struct Example {
     std::string s = method + " ";
     s += host.empty() ? path : "http://" + host + path;
     if (!query.empty()) s += "?" + query;
-    for (const auto& [k, v] : headers.values) s += " with " + k + ": " + v;
+    for (const auto& [k, v] : headers.values)
+      s += " with " + k + ": " + v;
     return s;
   }
 };
@@ -121,7 +125,8 @@ public:
     templates_.resize(cfg_.routes.size());
     for (std::uint32_t i = 0; i < cfg_.routes.size(); ++i)
       if (cfg_.routes[i].kind == model::MatchKind::template_)
-        if (auto t = model::PathTemplate::parse(cfg_.routes[i].pattern)) templates_[i] = std::move(*t);
+        if (auto t = model::PathTemplate::parse(cfg_.routes[i].pattern))
+          templates_[i] = std::move(*t);
     for (const auto& [label, ids] : groups_) {
       same_key(label, ids);
       regex_under_prefix(label, ids);
@@ -155,7 +160,8 @@ private:
     for (std::uint32_t i = 0; i < cfg_.routes.size(); ++i) {
       const Route& r = route(i);
       if (r.hosts.empty()) groups_["*"].push_back(i);
-      for (const auto& h : r.hosts) groups_[h].push_back(i);
+      for (const auto& h : r.hosts)
+        groups_[h].push_back(i);
       group_count_[i] = r.hosts.empty() ? 1 : r.hosts.size();
     }
     for (auto& [_, ids] : groups_)
@@ -164,27 +170,14 @@ private:
 
   std::string match_key(const Route& r, std::uint32_t id) const {
     std::string k(1, static_cast<char>('0' + static_cast<int>(r.kind)));
-    if (r.kind == model::MatchKind::template_ && templates_[id]) k += templates_[id]->shape();
-    else k += r.pattern;
+    if (r.kind == model::MatchKind::template_ && templates_[id])
+      k += templates_[id]->shape();
+    else
+      k += r.pattern;
     return k;
   }
 
-  /// An example path route `id` matches, or "" when none can be made up.
-  std::string example_path(std::uint32_t id) const {
-    const Route& r = route(id);
-    switch (r.kind) {
-    case model::MatchKind::exact:
-    case model::MatchKind::prefix: return r.pattern;
-    case model::MatchKind::template_: return templates_[id] ? templates_[id]->example("1") : "";
-    case model::MatchKind::regex: {
-      auto& re = *impl_.routes[id].regex;
-      std::string mn, mx;
-      if (re.PossibleMatchRange(&mn, &mx, 64) && RE2::FullMatch(mn, re)) return mn;
-      return "";
-    }
-    }
-    return "";
-  }
+  std::string example_path(std::uint32_t id) const { return router::example_path(route(id)); }
 
   /// Builds an example of route `b` in group `label`, optionally also satisfying `a`'s conditions.
   std::optional<Example> example_for(std::uint32_t b, const std::string& label, std::string path,
@@ -211,7 +204,8 @@ private:
 
   void same_key(const std::string& label, const std::vector<std::uint32_t>& ids) {
     std::unordered_map<std::string, std::vector<std::uint32_t>> by_key;
-    for (auto id : ids) by_key[match_key(route(id), id)].push_back(id);
+    for (auto id : ids)
+      by_key[match_key(route(id), id)].push_back(id);
     for (auto& [_, list] : by_key) {
       if (list.size() < 2) continue;
       for (std::size_t bi = 1; bi < list.size(); ++bi) {
@@ -230,7 +224,8 @@ private:
                          "routes " + text::quote(A.name) + " and " + text::quote(B.name) +
                              " accept exactly the same requests")
                   .with_hint("remove one of them, or tell them apart by methods, hosts or "
-                             "conditions; " + text::quote(A.name) + " is at" + where(A));
+                             "conditions; " +
+                             text::quote(A.name) + " is at" + where(A));
             break;
           }
           if (conditions_subset(A, B)) {
@@ -289,15 +284,16 @@ private:
       const auto method = (A.methods & B.methods).first();
       if (auto ex = example_for(b, label, example_path(b), method)) {
         const Match m = decide(*ex, method);
-        if (ex->complete && m.matched() && m.route == b) continue; // the analysis was wrong: stay quiet
+        if (ex->complete && m.matched() && m.route == b)
+          continue; // the analysis was wrong: stay quiet
         example = ex->text();
       }
       if (++reported > cap_) continue;
-      auto& d = diags_.warning("route.shadowed", loc(B),
-                               "route " + text::quote(B.name) + " can never be chosen: route " +
-                                   text::quote(A.name) + where(A) +
-                                   " takes every request it accepts" +
-                                   (example.empty() ? "" : ", e.g. " + example));
+      auto& d =
+          diags_.warning("route.shadowed", loc(B),
+                         "route " + text::quote(B.name) + " can never be chosen: route " +
+                             text::quote(A.name) + where(A) + " takes every request it accepts" +
+                             (example.empty() ? "" : ", e.g. " + example));
       d.with_hint("remove it, or make it more specific than " + text::quote(A.name));
     }
   }
@@ -319,15 +315,17 @@ private:
     }
     diags_
         .warning("route.ambiguous", loc(B),
-                 "routes " + text::quote(A.name) + " and " + text::quote(B.name) +
-                     " both accept " + ex->text() + " with equal precedence; " + text::quote(A.name) +
+                 "routes " + text::quote(A.name) + " and " + text::quote(B.name) + " both accept " +
+                     ex->text() + " with equal precedence; " + text::quote(A.name) +
                      " wins only because it is declared first" + where(A))
         .with_hint("make one of them more specific (a literal segment, a method or a condition)");
   }
 
   /// Templates of equal rank that can match a common path, found by partitioning on segments.
   void template_ties(const std::string& label, const std::vector<std::uint32_t>& ids) {
-    std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t>, std::vector<std::uint32_t>> buckets;
+    std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t>,
+             std::vector<std::uint32_t>>
+        buckets;
     for (auto id : ids) {
       if (route(id).kind != model::MatchKind::template_ || !templates_[id]) continue;
       const auto k = model::precedence_key(route(id));
@@ -337,26 +335,31 @@ private:
       if (list.size() > 1) partition(label, list, 0);
   }
 
-  void partition(const std::string& label, const std::vector<std::uint32_t>& items, std::size_t seg) {
+  void partition(const std::string& label, const std::vector<std::uint32_t>& items,
+                 std::size_t seg) {
     if (items.size() < 2) return;
     const std::size_t nseg = templates_[items[0]]->segments().size();
     if (seg == nseg) {
       for (std::size_t i = 0; i < items.size(); ++i)
-        for (std::size_t j = i + 1; j < items.size(); ++j) tie(label, items[i], items[j]);
+        for (std::size_t j = i + 1; j < items.size(); ++j)
+          tie(label, items[i], items[j]);
       return;
     }
     std::map<std::string, std::vector<std::uint32_t>> lits;
     std::vector<std::uint32_t> wild;
     for (auto id : items) {
       const auto& s = templates_[id]->segments()[seg];
-      if (s.literal()) lits[s.parts[0].text].push_back(id);
-      else wild.push_back(id);
+      if (s.literal())
+        lits[s.parts[0].text].push_back(id);
+      else
+        wild.push_back(id);
     }
     std::array<std::string_view, model::kMaxTemplateParams> scratch;
     for (auto& [lit, group] : lits) {
       auto with = group;
       for (auto w : wild)
-        if (!lit.empty() && templates_[w]->segments()[seg].match(lit, scratch.data())) with.push_back(w);
+        if (!lit.empty() && templates_[w]->segments()[seg].match(lit, scratch.data()))
+          with.push_back(w);
       partition(label, with, seg + 1);
     }
     partition(label, wild, seg + 1);
@@ -370,27 +373,9 @@ private:
     if (!A.methods.intersects(B.methods) || contradictory(A.headers, B.headers) ||
         contradictory(A.query, B.query))
       return;
-    // A witness path: literals from whichever side has them, a sample where both have patterns.
-    const auto& sa = templates_[a]->segments();
-    const auto& sb = templates_[b]->segments();
-    std::string path;
-    std::array<std::string_view, model::kMaxTemplateParams> scratch;
-    for (std::size_t i = 0; i < sa.size(); ++i) {
-      std::string piece;
-      if (sa[i].literal()) piece = sa[i].parts[0].text;
-      else if (sb[i].literal()) piece = sb[i].parts[0].text;
-      else {
-        std::string from_a, from_b;
-        for (const auto& p : sa[i].parts) from_a += p.param ? std::string("x") : p.text;
-        for (const auto& p : sb[i].parts) from_b += p.param ? std::string("x") : p.text;
-        if (sb[i].match(from_a, scratch.data())) piece = from_a;
-        else if (sa[i].match(from_b, scratch.data())) piece = from_b;
-        else return;
-      }
-      path += "/" + piece;
-    }
-    if (templates_[a]->has_rest()) path += "/x";
-    ambiguous(a, b, label, path, (A.methods & B.methods).first());
+    const auto path = common_path(A, B);
+    if (!path) return;
+    ambiguous(a, b, label, *path, (A.methods & B.methods).first());
   }
 
   void regex_ties(const std::string& label, const std::vector<std::uint32_t>& ids) {
@@ -403,7 +388,8 @@ private:
         for (std::size_t j = i + 1; j < list.size(); ++j) {
           const std::uint32_t a = list[i], b = list[j];
           if (route(a).pattern == route(b).pattern) continue; // same key
-          if (model::precedence_key(route(a)).conditions != model::precedence_key(route(b)).conditions)
+          if (model::precedence_key(route(a)).conditions !=
+              model::precedence_key(route(b)).conditions)
             continue;
           const std::string path = example_path(b);
           if (!path.empty() && RE2::FullMatch(path, *impl_.routes[a].regex))

@@ -32,8 +32,8 @@ struct CompiledRoute {
   std::uint32_t rank = 0;  // precedence within any host group; smaller wins
   model::MethodSet methods;
   std::vector<CompiledMatcher> headers, query;
-  std::unique_ptr<RE2> regex;                  // regex routes
-  std::vector<std::string> param_names;        // template routes, in capture order
+  std::unique_ptr<RE2> regex;           // regex routes
+  std::vector<std::string> param_names; // template routes, in capture order
 };
 
 struct PatternEdge {
@@ -44,11 +44,11 @@ struct PatternEdge {
 
 /// A trie node: one path segment deeper than its parent.
 struct Node {
-  StringMap<std::uint32_t> literal;       // child by literal segment
-  std::vector<PatternEdge> patterns;      // child by segment pattern ("{id}", "{name}.{ext}")
-  std::vector<std::uint32_t> templates;   // templates that end here (route ids, by rank)
-  std::vector<std::uint32_t> rest;        // templates with {rest...} after this node
-  std::vector<std::uint32_t> prefixes;    // prefixes ending here ("/api": "/api" or "/api/...")
+  StringMap<std::uint32_t> literal;          // child by literal segment
+  std::vector<PatternEdge> patterns;         // child by segment pattern ("{id}", "{name}.{ext}")
+  std::vector<std::uint32_t> templates;      // templates that end here (route ids, by rank)
+  std::vector<std::uint32_t> rest;           // templates with {rest...} after this node
+  std::vector<std::uint32_t> prefixes;       // prefixes ending here ("/api": "/api" or "/api/...")
   std::vector<std::uint32_t> slash_prefixes; // prefixes ending here with "/" ("/api/...")
 };
 

@@ -44,7 +44,8 @@ std::string why_outranked(const model::Route& winner, const model::Route& loser,
     switch (winner.kind) {
     case model::MatchKind::template_:
       if (w.a != l.a)
-        return "more literal characters (" + std::to_string(-w.a) + " vs " + std::to_string(-l.a) + ")";
+        return "more literal characters (" + std::to_string(-w.a) + " vs " + std::to_string(-l.a) +
+               ")";
       if (w.b != l.b)
         return "more segments (" + std::to_string(-w.b) + " vs " + std::to_string(-l.b) + ")";
       return "no {rest...} parameter";
@@ -53,7 +54,8 @@ std::string why_outranked(const model::Route& winner, const model::Route& loser,
     case model::MatchKind::regex:
       return "higher priority (" + std::to_string(winner.priority) + " vs " +
              std::to_string(loser.priority) + ")";
-    default: break;
+    default:
+      break;
     }
   }
   if (w.conditions != l.conditions) return "more header/query conditions";
@@ -61,16 +63,139 @@ std::string why_outranked(const model::Route& winner, const model::Route& loser,
   return "declared earlier" + (where.empty() ? "" : " (" + where + ")");
 }
 
+/// The path structure of a route: segments, then what may follow them.
+struct Shape {
+  enum class Tail { none, open, slash, rest }; // open: "" or "/..."; slash: "/..."; rest: "/x..."
+  std::vector<model::TemplateSegment> segments;
+  Tail tail = Tail::none;
+};
+
+std::optional<Shape> shape_of(const model::Route& r) {
+  Shape s;
+  auto literal_segments = [&](std::string_view p) {
+    std::size_t pos = 0;
+    while (pos < p.size()) {
+      std::size_t end = p.find('/', pos + 1);
+      if (end == std::string_view::npos) end = p.size();
+      model::TemplateSegment seg;
+      seg.parts.push_back({false, std::string(p.substr(pos + 1, end - pos - 1))});
+      s.segments.push_back(std::move(seg));
+      pos = end;
+    }
+  };
+  switch (r.kind) {
+  case model::MatchKind::exact:
+    literal_segments(r.pattern);
+    return s;
+  case model::MatchKind::prefix: {
+    std::string_view p = r.pattern;
+    const bool slash = p.back() == '/';
+    if (slash) p.remove_suffix(1);
+    literal_segments(p);
+    s.tail = slash ? Shape::Tail::slash : Shape::Tail::open;
+    return s;
+  }
+  case model::MatchKind::template_: {
+    auto t = model::PathTemplate::parse(r.pattern);
+    if (!t) return std::nullopt;
+    s.segments = t->segments();
+    if (t->has_rest()) s.tail = Shape::Tail::rest;
+    return s;
+  }
+  case model::MatchKind::regex:
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::string sample(const model::TemplateSegment& seg) {
+  std::string out;
+  for (const auto& p : seg.parts)
+    out += p.param ? std::string("x") : p.text;
+  return out;
+}
+
+/// Merges two shapes into one witness path, or nullopt when they obviously cannot meet.
+std::optional<std::string> merge(const Shape& a, const Shape& b) {
+  std::string path;
+  std::array<std::string_view, model::kMaxTemplateParams> scratch;
+  const std::size_t n = std::max(a.segments.size(), b.segments.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    const model::TemplateSegment* sa = i < a.segments.size() ? &a.segments[i] : nullptr;
+    const model::TemplateSegment* sb = i < b.segments.size() ? &b.segments[i] : nullptr;
+    std::string piece;
+    if (sa && sb) {
+      if (sa->literal())
+        piece = sa->parts[0].text;
+      else if (sb->literal())
+        piece = sb->parts[0].text;
+      else if (const std::string x = sample(*sa); sb->match(x, scratch.data()))
+        piece = x;
+      else if (const std::string y = sample(*sb); sa->match(y, scratch.data()))
+        piece = y;
+      else
+        return std::nullopt;
+    } else {
+      const Shape& shorter = sa ? b : a;
+      if (shorter.tail == Shape::Tail::none) return std::nullopt;
+      piece = sample(sa ? *sa : *sb);
+    }
+    path += "/" + piece;
+  }
+  const bool need_more =
+      (a.segments.size() == n && (a.tail == Shape::Tail::rest || a.tail == Shape::Tail::slash)) ||
+      (b.segments.size() == n && (b.tail == Shape::Tail::rest || b.tail == Shape::Tail::slash));
+  if (need_more) path += "/x";
+  if (path.empty()) path = "/";
+  return path;
+}
+
 } // namespace
+
+std::string example_path(const model::Route& r) {
+  switch (r.kind) {
+  case model::MatchKind::exact:
+  case model::MatchKind::prefix:
+    return r.pattern;
+  case model::MatchKind::template_:
+    if (auto t = model::PathTemplate::parse(r.pattern)) return t->example("1");
+    return "";
+  case model::MatchKind::regex: {
+    RE2::Options opt;
+    opt.set_log_errors(false);
+    RE2 re(r.pattern, opt);
+    std::string mn, mx;
+    if (re.ok() && re.PossibleMatchRange(&mn, &mx, 64) && RE2::FullMatch(mn, re)) return mn;
+    return "";
+  }
+  }
+  return "";
+}
+
+std::optional<std::string> common_path(const model::Route& a, const model::Route& b) {
+  std::vector<std::string> candidates{example_path(a), example_path(b)};
+  auto sa = shape_of(a), sb = shape_of(b);
+  if (sa && sb)
+    if (auto m = merge(*sa, *sb)) candidates.insert(candidates.begin(), *m);
+  for (const auto& c : candidates)
+    if (!c.empty() && path_matches(a, c) && path_matches(b, c)) return c;
+  return std::nullopt;
+}
 
 std::string_view to_string(Verdict v) noexcept {
   switch (v) {
-  case Verdict::chosen: return "chosen";
-  case Verdict::outranked: return "outranked";
-  case Verdict::host: return "host";
-  case Verdict::method: return "method";
-  case Verdict::header: return "header";
-  case Verdict::query: return "query";
+  case Verdict::chosen:
+    return "chosen";
+  case Verdict::outranked:
+    return "outranked";
+  case Verdict::host:
+    return "host";
+  case Verdict::method:
+    return "method";
+  case Verdict::header:
+    return "header";
+  case Verdict::query:
+    return "query";
   }
   return "?";
 }
@@ -78,7 +203,8 @@ std::string_view to_string(Verdict v) noexcept {
 bool path_matches(const model::Route& r, std::string_view path,
                   std::vector<std::pair<std::string, std::string>>* params) {
   switch (r.kind) {
-  case model::MatchKind::exact: return path == r.pattern;
+  case model::MatchKind::exact:
+    return path == r.pattern;
   case model::MatchKind::prefix: {
     const std::string& p = r.pattern;
     if (p.back() == '/') return path.starts_with(p);
@@ -131,7 +257,8 @@ Explanation explain(const RouteTable& table, const Request& req) {
   ex.host = std::string(normalize_host(req.host, hbuf));
   std::array<std::uint32_t, 64> gids;
   const std::size_t ng = impl.groups_for(ex.host, gids);
-  for (std::size_t i = 0; i < ng; ++i) ex.host_groups.push_back(impl.groups[gids[i]].label);
+  for (std::size_t i = 0; i < ng; ++i)
+    ex.host_groups.push_back(impl.groups[gids[i]].label);
   ex.match = table.match(req);
 
   struct Eval {
@@ -162,7 +289,8 @@ Explanation explain(const RouteTable& table, const Request& req) {
         const bool found = req.headers && req.headers->find(h.m->name, v);
         if (!matcher_holds(h, found, v)) {
           e.v = Verdict::header;
-          e.reason = "header " + h.m->name + (h.m->invert ? " must not satisfy " : " must satisfy ") +
+          e.reason = "header " + h.m->name +
+                     (h.m->invert ? " must not satisfy " : " must satisfy ") +
                      std::string(model::to_string(h.m->op)) +
                      (h.m->op == model::MatchOp::present ? "" : " " + text::quote(h.m->value)) +
                      (found ? ", found " + text::quote(v) : ", but it is absent");
@@ -213,19 +341,21 @@ Explanation explain(const RouteTable& table, const Request& req) {
     if ((a.v == Verdict::chosen) != (b.v == Verdict::chosen)) return a.v == Verdict::chosen;
     return impl.routes[a.id].rank < impl.routes[b.id].rank;
   });
-  for (auto& e : evals) ex.candidates.push_back(Candidate{e.id, e.v, std::move(e.reason)});
+  for (auto& e : evals)
+    ex.candidates.push_back(Candidate{e.id, e.v, std::move(e.reason)});
 
   if (!ex.reference) {
     // A common slip: the route exists with (or without) a trailing slash.
     std::string other(req.path);
-    if (other.size() > 1 && other.back() == '/') other.pop_back();
-    else other += '/';
-    for (const auto& r : cfg.routes)
-      if (path_matches(r, other)) {
-        ex.notes.push_back("route " + text::quote(r.name) + " matches " + text::quote(other) +
-                           " (trailing slashes are significant)");
-        break;
-      }
+    if (other.size() > 1 && other.back() == '/')
+      other.pop_back();
+    else
+      other += '/';
+    Request again = req;
+    again.path = other;
+    if (const Match m = table.match(again); m.matched())
+      ex.notes.push_back("route " + text::quote(cfg.routes[m.route].name) + " matches " +
+                         text::quote(other) + " (trailing slashes are significant)");
   }
   return ex;
 }

@@ -170,12 +170,24 @@ bool matcher_holds(const detail::CompiledMatcher& cm, bool found, std::string_vi
   bool r = false;
   if (found) {
     switch (m.op) {
-    case model::MatchOp::present: r = true; break;
-    case model::MatchOp::exact: r = v == m.value; break;
-    case model::MatchOp::prefix: r = v.starts_with(m.value); break;
-    case model::MatchOp::suffix: r = v.ends_with(m.value); break;
-    case model::MatchOp::contains: r = v.find(m.value) != std::string_view::npos; break;
-    case model::MatchOp::regex: r = cm.re && RE2::FullMatch(v, *cm.re); break;
+    case model::MatchOp::present:
+      r = true;
+      break;
+    case model::MatchOp::exact:
+      r = v == m.value;
+      break;
+    case model::MatchOp::prefix:
+      r = v.starts_with(m.value);
+      break;
+    case model::MatchOp::suffix:
+      r = v.ends_with(m.value);
+      break;
+    case model::MatchOp::contains:
+      r = v.find(m.value) != std::string_view::npos;
+      break;
+    case model::MatchOp::regex:
+      r = cm.re && RE2::FullMatch(v, *cm.re);
+      break;
     }
   }
   return m.invert ? !r : r;
@@ -212,7 +224,8 @@ std::size_t RouteTable::Impl::groups_for(std::string_view host,
            dot = host.find('.', dot + 1)) {
         const std::string_view suffix = host.substr(dot);
         if (suffix.size() > max_wildcard_len) continue;
-        if (auto it = wildcard_hosts.find(suffix); it != wildcard_hosts.end()) out[n++] = it->second;
+        if (auto it = wildcard_hosts.find(suffix); it != wildcard_hosts.end())
+          out[n++] = it->second;
       }
     }
   }
@@ -247,9 +260,11 @@ Result<RouteTable> RouteTable::build(std::shared_ptr<const model::Config> config
   // Ranks: precedence without host tiers, which the group order already expresses.
   std::vector<std::pair<model::PrecedenceKey, std::uint32_t>> keys;
   keys.reserve(n);
-  for (std::uint32_t i = 0; i < n; ++i) keys.emplace_back(model::precedence_key(cfg.routes[i]), i);
+  for (std::uint32_t i = 0; i < n; ++i)
+    keys.emplace_back(model::precedence_key(cfg.routes[i]), i);
   std::sort(keys.begin(), keys.end());
-  for (std::uint32_t r = 0; r < n; ++r) impl->routes[keys[r].second].rank = r;
+  for (std::uint32_t r = 0; r < n; ++r)
+    impl->routes[keys[r].second].rank = r;
 
   auto group_for = [&](detail::StringMap<std::uint32_t>* map, const std::string& key,
                        std::string label) -> Group& {
@@ -284,13 +299,15 @@ Result<RouteTable> RouteTable::build(std::shared_ptr<const model::Config> config
       return true;
     };
     if (!compile_matchers(route.headers, cr.headers) || !compile_matchers(route.query, cr.query))
-      return fail(errc::bad_route, "route \"" + route.name + "\": a matcher regex does not compile");
+      return fail(errc::bad_route,
+                  "route \"" + route.name + "\": a matcher regex does not compile");
 
     std::optional<model::PathTemplate> tmpl;
     switch (route.kind) {
     case model::MatchKind::regex:
       cr.regex = compile_regex(route.pattern);
-      if (!cr.regex) return fail(errc::bad_route, "route \"" + route.name + "\": regex does not compile");
+      if (!cr.regex)
+        return fail(errc::bad_route, "route \"" + route.name + "\": regex does not compile");
       break;
     case model::MatchKind::template_: {
       auto t = model::PathTemplate::parse(route.pattern);
@@ -308,12 +325,17 @@ Result<RouteTable> RouteTable::build(std::shared_ptr<const model::Config> config
 
     auto insert = [&](Group& g) {
       switch (route.kind) {
-      case model::MatchKind::exact: g.exact[route.pattern].push_back(i); break;
-      case model::MatchKind::regex: g.regex.push_back(i); break;
+      case model::MatchKind::exact:
+        g.exact[route.pattern].push_back(i);
+        break;
+      case model::MatchKind::regex:
+        g.regex.push_back(i);
+        break;
       case model::MatchKind::template_: {
         std::uint32_t node = 0;
         for (const auto& seg : tmpl->segments())
-          node = seg.literal() ? child_literal(g, node, seg.parts[0].text) : child_pattern(g, node, seg);
+          node = seg.literal() ? child_literal(g, node, seg.parts[0].text)
+                               : child_pattern(g, node, seg);
         (tmpl->has_rest() ? g.nodes[node].rest : g.nodes[node].templates).push_back(i);
         break;
       }
@@ -354,7 +376,8 @@ Result<RouteTable> RouteTable::build(std::shared_ptr<const model::Config> config
     return impl->routes[a].rank < impl->routes[b].rank;
   };
   for (auto& g : impl->groups) {
-    for (auto& [_, ids] : g.exact) std::sort(ids.begin(), ids.end(), by_rank);
+    for (auto& [_, ids] : g.exact)
+      std::sort(ids.begin(), ids.end(), by_rank);
     std::sort(g.regex.begin(), g.regex.end(), by_rank);
     for (auto& node : g.nodes) {
       std::sort(node.templates.begin(), node.templates.end(), by_rank);
@@ -371,7 +394,9 @@ RouteTable::RouteTable(RouteTable&&) noexcept = default;
 RouteTable& RouteTable::operator=(RouteTable&&) noexcept = default;
 RouteTable::~RouteTable() = default;
 
-const model::Config& RouteTable::config() const noexcept { return *impl_->config; }
+const model::Config& RouteTable::config() const noexcept {
+  return *impl_->config;
+}
 const std::shared_ptr<const model::Config>& RouteTable::config_ptr() const noexcept {
   return impl_->config;
 }
@@ -428,8 +453,10 @@ std::string rewritten_path(const model::Route& route, std::span<const Param> par
     std::string_view rest = path.substr(std::min(matched.size(), path.size()));
     std::string out = *route.rewrite.prefix;
     // Join without doubling or losing the "/" between the new prefix and the rest.
-    if (!out.empty() && out.back() == '/' && rest.starts_with('/')) rest.remove_prefix(1);
-    else if ((out.empty() || out.back() != '/') && !rest.empty() && !rest.starts_with('/')) out += '/';
+    if (!out.empty() && out.back() == '/' && rest.starts_with('/'))
+      rest.remove_prefix(1);
+    else if ((out.empty() || out.back() != '/') && !rest.empty() && !rest.starts_with('/'))
+      out += '/';
     out += rest;
     if (out.empty()) out = "/";
     return out;

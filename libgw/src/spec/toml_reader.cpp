@@ -17,14 +17,12 @@ constexpr std::array kRootKeys = {"version"sv, "defaults"sv, "upstreams"sv, "pol
                                   "routes"sv};
 constexpr std::array kDefaultsKeys = {"timeout"sv, "per_try_timeout"sv, "connect_timeout"sv,
                                       "retries"sv, "max_body"sv};
-constexpr std::array kUpstreamKeys = {"endpoints"sv, "balance"sv, "hash_on"sv,
-                                      "connect_timeout"sv};
+constexpr std::array kUpstreamKeys = {"endpoints"sv, "balance"sv, "hash_on"sv, "connect_timeout"sv};
 constexpr std::array kEndpointKeys = {"address"sv, "weight"sv};
-constexpr std::array kRouteKeys = {"name"sv,     "methods"sv,  "hosts"sv,    "path"sv,
-                                   "prefix"sv,   "template"sv, "regex"sv,    "priority"sv,
-                                   "upstream"sv, "timeout"sv,  "per_try_timeout"sv,
-                                   "retries"sv,  "max_body"sv, "policies"sv, "headers"sv,
-                                   "query"sv,    "rewrite"sv};
+constexpr std::array kRouteKeys = {
+    "name"sv,     "methods"sv,  "hosts"sv,    "path"sv,    "prefix"sv,          "template"sv,
+    "regex"sv,    "priority"sv, "upstream"sv, "timeout"sv, "per_try_timeout"sv, "retries"sv,
+    "max_body"sv, "policies"sv, "headers"sv,  "query"sv,   "rewrite"sv};
 constexpr std::array kMatcherKeys = {"name"sv,     "exact"sv, "prefix"sv,  "suffix"sv,
                                      "contains"sv, "regex"sv, "present"sv, "invert"sv};
 constexpr std::array kRewriteKeys = {"path"sv, "prefix"sv, "host"sv};
@@ -32,7 +30,7 @@ constexpr std::array kPolicyKeys = {"kind"sv}; // plus kind-specific keys, check
 
 constexpr std::array kCasesRootKeys = {"version"sv, "case"sv};
 constexpr std::array kCaseKeys = {"name"sv, "method"sv, "url"sv, "host"sv, "headers"sv, "expect"sv};
-constexpr std::array kExpectKeys = {"route"sv, "upstream"sv, "status"sv, "allow"sv,
+constexpr std::array kExpectKeys = {"route"sv,  "upstream"sv, "status"sv, "allow"sv,
                                     "params"sv, "path"sv,     "host"sv};
 
 constexpr std::array kKeyTables = {
@@ -49,25 +47,38 @@ constexpr std::array kKeyTables = {
 
 std::string_view type_name(const toml::node& n) {
   switch (n.type()) {
-  case toml::node_type::string: return "a string";
-  case toml::node_type::integer: return "an integer";
-  case toml::node_type::floating_point: return "a float";
-  case toml::node_type::boolean: return "a boolean";
-  case toml::node_type::date: return "a date";
-  case toml::node_type::time: return "a time";
-  case toml::node_type::date_time: return "a date-time";
-  case toml::node_type::array: return "an array";
-  case toml::node_type::table: return "a table";
-  default: return "nothing";
+  case toml::node_type::string:
+    return "a string";
+  case toml::node_type::integer:
+    return "an integer";
+  case toml::node_type::floating_point:
+    return "a float";
+  case toml::node_type::boolean:
+    return "a boolean";
+  case toml::node_type::date:
+    return "a date";
+  case toml::node_type::time:
+    return "a time";
+  case toml::node_type::date_time:
+    return "a date-time";
+  case toml::node_type::array:
+    return "an array";
+  case toml::node_type::table:
+    return "a table";
+  default:
+    return "nothing";
   }
 }
 
 std::string escape_pointer(std::string_view token) {
   std::string out;
   for (char c : token) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out += c;
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out += c;
   }
   return out;
 }
@@ -96,22 +107,30 @@ private:
   }
 
   /// Reports keys of `t` not in `known`; `what` names the table in messages.
+  /// Returns the known keys that unknown ones looked like (typos), so a missing-key error for
+  /// them can be left out: the typo is the real problem.
   template <std::size_t N>
-  void check_keys(const toml::table& t, const std::array<std::string_view, N>& known,
-                  std::string_view what, const std::string& pointer) {
+  std::vector<std::string> check_keys(const toml::table& t,
+                                      const std::array<std::string_view, N>& known,
+                                      std::string_view what, const std::string& pointer) {
+    std::vector<std::string> typos;
     for (auto&& [k, v] : t) {
       bool ok = false;
-      for (auto kk : known) ok = ok || kk == k.str();
+      for (auto kk : known)
+        ok = ok || kk == k.str();
       if (ok) continue;
       auto& d = diags_
                     .error("spec.unknown-key", loc(k.source()),
                            "unknown key " + text::quote(k.str()) + " in " + std::string(what))
                     .at_pointer(pointer + "/" + escape_pointer(k.str()));
-      if (auto s = text::suggest(k.str(), std::span<const std::string_view>(known)))
+      if (auto s = text::suggest(k.str(), std::span<const std::string_view>(known))) {
         d.with_hint("did you mean \"" + *s + "\"?");
-      else
+        typos.push_back(*s);
+      } else {
         d.with_hint("valid keys: " + join_keys(known));
+      }
     }
+    return typos;
   }
 
   template <std::size_t N>
@@ -134,6 +153,7 @@ private:
       f.loc = loc(*n);
       f.set = true;
     } else {
+      f.bad = true;
       type_error(*n, std::string(what) + "." + std::string(key), "a string",
                  pointer + "/" + std::string(key));
     }
@@ -150,6 +170,7 @@ private:
       f.loc = loc(*n);
       f.set = true;
     } else {
+      f.bad = true;
       type_error(*n, std::string(what) + "." + std::string(key), "an integer",
                  pointer + "/" + std::string(key));
     }
@@ -166,6 +187,7 @@ private:
       f.loc = loc(*n);
       f.set = true;
     } else {
+      f.bad = true;
       type_error(*n, std::string(what) + "." + std::string(key), "a boolean",
                  pointer + "/" + std::string(key));
     }
@@ -183,6 +205,7 @@ private:
     } else if (auto i = n->as_integer()) {
       f.value = std::to_string(i->get());
     } else {
+      f.bad = true;
       type_error(*n, std::string(what) + "." + std::string(key),
                  "a size (a string such as \"10MiB\" or an integer)",
                  pointer + "/" + std::string(key));
@@ -201,6 +224,7 @@ private:
     const std::string p = pointer + "/" + std::string(key);
     const auto* arr = n->as_array();
     if (!arr) {
+      f.bad = true;
       type_error(*n, std::string(what) + "." + std::string(key), "an array of strings", p);
       return f;
     }
@@ -234,8 +258,8 @@ private:
   void read_route(const toml::table& t, std::size_t index);
   Field<std::vector<MatcherSpec>> read_matchers(const toml::table& route, std::string_view key,
                                                 const std::string& pointer);
-  static nlohmann::json to_json(const toml::node& n, const std::string& pointer,
-                                const Reader& self, std::map<std::string, SourceLoc>& locs);
+  static nlohmann::json to_json(const toml::node& n, const std::string& pointer, const Reader& self,
+                                std::map<std::string, SourceLoc>& locs);
 
   const SourceFile& file_;
   Document& doc_;
@@ -296,7 +320,8 @@ void Reader::read_defaults(const toml::node& n) {
 void Reader::read_upstreams(const toml::node& n) {
   const auto* t = n.as_table();
   if (!t) return type_error(n, "upstreams", "a table of named upstreams", "/upstreams");
-  for (auto&& [k, v] : *t) read_upstream(std::string(k.str()), v);
+  for (auto&& [k, v] : *t)
+    read_upstream(std::string(k.str()), v);
 }
 
 void Reader::read_upstream(std::string name, const toml::node& n) {
@@ -316,6 +341,7 @@ void Reader::read_upstream(std::string name, const toml::node& n) {
   if (const toml::node* e = t->get("endpoints")) {
     const auto* arr = e->as_array();
     if (!arr) {
+      u.endpoints.bad = true;
       type_error(*e, what + ".endpoints", "an array", pointer + "/endpoints");
     } else {
       u.endpoints.set = true;
@@ -336,8 +362,7 @@ void Reader::read_upstream(std::string name, const toml::node& n) {
                 .at_pointer(ep);
         } else {
           type_error(el, what + ".endpoints elements",
-                     "\"host:port\" strings or { address = \"host:port\", weight = N } tables",
-                     ep);
+                     "\"host:port\" strings or { address = \"host:port\", weight = N } tables", ep);
           continue;
         }
         u.endpoints.value.push_back(std::move(spec));
@@ -351,10 +376,14 @@ nlohmann::json Reader::to_json(const toml::node& n, const std::string& pointer, 
                                std::map<std::string, SourceLoc>& locs) {
   locs[pointer] = self.loc(n);
   switch (n.type()) {
-  case toml::node_type::string: return n.as_string()->get();
-  case toml::node_type::integer: return n.as_integer()->get();
-  case toml::node_type::floating_point: return n.as_floating_point()->get();
-  case toml::node_type::boolean: return n.as_boolean()->get();
+  case toml::node_type::string:
+    return n.as_string()->get();
+  case toml::node_type::integer:
+    return n.as_integer()->get();
+  case toml::node_type::floating_point:
+    return n.as_floating_point()->get();
+  case toml::node_type::boolean:
+    return n.as_boolean()->get();
   case toml::node_type::array: {
     auto out = nlohmann::json::array();
     std::size_t i = 0;
@@ -371,9 +400,12 @@ nlohmann::json Reader::to_json(const toml::node& n, const std::string& pointer, 
   default: {
     // Dates and times: kept as their TOML text.
     std::ostringstream os;
-    if (auto d = n.as_date()) os << d->get();
-    else if (auto t = n.as_time()) os << t->get();
-    else if (auto dt = n.as_date_time()) os << dt->get();
+    if (auto d = n.as_date())
+      os << d->get();
+    else if (auto t = n.as_time())
+      os << t->get();
+    else if (auto dt = n.as_date_time())
+      os << dt->get();
     return os.str();
   }
   }
@@ -420,9 +452,8 @@ void Reader::read_routes(const toml::node& n) {
   }
 }
 
-Field<std::vector<MatcherSpec>> Reader::read_matchers(const toml::table& route,
-                                                      std::string_view key,
-                                                      const std::string& pointer) {
+Field<std::vector<MatcherSpec>>
+Reader::read_matchers(const toml::table& route, std::string_view key, const std::string& pointer) {
   Field<std::vector<MatcherSpec>> f;
   const toml::node* n = route.get(key);
   if (!n) return f;
@@ -439,8 +470,8 @@ Field<std::vector<MatcherSpec>> Reader::read_matchers(const toml::table& route,
     const std::string mp = p + "/" + std::to_string(i++);
     const auto* t = el.as_table();
     if (!t) {
-      type_error(el, std::string(key) + " elements", "tables such as { name = \"x\", exact = \"1\" }",
-                 mp);
+      type_error(el, std::string(key) + " elements",
+                 "tables such as { name = \"x\", exact = \"1\" }", mp);
       continue;
     }
     const std::string what = std::string(key) == "headers" ? "a header matcher" : "a query matcher";
@@ -467,7 +498,7 @@ void Reader::read_route(const toml::table& t, std::size_t index) {
   r.name = get_string(t, "name", "route", pointer);
   const std::string what =
       r.name.set ? "route " + text::quote(r.name.value) : "route #" + std::to_string(index + 1);
-  check_keys(t, kRouteKeys, what, pointer);
+  r.misspelled = check_keys(t, kRouteKeys, what, pointer);
 
   r.methods = get_string_list(t, "methods", what, pointer);
   r.hosts = get_string_list(t, "hosts", what, pointer);
@@ -548,7 +579,8 @@ std::vector<CaseSpec> Reader::read_cases_root(const toml::table& root) {
     c.method = get_string(*t, "method", what, p);
     c.url = get_string(*t, "url", what, p);
     c.host = get_string(*t, "host", what, p);
-    if (const auto* h = t->get("headers")) c.headers = string_map(*h, what + ".headers", p + "/headers");
+    if (const auto* h = t->get("headers"))
+      c.headers = string_map(*h, what + ".headers", p + "/headers");
     if (!c.url) diags_.error("spec.missing-key", c.loc, what + " has no url").at_pointer(p);
     const toml::node* e = t->get("expect");
     if (!e) {
@@ -636,6 +668,8 @@ void read_toml_file(const std::string& path, SourceSet& sources, Document& doc,
   read_toml(path, std::move(*text), sources, doc, diags);
 }
 
-std::span<const KeyTable> toml_key_tables() { return kKeyTables; }
+std::span<const KeyTable> toml_key_tables() {
+  return kKeyTables;
+}
 
 } // namespace gw::spec

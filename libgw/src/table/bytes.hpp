@@ -28,10 +28,12 @@ public:
 
 private:
   void put(std::uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) out_.push_back(static_cast<unsigned char>(v >> (8 * i)));
+    for (int i = 0; i < n; ++i)
+      out_.push_back(static_cast<unsigned char>(v >> (8 * i)));
   }
   void patch(std::size_t at, std::uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) out_[at + static_cast<std::size_t>(i)] = static_cast<unsigned char>(v >> (8 * i));
+    for (int i = 0; i < n; ++i)
+      out_[at + static_cast<std::size_t>(i)] = static_cast<unsigned char>(v >> (8 * i));
   }
   std::vector<unsigned char>& out_;
 };
@@ -68,7 +70,8 @@ private:
       return 0;
     }
     std::uint64_t v = 0;
-    for (int i = 0; i < n; ++i) v |= static_cast<std::uint64_t>(data_[pos_ + static_cast<std::size_t>(i)]) << (8 * i);
+    for (int i = 0; i < n; ++i)
+      v |= static_cast<std::uint64_t>(data_[pos_ + static_cast<std::size_t>(i)]) << (8 * i);
     pos_ += static_cast<std::size_t>(n);
     return v;
   }

@@ -54,10 +54,12 @@ public:
   void finish(Reader& r, std::uint32_t t) {
     if (error) return;
     if (r.failed())
-      set_error(errc::section_overrun, "section " + section_name(t) + ": a record runs past its end");
+      set_error(errc::section_overrun,
+                "section " + section_name(t) + ": a record runs past its end");
     else if (r.remaining() != 0)
       set_error(errc::trailing_bytes, "section " + section_name(t) + ": " +
-                                          std::to_string(r.remaining()) + " bytes after the last record");
+                                          std::to_string(r.remaining()) +
+                                          " bytes after the last record");
   }
 
   model::SourceRef src(Reader& r, const char* what) {
@@ -66,8 +68,8 @@ public:
     s.line = r.u32();
     s.col = r.u32();
     if (!r.failed() && s.file != model::kNoFile && s.file >= cfg.sources.size())
-      set_error(errc::index_out_of_range, std::string(what) + ": source index " +
-                                              std::to_string(s.file) + " out of range");
+      set_error(errc::index_out_of_range,
+                std::string(what) + ": source index " + std::to_string(s.file) + " out of range");
     return s;
   }
 
@@ -108,9 +110,11 @@ public:
       u.name = str(r.u32(), "upstream name");
       const auto bal = r.u8(), hash = r.u8();
       if (bal > static_cast<std::uint8_t>(model::Balance::random))
-        set_error(errc::bad_value, "upstream " + std::to_string(i) + ": balance " + std::to_string(bal));
+        set_error(errc::bad_value,
+                  "upstream " + std::to_string(i) + ": balance " + std::to_string(bal));
       if (hash > static_cast<std::uint8_t>(model::HashOn::client_ip))
-        set_error(errc::bad_value, "upstream " + std::to_string(i) + ": hash_on " + std::to_string(hash));
+        set_error(errc::bad_value,
+                  "upstream " + std::to_string(i) + ": hash_on " + std::to_string(hash));
       u.balance = static_cast<model::Balance>(bal);
       u.hash_on = static_cast<model::HashOn>(hash);
       u.hash_key = str(r.u32(), "upstream hash key");
@@ -161,7 +165,8 @@ public:
       m.op = static_cast<model::MatchOp>(op);
       m.value = str(r.u32(), "matcher value");
       const auto inv = r.u8();
-      if (inv > 1) set_error(errc::bad_value, where + ": matcher invert flag " + std::to_string(inv));
+      if (inv > 1)
+        set_error(errc::bad_value, where + ": matcher invert flag " + std::to_string(inv));
       m.invert = inv == 1;
       out.push_back(std::move(m));
     }
@@ -176,7 +181,8 @@ public:
       model::Route rt;
       rt.name = str(r.u32(), "route name");
       const std::uint32_t nh = count(r, 4, "host");
-      for (std::uint32_t j = 0; j < nh && !error && !r.failed(); ++j) rt.hosts.push_back(str(r.u32(), "host"));
+      for (std::uint32_t j = 0; j < nh && !error && !r.failed(); ++j)
+        rt.hosts.push_back(str(r.u32(), "host"));
       const std::uint16_t bits = r.u16();
       if (bits == 0 || model::MethodSet::from_bits(bits).bits() != bits)
         set_error(errc::bad_value, where + ": method set " + hex32(bits));
@@ -189,9 +195,9 @@ public:
       rt.priority = r.i32();
       rt.upstream = r.u32();
       if (!r.failed() && rt.upstream >= cfg.upstreams.size())
-        set_error(errc::index_out_of_range, where + ": upstream index " + std::to_string(rt.upstream) +
-                                                " out of range (" + std::to_string(cfg.upstreams.size()) +
-                                                " upstreams)");
+        set_error(errc::index_out_of_range,
+                  where + ": upstream index " + std::to_string(rt.upstream) + " out of range (" +
+                      std::to_string(cfg.upstreams.size()) + " upstreams)");
       rt.timeout_ms = r.u32();
       rt.per_try_timeout_ms = r.u32();
       rt.retries = r.u32();
@@ -202,9 +208,9 @@ public:
       for (std::uint32_t j = 0; j < np && !error && !r.failed(); ++j) {
         const std::uint32_t p = r.u32();
         if (!r.failed() && p >= cfg.policies.size())
-          set_error(errc::index_out_of_range, where + ": policy index " + std::to_string(p) +
-                                                  " out of range (" + std::to_string(cfg.policies.size()) +
-                                                  " policies)");
+          set_error(errc::index_out_of_range,
+                    where + ": policy index " + std::to_string(p) + " out of range (" +
+                        std::to_string(cfg.policies.size()) + " policies)");
         rt.policies.push_back(p);
       }
       matchers(r, rt.headers, where);
@@ -232,12 +238,14 @@ Result<Decoded> decode(std::span<const unsigned char> bytes) {
   if (size > kMaxTableBytes) return fail(errc::too_large, "the table is larger than 512 MiB");
   if (size < sizeof kMagic) {
     if (std::memcmp(bytes.data(), kMagic, size) == 0)
-      return fail(errc::truncated, "only " + std::to_string(size) + " bytes: cut off inside the header");
+      return fail(errc::truncated,
+                  "only " + std::to_string(size) + " bytes: cut off inside the header");
     return fail(errc::bad_magic, "not a gw route table (no GWRT magic)");
   }
   if (!has_magic(bytes)) return fail(errc::bad_magic, "not a gw route table (no GWRT magic)");
   if (size < kHeaderSize)
-    return fail(errc::truncated, "only " + std::to_string(size) + " bytes: cut off inside the 64-byte header");
+    return fail(errc::truncated,
+                "only " + std::to_string(size) + " bytes: cut off inside the 64-byte header");
 
   Reader h(bytes.subspan(8, kHeaderSize - 8));
   const std::uint16_t major = h.u16(), minor = h.u16();
@@ -246,13 +254,14 @@ Result<Decoded> decode(std::span<const unsigned char> bytes) {
   const std::uint32_t section_count = h.u32();
   h.u32(); // flags: none defined in 1.0
   if (major != kFormatMajor || minor > kFormatMinor)
-    return fail(errc::unsupported_version,
-                "format " + std::to_string(major) + "." + std::to_string(minor) + "; this build reads " +
-                    std::to_string(kFormatMajor) + "." + std::to_string(kFormatMinor) +
-                    (major > kFormatMajor || minor > kFormatMinor ? " (compiled by a newer gwctl?)" : ""));
+    return fail(
+        errc::unsupported_version,
+        "format " + std::to_string(major) + "." + std::to_string(minor) + "; this build reads " +
+            std::to_string(kFormatMajor) + "." + std::to_string(kFormatMinor) +
+            (major > kFormatMajor || minor > kFormatMinor ? " (compiled by a newer gwctl?)" : ""));
   if (file_size > size)
-    return fail(errc::truncated, "the header says " + std::to_string(file_size) + " bytes, the file has " +
-                                     std::to_string(size));
+    return fail(errc::truncated, "the header says " + std::to_string(file_size) +
+                                     " bytes, the file has " + std::to_string(size));
   if (file_size < size)
     return fail(errc::size_mismatch, "the header says " + std::to_string(file_size) +
                                          " bytes, the file has " + std::to_string(size));
@@ -262,7 +271,8 @@ Result<Decoded> decode(std::span<const unsigned char> bytes) {
     return fail(errc::bad_header, std::to_string(section_count) + " sections (at most " +
                                       std::to_string(kMaxSections) + ")");
   const std::uint64_t dir_end = header_size + std::uint64_t{kDirEntrySize} * section_count;
-  if (dir_end > size) return fail(errc::bad_header, "the section directory runs past the end of the file");
+  if (dir_end > size)
+    return fail(errc::bad_header, "the section directory runs past the end of the file");
 
   // Verify the digest before interpreting any content.
   {
@@ -295,11 +305,12 @@ Result<Decoded> decode(std::span<const unsigned char> bytes) {
     s.offset = dir.u64();
     s.size = dir.u64();
     if (s.offset < dir_end || s.offset > size || s.size > size - s.offset)
-      return fail(errc::section_out_of_range, "section " + section_name(s.tag) + " at offset " +
-                                                  hex32(s.offset) + " size " + std::to_string(s.size) +
-                                                  " lies outside the file");
+      return fail(errc::section_out_of_range,
+                  "section " + section_name(s.tag) + " at offset " + hex32(s.offset) + " size " +
+                      std::to_string(s.size) + " lies outside the file");
     for (const auto& o : secs)
-      if (o.tag == s.tag) return fail(errc::duplicate_section, "section " + section_name(s.tag) + " appears twice");
+      if (o.tag == s.tag)
+        return fail(errc::duplicate_section, "section " + section_name(s.tag) + " appears twice");
     secs.push_back(s);
   }
   {
@@ -307,8 +318,9 @@ Result<Decoded> decode(std::span<const unsigned char> bytes) {
     std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.offset < b.offset; });
     for (std::size_t i = 1; i < sorted.size(); ++i)
       if (sorted[i - 1].offset + sorted[i - 1].size > sorted[i].offset)
-        return fail(errc::section_out_of_range, "sections " + section_name(sorted[i - 1].tag) + " and " +
-                                                    section_name(sorted[i].tag) + " overlap");
+        return fail(errc::section_out_of_range, "sections " + section_name(sorted[i - 1].tag) +
+                                                    " and " + section_name(sorted[i].tag) +
+                                                    " overlap");
   }
   out.info.sections = secs;
 
@@ -321,7 +333,8 @@ Result<Decoded> decode(std::span<const unsigned char> bytes) {
     const bool known = s.tag == kMeta || s.tag == kStrings || s.tag == kUpstreams ||
                        s.tag == kPolicies || s.tag == kRoutes;
     if (!known && !(s.flags & kSectionOptional))
-      return fail(errc::unknown_section, "required section " + section_name(s.tag) + " is not known to this build");
+      return fail(errc::unknown_section,
+                  "required section " + section_name(s.tag) + " is not known to this build");
   }
   for (std::uint32_t t : {kMeta, kStrings, kUpstreams, kPolicies, kRoutes})
     if (!find(t)) return fail(errc::missing_section, "section " + section_name(t) + " is missing");

@@ -97,7 +97,8 @@ std::vector<unsigned char> encode(const model::Config& cfg, const EncodeOptions&
     for (const auto& r : cfg.routes) {
       w.u32(str(r.name));
       w.u32(static_cast<std::uint32_t>(r.hosts.size()));
-      for (const auto& h : r.hosts) w.u32(str(h));
+      for (const auto& h : r.hosts)
+        w.u32(str(h));
       w.u16(r.methods.bits());
       w.u8(static_cast<std::uint8_t>(r.kind));
       w.u32(str(r.pattern));
@@ -108,11 +109,12 @@ std::vector<unsigned char> encode(const model::Config& cfg, const EncodeOptions&
       w.u32(r.retries);
       w.u64(r.max_body);
       w.u32(static_cast<std::uint32_t>(r.policies.size()));
-      for (auto p : r.policies) w.u32(p);
+      for (auto p : r.policies)
+        w.u32(p);
       write_matchers(w, str, r.headers);
       write_matchers(w, str, r.query);
-      const std::uint8_t rw = (r.rewrite.path ? 1 : 0) | (r.rewrite.prefix ? 2 : 0) |
-                              (r.rewrite.host ? 4 : 0);
+      const std::uint8_t rw =
+          (r.rewrite.path ? 1 : 0) | (r.rewrite.prefix ? 2 : 0) | (r.rewrite.host ? 4 : 0);
       w.u8(rw);
       if (r.rewrite.path) w.u32(str(*r.rewrite.path));
       if (r.rewrite.prefix) w.u32(str(*r.rewrite.prefix));
@@ -127,7 +129,11 @@ std::vector<unsigned char> encode(const model::Config& cfg, const EncodeOptions&
   }
 
   const std::vector<std::pair<std::uint32_t, const std::vector<unsigned char>*>> sections = {
-      {kMeta, &meta}, {kStrings, &strings}, {kUpstreams, &ups}, {kPolicies, &pols}, {kRoutes, &routes}};
+      {kMeta, &meta},
+      {kStrings, &strings},
+      {kUpstreams, &ups},
+      {kPolicies, &pols},
+      {kRoutes, &routes}};
 
   std::vector<unsigned char> out;
   Writer w(out);
@@ -138,7 +144,7 @@ std::vector<unsigned char> encode(const model::Config& cfg, const EncodeOptions&
   const std::size_t size_at = w.size();
   w.u64(0); // file size, patched below
   w.u32(static_cast<std::uint32_t>(sections.size()));
-  w.u32(0); // flags
+  w.u32(0);                       // flags
   out.resize(out.size() + 32, 0); // digest, filled by seal()
   std::uint64_t offset = kHeaderSize + kDirEntrySize * sections.size();
   for (const auto& [t, data] : sections) {
@@ -148,7 +154,8 @@ std::vector<unsigned char> encode(const model::Config& cfg, const EncodeOptions&
     w.u64(data->size());
     offset += data->size();
   }
-  for (const auto& [t, data] : sections) w.bytes(data->data(), data->size());
+  for (const auto& [t, data] : sections)
+    w.bytes(data->data(), data->size());
   w.patch_u64(size_at, out.size());
   seal(out);
   return out;

@@ -11,25 +11,44 @@ public:
   const char* name() const noexcept override { return "table"; }
   std::string message(int ev) const override {
     switch (static_cast<errc>(ev)) {
-    case errc::ok: return "ok";
-    case errc::empty: return "empty";
-    case errc::bad_magic: return "bad_magic";
-    case errc::truncated: return "truncated";
-    case errc::size_mismatch: return "size_mismatch";
-    case errc::unsupported_version: return "unsupported_version";
-    case errc::bad_header: return "bad_header";
-    case errc::checksum_mismatch: return "checksum_mismatch";
-    case errc::section_out_of_range: return "section_out_of_range";
-    case errc::duplicate_section: return "duplicate_section";
-    case errc::unknown_section: return "unknown_section";
-    case errc::missing_section: return "missing_section";
-    case errc::section_overrun: return "section_overrun";
-    case errc::trailing_bytes: return "trailing_bytes";
-    case errc::bad_string: return "bad_string";
-    case errc::index_out_of_range: return "index_out_of_range";
-    case errc::bad_value: return "bad_value";
-    case errc::too_large: return "too_large";
-    case errc::io_error: return "io_error";
+    case errc::ok:
+      return "ok";
+    case errc::empty:
+      return "empty";
+    case errc::bad_magic:
+      return "bad_magic";
+    case errc::truncated:
+      return "truncated";
+    case errc::size_mismatch:
+      return "size_mismatch";
+    case errc::unsupported_version:
+      return "unsupported_version";
+    case errc::bad_header:
+      return "bad_header";
+    case errc::checksum_mismatch:
+      return "checksum_mismatch";
+    case errc::section_out_of_range:
+      return "section_out_of_range";
+    case errc::duplicate_section:
+      return "duplicate_section";
+    case errc::unknown_section:
+      return "unknown_section";
+    case errc::missing_section:
+      return "missing_section";
+    case errc::section_overrun:
+      return "section_overrun";
+    case errc::trailing_bytes:
+      return "trailing_bytes";
+    case errc::bad_string:
+      return "bad_string";
+    case errc::index_out_of_range:
+      return "index_out_of_range";
+    case errc::bad_value:
+      return "bad_value";
+    case errc::too_large:
+      return "too_large";
+    case errc::io_error:
+      return "io_error";
     }
     return "unknown";
   }

@@ -13,14 +13,22 @@ public:
   const char* name() const noexcept override { return "uri"; }
   std::string message(int ev) const override {
     switch (static_cast<errc>(ev)) {
-    case errc::ok: return "ok";
-    case errc::not_origin_form: return "not_origin_form";
-    case errc::invalid_character: return "invalid_character";
-    case errc::bad_percent_encoding: return "bad_percent_encoding";
-    case errc::above_root: return "above_root";
-    case errc::dot_segment: return "dot_segment";
-    case errc::bad_template: return "bad_template";
-    case errc::empty_segment: return "empty_segment";
+    case errc::ok:
+      return "ok";
+    case errc::not_origin_form:
+      return "not_origin_form";
+    case errc::invalid_character:
+      return "invalid_character";
+    case errc::bad_percent_encoding:
+      return "bad_percent_encoding";
+    case errc::above_root:
+      return "above_root";
+    case errc::dot_segment:
+      return "dot_segment";
+    case errc::bad_template:
+      return "bad_template";
+    case errc::empty_segment:
+      return "empty_segment";
     }
     return "unknown";
   }
@@ -129,20 +137,22 @@ Result<Target> parse_target(std::string_view target, std::string& buf) {
   if (target.empty() || target[0] != '/')
     return fail(errc::not_origin_form, "request target must start with \"/\"");
   // Boost.URL checks the RFC 3986 origin-form grammar; canonicalisation below is ours.
-  auto parsed = boost::urls::parse_origin_form(boost::core::string_view(target.data(), target.size()));
+  auto parsed =
+      boost::urls::parse_origin_form(boost::core::string_view(target.data(), target.size()));
   if (!parsed) {
     // Distinguish escapes from other bytes for the error message.
     for (std::size_t i = 0; i < target.size() && target[i] != '?'; ++i)
-      if (target[i] == '%' && (i + 2 >= target.size() || hex_value(target[i + 1]) < 0 ||
-                               hex_value(target[i + 2]) < 0))
+      if (target[i] == '%' &&
+          (i + 2 >= target.size() || hex_value(target[i + 1]) < 0 || hex_value(target[i + 2]) < 0))
         return fail(errc::bad_percent_encoding, "malformed percent escape in path");
-    return fail(errc::invalid_character, "request target contains a character not allowed by RFC 3986");
+    return fail(errc::invalid_character,
+                "request target contains a character not allowed by RFC 3986");
   }
   const std::size_t q = target.find('?');
   const std::string_view path = target.substr(0, q);
   if (auto ec = canonicalize(path, buf, false, false))
-    return std::unexpected(Error(ec, ec == errc::above_root ? "\"..\" climbs above the root"
-                                                            : "malformed path"));
+    return std::unexpected(
+        Error(ec, ec == errc::above_root ? "\"..\" climbs above the root" : "malformed path"));
   Target t;
   t.path = buf;
   if (q != std::string_view::npos) t.query = target.substr(q + 1);
@@ -158,12 +168,16 @@ Result<std::string> canonical_spec_path(std::string_view path, bool keep_braces)
   std::string out;
   if (auto ec = canonicalize(path, out, true, keep_braces)) {
     switch (static_cast<errc>(ec.value())) {
-    case errc::dot_segment: return fail(errc::dot_segment, "must not contain \".\" or \"..\" segments");
-    case errc::bad_percent_encoding: return fail(errc::bad_percent_encoding, "malformed percent escape");
+    case errc::dot_segment:
+      return fail(errc::dot_segment, "must not contain \".\" or \"..\" segments");
+    case errc::bad_percent_encoding:
+      return fail(errc::bad_percent_encoding, "malformed percent escape");
     case errc::empty_segment:
-      return fail(errc::empty_segment, "must not contain an empty segment (\"//\"); request paths "
-                                       "are normalised with \"//\" collapsed, so it could never match");
-    default: return fail(errc::invalid_character, "invalid character");
+      return fail(errc::empty_segment,
+                  "must not contain an empty segment (\"//\"); request paths "
+                  "are normalised with \"//\" collapsed, so it could never match");
+    default:
+      return fail(errc::invalid_character, "invalid character");
     }
   }
   return out;
@@ -186,6 +200,7 @@ Result<UrlParts> split_url(std::string_view url) {
 
 void for_each_query_param(std::string_view query,
                           const std::function<bool(std::string_view, std::string_view)>& fn) {
+  if (query.empty()) return; // also keeps a null data() away from Boost.URL
   auto encoded = boost::urls::parse_query(boost::core::string_view(query.data(), query.size()));
   if (!encoded) return;
   boost::urls::encoding_opts opt;

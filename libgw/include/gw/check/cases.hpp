@@ -12,9 +12,9 @@ namespace gw::check {
 
 struct CaseResult {
   std::string name;
-  std::string where; // file:line
-  std::string request; // "GET http://host/path"
-  std::string actual;  // "route get-pet (upstream pets)" / "404" / "405 (Allow: GET)"
+  std::string where;                 // file:line
+  std::string request;               // "GET http://host/path"
+  std::string actual;                // "route get-pet (upstream pets)" / "404" / "405 (Allow: GET)"
   std::vector<std::string> failures; // empty = passed
   bool passed() const noexcept { return failures.empty(); }
 };

@@ -20,7 +20,9 @@ enum class errc {
 };
 
 const std::error_category& gw_category() noexcept;
-inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), gw_category()}; }
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), gw_category()};
+}
 
 /// A code plus a human message (the message names the file, offset or value at fault).
 struct Error {
@@ -30,8 +32,8 @@ struct Error {
   Error() = default;
   Error(std::error_code c, std::string msg) : code(c), message(std::move(msg)) {}
   template <class E>
-    requires std::is_error_code_enum_v<E>
-  Error(E e, std::string msg) : code(make_error_code(e)), message(std::move(msg)) {}
+  requires std::is_error_code_enum_v<E> Error(E e, std::string msg)
+      : code(make_error_code(e)), message(std::move(msg)) {}
 
   /// "<category>.<code name>: message", the form printed by gwctl.
   std::string to_string() const;

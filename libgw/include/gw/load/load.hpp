@@ -22,10 +22,10 @@ struct Options {
 
 struct Loaded {
   Diagnostics diags;
-  spec::SourceSet sources;                       // source texts, for diagnostics
-  std::shared_ptr<const model::Config> config;   // null when there were errors
-  std::optional<router::RouteTable> routes;      // built whenever config is
-  std::optional<table::TableInfo> table;         // set when the input was a compiled table
+  spec::SourceSet sources;                     // source texts, for diagnostics
+  std::shared_ptr<const model::Config> config; // null when there were errors
+  std::optional<router::RouteTable> routes;    // built whenever config is
+  std::optional<table::TableInfo> table;       // set when the input was a compiled table
 
   bool ok() const noexcept { return config != nullptr && !diags.has_errors(); }
 };

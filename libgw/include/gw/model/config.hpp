@@ -84,7 +84,7 @@ struct Route {
   std::uint32_t timeout_ms = 0;
   std::uint32_t per_try_timeout_ms = 0; // 0 = the route timeout
   std::uint32_t retries = 0;
-  std::uint64_t max_body = 0; // 0 = unlimited
+  std::uint64_t max_body = 0;          // 0 = unlimited
   std::vector<std::uint32_t> policies; // indices into Config::policies, in order
   std::vector<Matcher> headers;        // sorted
   std::vector<Matcher> query;          // sorted

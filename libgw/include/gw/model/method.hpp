@@ -9,7 +9,18 @@
 namespace gw::model {
 
 /// The nine RFC 9110 / RFC 5789 methods, plus `other` for any extension method a client sends.
-enum class Method : std::uint8_t { GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH, other };
+enum class Method : std::uint8_t {
+  GET,
+  HEAD,
+  POST,
+  PUT,
+  DELETE,
+  CONNECT,
+  OPTIONS,
+  TRACE,
+  PATCH,
+  other
+};
 inline constexpr int kMethodCount = 10;
 
 /// Exact, case-sensitive (RFC 9110 §9.1: method names are case-sensitive).
@@ -44,7 +55,9 @@ public:
 
 private:
   constexpr explicit MethodSet(std::uint16_t b) : bits_(b) {}
-  static constexpr std::uint16_t bit(Method m) { return static_cast<std::uint16_t>(1u << static_cast<unsigned>(m)); }
+  static constexpr std::uint16_t bit(Method m) {
+    return static_cast<std::uint16_t>(1u << static_cast<unsigned>(m));
+  }
   static constexpr std::uint16_t kAllBits = (1u << kMethodCount) - 1;
   std::uint16_t bits_ = 0;
 };

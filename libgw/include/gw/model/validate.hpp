@@ -12,9 +12,10 @@
 
 namespace gw::model {
 
-/// Validates `doc`. Returns the Config when there are no errors (warnings allowed); every
-/// problem is appended to `diags` with its location.
-std::optional<Config> validate(const spec::Document& doc, Diagnostics& diags);
+/// Validates `doc`, appending every problem to `diags` with its location. Returns what is valid
+/// (definitions with errors are left out), so later checks can still look at the rest; the
+/// Config is only usable when `diags` has no errors.
+Config validate(const spec::Document& doc, Diagnostics& diags);
 
 /// Policy kinds a spec may name in `[policies.NAME] kind = ...`.
 std::span<const std::string_view> policy_kinds();

@@ -21,12 +21,12 @@ struct Candidate {
 };
 
 struct Explanation {
-  std::string host;                     // as matched (normalised)
-  std::vector<std::string> host_groups; // host keys tried, most specific first
-  Match match;                          // what RouteTable::match() decided
+  std::string host;                       // as matched (normalised)
+  std::vector<std::string> host_groups;   // host keys tried, most specific first
+  Match match;                            // what RouteTable::match() decided
   std::optional<std::uint32_t> reference; // what the linear evaluation decided
-  std::vector<Candidate> candidates;    // routes whose path matches: chosen first, then by rank
-  std::vector<std::string> notes;       // hints, e.g. a route that matches with a trailing "/"
+  std::vector<Candidate> candidates;      // routes whose path matches: chosen first, then by rank
+  std::vector<std::string> notes;         // hints, e.g. a route that matches with a trailing "/"
   bool consistent() const noexcept {
     return match.matched() ? reference && *reference == match.route : !reference;
   }
@@ -37,5 +37,12 @@ Explanation explain(const RouteTable& table, const Request& req);
 /// Whether route `r` (path part only) matches canonical `path`; captures template parameters.
 bool path_matches(const model::Route& r, std::string_view path,
                   std::vector<std::pair<std::string, std::string>>* params = nullptr);
+
+/// A path that both routes accept, when one can be constructed (literals from either side,
+/// samples where both have parameters). Used by conflict analysis and diffs.
+std::optional<std::string> common_path(const model::Route& a, const model::Route& b);
+
+/// An example path the route accepts ("/pets/1" for "/pets/{id}"), or "" when none is known.
+std::string example_path(const model::Route& r);
 
 } // namespace gw::router

@@ -26,7 +26,7 @@ public:
 
 /// What the router needs of a request. Every member views memory owned by the caller.
 struct Request {
-  std::string_view host;  // Host header or :authority as received (case and port are handled)
+  std::string_view host; // Host header or :authority as received (case and port are handled)
   model::Method method = model::Method::GET;
   std::string_view path;  // canonical, from uri::parse_target()
   std::string_view query; // raw, without "?"

@@ -40,6 +40,7 @@ struct Field {
   T value{};
   SourceLoc loc{};
   bool set = false;
+  bool bad = false; // present, but of the wrong type (already reported by the reader)
 
   explicit operator bool() const noexcept { return set; }
   const T& operator*() const noexcept { return value; }
@@ -94,6 +95,7 @@ struct RouteSpec {
   Field<std::vector<MatcherSpec>> query;
   RewriteSpec rewrite;
   SourceLoc loc;
+  std::vector<std::string> misspelled; // known keys an unknown key looked like ("upstream")
 };
 
 /// `[policies.NAME]`: a kind plus kind-specific settings, kept as JSON until the policy's factory

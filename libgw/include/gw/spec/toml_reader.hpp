@@ -22,8 +22,7 @@ void read_toml(std::string name, std::string text, SourceSet& sources, Document&
                Diagnostics& diags);
 
 /// Reads the file at `path` and merges it into `doc`; unreadable files become diagnostics.
-void read_toml_file(const std::string& path, SourceSet& sources, Document& doc,
-                    Diagnostics& diags);
+void read_toml_file(const std::string& path, SourceSet& sources, Document& doc, Diagnostics& diags);
 
 /// The keys the reader accepts at each level, by schema path ("/routes/*/headers/*").
 /// The JSON Schema in specs/ is tested against this list so the two never drift.

@@ -58,14 +58,14 @@ enum class errc {
   checksum_mismatch,    // content does not hash to the recorded SHA-256
   section_out_of_range, // a section lies outside the file or overlaps another
   duplicate_section,
-  unknown_section,      // a required section this reader does not know
+  unknown_section, // a required section this reader does not know
   missing_section,
-  section_overrun,      // a record runs past its section's end
-  trailing_bytes,       // a section has bytes after its last record
-  bad_string,           // string index out of range
-  index_out_of_range,   // an upstream, policy or source index out of range
-  bad_value,            // an enum, count or field value out of range
-  too_large,            // above kMaxTableBytes
+  section_overrun,    // a record runs past its section's end
+  trailing_bytes,     // a section has bytes after its last record
+  bad_string,         // string index out of range
+  index_out_of_range, // an upstream, policy or source index out of range
+  bad_value,          // an enum, count or field value out of range
+  too_large,          // above kMaxTableBytes
   io_error,
 };
 const std::error_category& table_category() noexcept;

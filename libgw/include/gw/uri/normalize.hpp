@@ -21,13 +21,13 @@ namespace gw::uri {
 
 enum class errc {
   ok = 0,
-  not_origin_form = 1,   // does not start with "/"
-  invalid_character,     // a byte RFC 3986 does not allow in a path or query
-  bad_percent_encoding,  // "%" not followed by two hex digits
-  above_root,            // ".." past "/"
-  dot_segment,           // dot segments in a spec path (they are only resolved in requests)
-  bad_template,          // spec-side: malformed {param} syntax
-  empty_segment,         // spec-side: "//" inside a path
+  not_origin_form = 1,  // does not start with "/"
+  invalid_character,    // a byte RFC 3986 does not allow in a path or query
+  bad_percent_encoding, // "%" not followed by two hex digits
+  above_root,           // ".." past "/"
+  dot_segment,          // dot segments in a spec path (they are only resolved in requests)
+  bad_template,         // spec-side: malformed {param} syntax
+  empty_segment,        // spec-side: "//" inside a path
 };
 const std::error_category& uri_category() noexcept;
 inline std::error_code make_error_code(errc e) noexcept {

@@ -1,0 +1,250 @@
+#!/usr/bin/env bash
+# cli_test.sh GWCTL SOURCE_DIR CASE: end-to-end checks of gwctl's offline commands, one CASE per
+# CTest test. Each case runs gwctl as a user would and asserts on output and exit codes.
+set -uo pipefail
+gwctl=$1 src=$2 case=$3
+work=$(mktemp -d "${TMPDIR:-/tmp}/gwctl-cli.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+demo=$src/specs/demo.toml
+
+fail() { echo "FAIL [$case]: $*" >&2; exit 1; }
+# expect_rc RC CMD...: runs CMD, stores output in $out, fails unless it exits with RC.
+expect_rc() {
+  local want=$1
+  shift
+  out=$("$@" 2>&1)
+  local rc=$?
+  [[ $rc == "$want" ]] || { printf '%s\n' "$out" >&2; fail "'$*' exited $rc, expected $want"; }
+}
+contains() { [[ $out == *"$1"* ]] || { printf '%s\n' "$out" >&2; fail "output lacks: $1"; }; }
+
+case $case in
+version)
+  expect_rc 0 "$gwctl" --version
+  contains "gwctl "
+  ;;
+usage)
+  expect_rc 2 "$gwctl"
+  expect_rc 2 "$gwctl" frobnicate
+  expect_rc 2 "$gwctl" compile "$demo"          # -o is required
+  expect_rc 2 "$gwctl" validate --format xml "$demo"
+  for sub in validate compile inspect explain test diff; do
+    expect_rc 0 "$gwctl" "$sub" --help
+    contains "Usage"
+  done
+  expect_rc 0 "$gwctl" --help
+  contains "Exit codes"
+  ;;
+validate-demo)
+  expect_rc 0 "$gwctl" validate "$demo"
+  contains "ok: 12 routes, 2 upstreams, 2 policies"
+  ;;
+validate-json)
+  expect_rc 1 "$gwctl" validate --format json "$src/tests/data/invalid/unknown-reference.toml"
+  printf '%s' "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["ok"] is False and d["errors"] == 2, d
+codes = [x["code"] for x in d["diagnostics"]]
+assert codes == ["ref.unknown-upstream", "ref.unknown-policy"], codes
+first = d["diagnostics"][0]
+assert first["line"] == 12 and first["column"] == 12 and first["hint"] == "did you mean \"pets\"?", first
+' || fail "unexpected JSON"
+  ;;
+validate-sarif)
+  expect_rc 0 "$gwctl" validate --format sarif "$src/tests/data/invalid/conflicts.toml"
+  printf '%s' "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["version"] == "2.1.0"
+run = d["runs"][0]
+assert run["tool"]["driver"]["name"] == "gwctl"
+res = run["results"]
+assert len(res) == 2 and all(r["level"] == "warning" and r["ruleId"] == "route.shadowed" for r in res), res
+region = res[0]["locations"][0]["physicalLocation"]["region"]
+assert region["startLine"] == 12, region
+' || fail "unexpected SARIF"
+  ;;
+werror)
+  expect_rc 0 "$gwctl" validate "$src/tests/data/invalid/conflicts.toml"
+  expect_rc 1 "$gwctl" validate --werror "$src/tests/data/invalid/conflicts.toml"
+  contains "error[route.shadowed]"
+  ;;
+merge)
+  cat > "$work/upstreams.toml" <<'TOML'
+version = 1
+[upstreams.pets]
+endpoints = ["127.0.0.1:9001"]
+TOML
+  cat > "$work/routes.toml" <<'TOML'
+version = 1
+[[routes]]
+name = "pets"
+prefix = "/pets"
+upstream = "pets"
+TOML
+  expect_rc 0 "$gwctl" validate "$work/upstreams.toml" "$work/routes.toml"
+  contains "ok: 1 route, 1 upstream"
+  expect_rc 1 "$gwctl" validate "$work/routes.toml"
+  contains "unknown upstream \"pets\""
+  expect_rc 1 "$gwctl" validate "$work/upstreams.toml" "$work/upstreams.toml" "$work/routes.toml"
+  contains "is already defined at $work/upstreams.toml:2"
+  ;;
+unreadable)
+  expect_rc 5 "$gwctl" validate "$work/nope.toml"
+  contains "nope.toml: error[input.unreadable]: no such file"
+  expect_rc 5 "$gwctl" compile "$demo" -o "$work/no/such/dir/routes.gwrt"
+  ;;
+huge-spec)
+  truncate -s 100M "$work/huge.toml"
+  expect_rc 1 timeout 10 "$gwctl" validate "$work/huge.toml"
+  contains "error[spec.too-large]"
+  contains "larger than the 64MiB limit"
+  ;;
+compile-deterministic)
+  expect_rc 0 "$gwctl" compile "$demo" -o "$work/a.gwrt"
+  contains "compiled 12 routes"
+  expect_rc 0 "$gwctl" compile "$demo" -o "$work/b.gwrt"
+  cmp "$work/a.gwrt" "$work/b.gwrt" || fail "two compiles differ"
+  SOURCE_DATE_EPOCH=1700000000 expect_rc 0 "$gwctl" compile "$demo" -o "$work/c.gwrt"
+  cmp -s "$work/a.gwrt" "$work/c.gwrt" && fail "the timestamp was not recorded"
+  expect_rc 0 "$gwctl" inspect "$work/c.gwrt"
+  contains "timestamp 1700000000"
+  ;;
+compile-refuses-invalid)
+  echo "old" > "$work/routes.gwrt"
+  expect_rc 1 "$gwctl" compile "$src/tests/data/invalid/unknown-reference.toml" -o "$work/routes.gwrt"
+  contains "not written"
+  [[ $(cat "$work/routes.gwrt") == old ]] || fail "an invalid compile replaced the previous table"
+  [[ $(ls "$work") == routes.gwrt ]] || fail "temporary files left behind: $(ls "$work")"
+  ;;
+inspect)
+  expect_rc 0 "$gwctl" compile "$demo" -o "$work/demo.gwrt" --label demo
+  expect_rc 0 "$gwctl" inspect "$work/demo.gwrt"
+  contains "format    1.0"
+  contains "label demo"
+  contains "routes (12, in precedence order)"
+  contains "hash on header:x-user-id"
+  expect_rc 0 "$gwctl" inspect --json "$work/demo.gwrt"
+  printf '%s' "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+names = [r["name"] for r in d["routes"]]
+assert names[0] == "admin" and names[-1] == "legacy-cgi", names
+assert names.index("list-pets") < names.index("get-pet") < names.index("accounts-api"), names
+assert [r["precedence"] for r in d["routes"]] == list(range(1, 13))
+assert len(d["table"]["sha256"]) == 64 and d["table"]["label"] == "demo"
+assert {u["name"] for u in d["upstreams"]} == {"catalog", "accounts"}
+' || fail "unexpected inspect JSON"
+  ;;
+damaged-tables)
+  expect_rc 0 "$gwctl" compile "$demo" -o "$work/good.gwrt"
+  size=$(stat -c %s "$work/good.gwrt")
+  : > "$work/empty.gwrt"
+  head -c $((size / 2)) "$work/good.gwrt" > "$work/truncated.gwrt"
+  python3 - "$work/good.gwrt" "$work/flipped.gwrt" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[len(b) * 3 // 4] ^= 0x04
+open(sys.argv[2], "wb").write(b)
+PY
+  printf 'GWRT\r\n\032\n' > "$work/magic-only.gwrt"
+  # An empty file is read as an (empty) spec; the others are recognised as tables by their magic.
+  expect_rc 1 "$gwctl" inspect "$work/empty.gwrt"
+  contains "missing \`version = 1\`"
+  expect_rc 1 "$gwctl" inspect "$work/truncated.gwrt"
+  contains "error[table.truncated]"
+  expect_rc 1 "$gwctl" inspect "$work/flipped.gwrt"
+  contains "error[table.checksum_mismatch]"
+  expect_rc 1 "$gwctl" explain "$work/flipped.gwrt" GET /pets
+  contains "error[table.checksum_mismatch]"
+  expect_rc 1 "$gwctl" inspect "$work/magic-only.gwrt"
+  contains "error[table.truncated]"
+  ;;
+explain)
+  expect_rc 0 "$gwctl" explain "$demo" GET http://shop.example/pets/7
+  contains "decision  route \"get-pet\" -> upstream \"catalog\""
+  contains "params    id=\"7\""
+  contains "method GET is not one of PUT, DELETE, PATCH"
+  expect_rc 0 "$gwctl" explain "$demo" POST /users/42/orders -H 'X-Api-Version: 2'
+  contains "route \"orders-v2\""
+  contains "forward   /v2/users/42/orders"
+  contains "outranked by \"orders-v2\": more header/query conditions"
+  expect_rc 1 "$gwctl" explain "$demo" DELETE /pets
+  contains "405 Method Not Allowed  Allow: GET, HEAD, POST"
+  expect_rc 1 "$gwctl" explain "$demo" GET /pets/7/
+  contains "404 Not Found"
+  contains "route \"get-pet\" matches \"/pets/7\" (trailing slashes are significant)"
+  expect_rc 1 "$gwctl" explain "$demo" GET '/pets/%2e%2e/%2e%2e/etc'
+  contains "400 Bad Request"
+  expect_rc 0 "$gwctl" explain "$demo" GET /anything -H 'Host: admin.shop.example'
+  contains "route \"admin\""
+  expect_rc 2 "$gwctl" explain "$demo" GET /pets -H 'no-colon'
+  expect_rc 0 "$gwctl" explain --json "$demo" GET /pets/7/photos/cat.tar.gz
+  printf '%s' "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["status"] == 200 and d["route"]["name"] == "pet-photo", d
+assert d["params"] == {"id": "7", "name": "cat", "ext": "tar.gz"}, d["params"]
+' || fail "unexpected explain JSON"
+  ;;
+test-cases)
+  expect_rc 0 "$gwctl" test "$demo" "$src/specs/demo.cases.toml"
+  contains "0 failed; route coverage 100.0%"
+  expect_rc 0 "$gwctl" compile "$demo" -o "$work/demo.gwrt"
+  expect_rc 0 "$gwctl" test "$work/demo.gwrt" "$src/specs/demo.cases.toml"
+  cat > "$work/bad.cases.toml" <<'TOML'
+[[case]]
+name = "wrong expectation"
+url = "/pets/7"
+expect = { route = "list-pets" }
+TOML
+  expect_rc 1 "$gwctl" test "$demo" "$work/bad.cases.toml"
+  contains "FAIL  wrong expectation"
+  contains "expected route \"list-pets\", got \"get-pet\""
+  contains "route coverage 8.3%"
+  cat > "$work/one.cases.toml" <<'TOML'
+[[case]]
+name = "pet"
+url = "/pets/7"
+expect = { route = "get-pet" }
+TOML
+  expect_rc 0 "$gwctl" test "$demo" "$work/one.cases.toml"
+  expect_rc 1 "$gwctl" test "$demo" "$work/one.cases.toml" --fail-under 50
+  contains "below --fail-under 50.0%"
+  printf '[[case]]\nname = "x"\nurl = "/"\nexpect = { rout = "a" }\n' > "$work/typo.cases.toml"
+  expect_rc 1 "$gwctl" test "$demo" "$work/typo.cases.toml"
+  contains "did you mean \"route\"?"
+  ;;
+diff)
+  expect_rc 0 "$gwctl" compile "$demo" -o "$work/demo.gwrt"
+  expect_rc 0 "$gwctl" diff "$demo" "$work/demo.gwrt"
+  contains "no differences"
+  sed -e 's/timeout = "2s"/timeout = "3s"/' -e '/^name = "legacy-cgi"/,$d' "$demo" > "$work/new.toml"
+  printf '\n[[routes]]\nname = "search"\npath = "/search"\nupstream = "catalog"\n' >> "$work/new.toml"
+  # The sed above cut the legacy-cgi route off after its name line; drop its dangling header.
+  python3 - "$work/new.toml" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read().replace('[[routes]]\n\n[[routes]]\nname = "search"', '[[routes]]\nname = "search"')
+open(p, "w").write(s)
+PY
+  expect_rc 0 "$gwctl" diff "$work/demo.gwrt" "$work/new.toml"
+  contains "+ route search added"
+  contains "- route legacy-cgi removed"
+  contains "~ route health"
+  contains "timeout: 2s -> 3s"
+  expect_rc 1 "$gwctl" diff --exit-code "$work/demo.gwrt" "$work/new.toml"
+  expect_rc 0 "$gwctl" diff --json "$demo" "$work/new.toml"
+  printf '%s' "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+kinds = sorted((c["kind"], c["name"]) for c in d["changes"])
+assert kinds == [("added", "search"), ("changed", "health"), ("removed", "legacy-cgi")], kinds
+' || fail "unexpected diff JSON"
+  ;;
+*)
+  fail "unknown case"
+  ;;
+esac
+echo "ok [$case]"

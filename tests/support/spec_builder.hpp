@@ -1,0 +1,77 @@
+// Test support: TOML text -> diagnostics, Config and RouteTable, through the real pipeline.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "gw/core/diagnostics.hpp"
+#include "gw/model/validate.hpp"
+#include "gw/router/analysis.hpp"
+#include "gw/router/route_table.hpp"
+#include "gw/spec/toml_reader.hpp"
+
+namespace gwtest {
+
+struct Built {
+  gw::Diagnostics diags;
+  gw::spec::SourceSet sources;
+  std::shared_ptr<const gw::model::Config> config;
+  std::optional<gw::router::RouteTable> table;
+
+  bool has(const std::string& code) const {
+    for (const auto& d : diags)
+      if (d.code == code) return true;
+    return false;
+  }
+  const gw::Diagnostic* find(const std::string& code) const {
+    for (const auto& d : diags)
+      if (d.code == code) return &d;
+    return nullptr;
+  }
+  std::string dump() const {
+    std::string s;
+    for (const auto& d : diags)
+      s += d.to_string() + (d.hint.empty() ? "" : " [hint: " + d.hint + "]") + "\n";
+    return s;
+  }
+};
+
+/// Reads, validates, builds and (optionally) analyses a spec given as text.
+inline Built build_spec(const std::string& toml, bool analyze = true,
+                        const std::string& name = "test.toml") {
+  Built b;
+  gw::spec::Document doc;
+  gw::spec::read_toml(name, toml, b.sources, doc, b.diags);
+  auto cfg = std::make_shared<const gw::model::Config>(gw::model::validate(doc, b.diags));
+  auto rt = gw::router::RouteTable::build(cfg);
+  if (rt && analyze) gw::router::analyze(*rt, b.diags);
+  if (!rt || b.diags.has_errors()) return b;
+  b.config = std::move(cfg);
+  b.table.emplace(std::move(*rt));
+  return b;
+}
+
+/// A spec prelude with one upstream named "u".
+inline const char* kPrelude = R"(version = 1
+[upstreams.u]
+endpoints = ["127.0.0.1:9000"]
+)";
+
+/// Headers for router requests in tests.
+class Headers final : public gw::router::HeaderLookup {
+public:
+  std::vector<std::pair<std::string, std::string>> values;
+  Headers() = default;
+  Headers(std::initializer_list<std::pair<std::string, std::string>> v) : values(v) {}
+  bool find(std::string_view name, std::string_view& v) const override {
+    for (const auto& [k, val] : values)
+      if (k == name) {
+        v = val;
+        return true;
+      }
+    return false;
+  }
+};
+
+} // namespace gwtest

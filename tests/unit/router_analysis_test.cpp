@@ -1,0 +1,110 @@
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "support/spec_builder.hpp"
+
+using gwtest::build_spec;
+
+namespace {
+std::string spec_of(const std::vector<std::string>& routes) {
+  std::string s = gwtest::kPrelude;
+  for (const auto& r : routes)
+    s += "[[routes]]\nupstream = \"u\"\n" + r + "\n";
+  return s;
+}
+} // namespace
+
+TEST_CASE("two routes accepting exactly the same requests are an error", "[router]") {
+  auto b = build_spec(spec_of(
+      {"name = \"a\"\ntemplate = \"/pets/{id}\"", "name = \"b\"\ntemplate = \"/pets/{petId}\""}));
+  const auto* d = b.find("route.duplicate");
+  REQUIRE(d);
+  CHECK(d->severity == gw::Severity::error);
+  CHECK_THAT(d->message, Catch::Contains("\"a\" and \"b\""));
+  CHECK(d->line == 8); // the later route's [[routes]] line
+}
+
+TEST_CASE("a route whose requests all go elsewhere is reported as shadowed", "[router]") {
+  SECTION("same path, its methods covered by an earlier route") {
+    auto b = build_spec(spec_of(
+        {"name = \"all\"\npath = \"/x\"", "name = \"get\"\npath = \"/x\"\nmethods = [\"GET\"]"}));
+    INFO(b.dump());
+    const auto* d = b.find("route.shadowed");
+    REQUIRE(d);
+    CHECK(d->severity == gw::Severity::warning);
+    CHECK_THAT(d->message, Catch::Contains("route \"get\" can never be chosen: route \"all\""));
+    CHECK_THAT(d->message, Catch::Contains("e.g. GET /x"));
+    CHECK(b.config); // warnings do not block
+  }
+  SECTION("methods split across two earlier routes") {
+    auto b = build_spec(spec_of({"name = \"g\"\npath = \"/x\"\nmethods = [\"GET\"]",
+                                 "name = \"p\"\npath = \"/x\"\nmethods = [\"POST\"]",
+                                 "name = \"gp\"\npath = \"/x\"\nmethods = [\"GET\", \"POST\"]\n"
+                                 "headers = []"}));
+    INFO(b.dump());
+    CHECK(b.has("route.shadowed"));
+  }
+  SECTION("a regex under a catch-all prefix") {
+    auto b = build_spec(spec_of({"name = \"root\"\nprefix = \"/static\"",
+                                 "name = \"re\"\nregex = \"/static/[a-z]+\\\\.css\""}));
+    INFO(b.dump());
+    const auto* d = b.find("route.shadowed");
+    REQUIRE(d);
+    CHECK_THAT(d->message, Catch::Contains("\"re\""));
+  }
+  SECTION("not shadowed when it has a condition the earlier route lacks") {
+    auto b = build_spec(
+        spec_of({"name = \"plain\"\npath = \"/x\"",
+                 "name = \"v2\"\npath = \"/x\"\nheaders = [{ name = \"v\", exact = \"2\" }]"}));
+    CHECK_FALSE(b.has("route.shadowed"));
+    CHECK_FALSE(b.has("route.duplicate"));
+  }
+  SECTION("not shadowed when only some of its hosts are covered") {
+    auto b = build_spec(spec_of({"name = \"a\"\npath = \"/x\"\nhosts = [\"a.com\"]",
+                                 "name = \"ab\"\npath = \"/x\"\nhosts = [\"a.com\", \"b.com\"]"}));
+    INFO(b.dump());
+    CHECK_FALSE(b.has("route.shadowed"));
+  }
+}
+
+TEST_CASE("different templates of equal precedence that overlap are ambiguous", "[router]") {
+  auto b = build_spec(spec_of(
+      {"name = \"by-owner\"\ntemplate = \"/a/{x}\"", "name = \"by-kind\"\ntemplate = \"/{y}/b\""}));
+  INFO(b.dump());
+  const auto* d = b.find("route.ambiguous");
+  REQUIRE(d);
+  CHECK_THAT(d->message, Catch::Contains("both accept GET /a/b"));
+  CHECK_THAT(d->message, Catch::Contains("\"by-owner\" wins only because it is declared first"));
+}
+
+TEST_CASE("templates that cannot match the same path are not ambiguous", "[router]") {
+  auto b = build_spec(spec_of(
+      {"name = \"a\"\ntemplate = \"/a/{x}\"", "name = \"b\"\ntemplate = \"/b/{y}\"",
+       "name = \"c\"\ntemplate = \"/c/{x}.json\"", "name = \"d\"\ntemplate = \"/c/{x}.yaml\""}));
+  INFO(b.dump());
+  CHECK(b.diags.empty());
+}
+
+TEST_CASE("contradictory conditions are not ambiguous", "[router]") {
+  auto b = build_spec(
+      spec_of({"name = \"one\"\npath = \"/x\"\nheaders = [{ name = \"v\", exact = \"1\" }]",
+               "name = \"two\"\npath = \"/x\"\nheaders = [{ name = \"v\", exact = \"2\" }]",
+               "name = \"t\"\npath = \"/x\"\nheaders = [{ name = \"t\", exact = \"1\" }]"}));
+  INFO(b.dump());
+  // one/two can never both match; "t" vs "one" can (both headers present).
+  REQUIRE(b.has("route.ambiguous"));
+  for (const auto& d : b.diags)
+    CHECK_THAT(d.message, !Catch::Contains("\"one\" and \"two\""));
+}
+
+TEST_CASE("the demo spec has no conflicts", "[router]") {
+  std::ifstream in(GW_SOURCE_DIR "/specs/demo.toml");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto b = build_spec(ss.str());
+  INFO(b.dump());
+  CHECK(b.diags.empty());
+  CHECK(b.table);
+}
