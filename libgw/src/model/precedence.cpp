@@ -2,24 +2,31 @@
 
 #include <algorithm>
 #include <numeric>
+#include <optional>
 
 #include "gw/model/path_template.hpp"
 
 namespace gw::model {
 
-PrecedenceKey precedence_key(const Route& r) {
+PrecedenceKey precedence_key(const Route& r, const PathTemplate* parsed) {
   PrecedenceKey k;
   k.kind = static_cast<std::uint8_t>(r.kind);
   switch (r.kind) {
   case MatchKind::exact:
     break;
-  case MatchKind::template_:
-    if (auto t = PathTemplate::parse(r.pattern)) {
-      k.a = -static_cast<std::int64_t>(t->literal_chars());
-      k.b = -static_cast<std::int64_t>(t->segments().size());
-      k.c = t->has_rest() ? 1 : 0;
+  case MatchKind::template_: {
+    std::optional<PathTemplate> own;
+    if (!parsed) {
+      if (auto t = PathTemplate::parse(r.pattern)) own = std::move(*t);
+      parsed = own ? &*own : nullptr;
+    }
+    if (parsed) {
+      k.a = -static_cast<std::int64_t>(parsed->literal_chars());
+      k.b = -static_cast<std::int64_t>(parsed->segments().size());
+      k.c = parsed->has_rest() ? 1 : 0;
     }
     break;
+  }
   case MatchKind::prefix:
     k.a = -static_cast<std::int64_t>(r.pattern.size());
     break;
@@ -39,11 +46,12 @@ int host_tier(const Route& r) {
   return 1;
 }
 
-void sort_by_precedence(std::vector<Route>& routes) {
+void sort_by_precedence(std::vector<Route>& routes, const std::vector<PrecedenceKey>& given) {
   std::vector<std::pair<std::pair<int, PrecedenceKey>, std::size_t>> keys;
   keys.reserve(routes.size());
   for (std::size_t i = 0; i < routes.size(); ++i)
-    keys.push_back({{host_tier(routes[i]), precedence_key(routes[i])}, i});
+    keys.push_back(
+        {{host_tier(routes[i]), i < given.size() ? given[i] : precedence_key(routes[i])}, i});
   std::sort(keys.begin(), keys.end(), [](const auto& x, const auto& y) {
     if (x.first.first != y.first.first) return x.first.first < y.first.first;
     return x.first.second < y.first.second;

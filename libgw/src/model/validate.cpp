@@ -412,8 +412,10 @@ struct Validator {
     return ok;
   }
 
+  std::vector<PrecedenceKey> keys; // parallel to cfg.routes
+
   void route(const spec::RouteSpec& r, std::uint32_t decl,
-             std::map<std::string, SourceLoc>& names) {
+             std::unordered_map<std::string, SourceLoc>& names) {
     bool ok = true;
     Route out;
     out.decl = decl;
@@ -533,6 +535,7 @@ struct Validator {
       ok = false;
     }
     std::vector<std::string> params;
+    std::optional<PathTemplate> parsed;
     if (match) {
       const std::string& p = **match;
       switch (out.kind) {
@@ -567,6 +570,7 @@ struct Validator {
         } else {
           out.pattern = t->text();
           params = t->param_names();
+          parsed = std::move(*t);
         }
         break;
       }
@@ -723,7 +727,10 @@ struct Validator {
       }
     }
 
-    if (ok) cfg.routes.push_back(std::move(out));
+    if (ok) {
+      keys.push_back(precedence_key(out, parsed ? &*parsed : nullptr));
+      cfg.routes.push_back(std::move(out));
+    }
   }
 
   void run() {
@@ -734,10 +741,13 @@ struct Validator {
     defaults();
     upstreams();
     policies();
-    std::map<std::string, SourceLoc> names;
+    std::unordered_map<std::string, SourceLoc> names;
+    names.reserve(doc.routes.size());
+    cfg.routes.reserve(doc.routes.size());
+    keys.reserve(doc.routes.size());
     for (std::uint32_t i = 0; i < doc.routes.size(); ++i)
       route(doc.routes[i], i, names);
-    sort_by_precedence(cfg.routes);
+    sort_by_precedence(cfg.routes, keys);
   }
 };
 

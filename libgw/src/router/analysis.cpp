@@ -127,6 +127,10 @@ public:
       if (cfg_.routes[i].kind == model::MatchKind::template_)
         if (auto t = model::PathTemplate::parse(cfg_.routes[i].pattern))
           templates_[i] = std::move(*t);
+    keys_.reserve(cfg_.routes.size());
+    for (std::uint32_t i = 0; i < cfg_.routes.size(); ++i)
+      keys_.push_back(
+          model::precedence_key(cfg_.routes[i], templates_[i] ? &*templates_[i] : nullptr));
     for (const auto& [label, ids] : groups_) {
       same_key(label, ids);
       regex_under_prefix(label, ids);
@@ -231,9 +235,8 @@ private:
           if (conditions_subset(A, B)) {
             if (!first && A.methods.intersects(B.methods)) first = a;
             covering = covering | (A.methods & B.methods);
-          } else if (model::precedence_key(A).same_rank(model::precedence_key(B)) &&
-                     A.methods.intersects(B.methods) && !contradictory(A.headers, B.headers) &&
-                     !contradictory(A.query, B.query)) {
+          } else if (keys_[a].same_rank(keys_[b]) && A.methods.intersects(B.methods) &&
+                     !contradictory(A.headers, B.headers) && !contradictory(A.query, B.query)) {
             ambiguous(a, b, label, example_path(b), (A.methods & B.methods).first());
           }
         }
@@ -328,7 +331,7 @@ private:
         buckets;
     for (auto id : ids) {
       if (route(id).kind != model::MatchKind::template_ || !templates_[id]) continue;
-      const auto k = model::precedence_key(route(id));
+      const auto& k = keys_[id];
       buckets[{k.a, k.b, k.c, k.conditions}].push_back(id);
     }
     for (auto& [_, list] : buckets)
@@ -388,9 +391,7 @@ private:
         for (std::size_t j = i + 1; j < list.size(); ++j) {
           const std::uint32_t a = list[i], b = list[j];
           if (route(a).pattern == route(b).pattern) continue; // same key
-          if (model::precedence_key(route(a)).conditions !=
-              model::precedence_key(route(b)).conditions)
-            continue;
+          if (keys_[a].conditions != keys_[b].conditions) continue;
           const std::string path = example_path(b);
           if (!path.empty() && RE2::FullMatch(path, *impl_.routes[a].regex))
             ambiguous(a, b, label, path, (route(a).methods & route(b).methods).first());
@@ -406,6 +407,7 @@ private:
   std::map<std::string, std::vector<std::uint32_t>> groups_;
   std::unordered_map<std::uint32_t, std::size_t> group_count_;
   std::vector<std::optional<model::PathTemplate>> templates_;
+  std::vector<model::PrecedenceKey> keys_; // computed once: parsing templates is not free
   std::set<std::uint32_t> duplicates_;
   std::map<std::uint32_t, std::set<std::string>> covered_;
   std::map<std::uint32_t, std::pair<std::string, std::uint32_t>> c_first_;

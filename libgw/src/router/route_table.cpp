@@ -1,6 +1,7 @@
 #include "gw/router/route_table.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 
 #include "compiled.hpp"
@@ -13,8 +14,52 @@ namespace gw::router {
 using detail::CompiledRoute;
 using detail::Group;
 using detail::Node;
+using detail::RouteRef;
+
+namespace detail {
+
+std::uint64_t segment_hash(std::string_view seg) noexcept {
+  // FNV-1a; segments are short and this runs once per segment per lookup.
+  std::uint64_t h = 1469598103934665603ULL;
+  for (const char c : seg) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+std::uint64_t edge_key(std::uint32_t parent, std::uint64_t seg_hash) noexcept {
+  std::uint64_t k = seg_hash ^ (static_cast<std::uint64_t>(parent) * 0x9E3779B97F4A7C15ULL);
+  k ^= k >> 29;
+  k *= 0xBF58476D1CE4E5B9ULL;
+  k ^= k >> 32;
+  return k | 1; // never 0: 0 marks an empty slot
+}
+
+const Edge* Group::child(std::uint32_t parent, std::string_view seg,
+                         std::uint64_t seg_hash) const noexcept {
+  if (edges.empty()) return nullptr;
+  const std::uint64_t key = edge_key(parent, seg_hash);
+  for (std::uint64_t i = key & edge_mask;; i = (i + 1) & edge_mask) {
+    const Edge& e = edges[i];
+    if (e.hash == 0) return nullptr;
+    if (e.hash != key || e.parent != parent || e.len != seg.size()) continue;
+    const char* text = e.len <= Edge::kInline ? e.text : arena.data() + e.off;
+    if (std::memcmp(text, seg.data(), seg.size()) == 0) return &e;
+  }
+}
+
+} // namespace detail
 
 namespace {
+
+class RouterCategory final : public std::error_category {
+public:
+  const char* name() const noexcept override { return "router"; }
+  std::string message(int ev) const override {
+    return ev == static_cast<int>(errc::bad_route) ? "bad_route" : "ok";
+  }
+};
 
 std::unique_ptr<RE2> compile_regex(const std::string& pattern) {
   RE2::Options opt;
@@ -33,36 +78,122 @@ bool same_shape(const model::TemplateSegment& a, const model::TemplateSegment& b
   return true;
 }
 
-std::uint32_t child_literal(Group& g, std::uint32_t node, const std::string& seg) {
-  auto it = g.nodes[node].literal.find(seg);
-  if (it != g.nodes[node].literal.end()) return it->second;
-  const auto id = static_cast<std::uint32_t>(g.nodes.size());
-  g.nodes.emplace_back();
-  g.nodes[node].literal.emplace(seg, id);
-  return id;
+/// The trie while it is being built: convenient maps, flattened into a Group afterwards.
+struct BuildNode {
+  std::unordered_map<std::string, std::uint32_t> literal;
+  std::vector<std::pair<model::TemplateSegment, std::uint32_t>> patterns;
+  std::vector<std::uint32_t> terminal, rest, prefix, slash;
+};
+
+struct BuildGroup {
+  std::string label;
+  std::vector<BuildNode> nodes{1};
+  std::vector<std::uint32_t> regex;
+
+  std::uint32_t literal_child(std::uint32_t node, const std::string& seg) {
+    if (auto it = nodes[node].literal.find(seg); it != nodes[node].literal.end()) return it->second;
+    const auto id = static_cast<std::uint32_t>(nodes.size());
+    nodes[node].literal.emplace(seg, id); // before emplace_back: it may move the nodes
+    nodes.emplace_back();
+    return id;
+  }
+  std::uint32_t pattern_child(std::uint32_t node, const model::TemplateSegment& seg) {
+    for (const auto& [p, child] : nodes[node].patterns)
+      if (same_shape(p, seg)) return child;
+    const auto id = static_cast<std::uint32_t>(nodes.size());
+    nodes[node].patterns.emplace_back(seg, id);
+    nodes.emplace_back();
+    return id;
+  }
+};
+
+Group flatten(BuildGroup&& b, const std::vector<CompiledRoute>& routes) {
+  Group g;
+  g.label = std::move(b.label);
+  g.nodes.resize(b.nodes.size());
+  auto refs = [&](std::vector<std::uint32_t>& ids, std::vector<RouteRef>& out) {
+    std::sort(ids.begin(), ids.end(),
+              [&](auto x, auto y) { return routes[x].rank < routes[y].rank; });
+    detail::Range r{static_cast<std::uint32_t>(out.size()), 0};
+    for (auto id : ids) {
+      const auto& cr = routes[id];
+      out.push_back(RouteRef{id, cr.rank, cr.methods.bits(),
+                             static_cast<std::uint8_t>(!cr.headers.empty() || !cr.query.empty()),
+                             0});
+    }
+    r.end = static_cast<std::uint32_t>(out.size());
+    return r;
+  };
+  std::size_t edge_count = 0;
+  for (std::uint32_t i = 0; i < b.nodes.size(); ++i) {
+    BuildNode& bn = b.nodes[i];
+    Node& n = g.nodes[i];
+    n.terminal = refs(bn.terminal, g.refs);
+    n.rest = refs(bn.rest, g.refs);
+    n.prefix = refs(bn.prefix, g.refs);
+    n.slash = refs(bn.slash, g.refs);
+    n.literals = static_cast<std::uint32_t>(bn.literal.size());
+    n.patterns.begin = static_cast<std::uint32_t>(g.patterns.size());
+    for (auto& [seg, child] : bn.patterns) {
+      if (seg.single_param()) {
+        n.param = child; // at most one: equal shapes share a child
+        continue;
+      }
+      g.patterns.push_back(
+          detail::PatternEdge{seg, child, static_cast<std::uint8_t>(seg.param_count()), false});
+    }
+    n.patterns.end = static_cast<std::uint32_t>(g.patterns.size());
+    edge_count += bn.literal.size();
+  }
+  std::vector<RouteRef> regex;
+  refs(b.regex, regex);
+  g.regex = std::move(regex);
+
+  // Open addressing at a load factor of at most 1/2.
+  std::size_t cap = 8;
+  while (cap < edge_count * 2)
+    cap <<= 1;
+  g.edges.assign(edge_count ? cap : 0, detail::Edge{});
+  g.edge_mask = cap - 1;
+  for (std::uint32_t i = 0; i < b.nodes.size(); ++i) {
+    for (const auto& [text, child] : b.nodes[i].literal) {
+      detail::Edge e;
+      e.hash = detail::edge_key(i, detail::segment_hash(text));
+      e.parent = i;
+      e.child = child;
+      e.len = static_cast<std::uint32_t>(text.size());
+      if (e.len <= detail::Edge::kInline) {
+        std::memcpy(e.text, text.data(), text.size());
+      } else {
+        e.off = static_cast<std::uint32_t>(g.arena.size());
+        g.arena += text;
+      }
+      std::uint64_t slot = e.hash & g.edge_mask;
+      while (g.edges[slot].hash != 0)
+        slot = (slot + 1) & g.edge_mask;
+      g.edges[slot] = e;
+    }
+  }
+  return g;
 }
 
-std::uint32_t child_pattern(Group& g, std::uint32_t node, const model::TemplateSegment& seg) {
-  for (const auto& e : g.nodes[node].patterns)
-    if (same_shape(e.segment, seg)) return e.child;
-  const auto id = static_cast<std::uint32_t>(g.nodes.size());
-  g.nodes.emplace_back();
-  g.nodes[node].patterns.push_back(
-      detail::PatternEdge{seg, id, static_cast<std::uint8_t>(seg.param_count())});
-  return id;
-}
+struct Span {
+  const char* data;
+  std::size_t size;
+};
 
 /// Depth-first search of one group for the best-ranked route matching the request.
 class Search {
 public:
   Search(const RouteTable::Impl& impl, const Request& req, std::string_view path)
-      : impl_(impl), req_(req), path_(path) {}
+      : impl_(impl), req_(req), path_(path),
+        method_bit_(static_cast<std::uint16_t>(1u << static_cast<unsigned>(req.method))) {}
 
   void run(const Group& g) {
-    if (auto it = g.exact.find(path_); it != g.exact.end()) consider(it->second, 0);
-    walk(g, 0, 0, 0);
+    g_ = &g;
+    walk(0, g.nodes[0], 0, 0);
     // Regex routes rank below everything else; they run only if nothing else matched.
-    if (best_ == kNone) consider_regex(g);
+    if (best_ == kNone && !g.regex.empty()) consider_regex();
   }
 
   bool found() const noexcept { return best_ != kNone; }
@@ -72,90 +203,101 @@ public:
     m.status = MatchStatus::matched;
     m.route = r.index;
     m.param_count = static_cast<std::uint8_t>(best_caps_n_);
+    m.param_names = r.param_names.data();
     for (std::size_t i = 0; i < best_caps_n_; ++i)
-      m.param_storage[i] = Param{r.param_names[i], best_caps_[i]};
+      m.values[i] =
+          Match::Value{best_caps_[i].data, static_cast<std::uint32_t>(best_caps_[i].size)};
   }
 
-  model::MethodSet allow() const noexcept { return allow_; }
+  model::MethodSet allow() const noexcept { return model::MethodSet::from_bits(allow_); }
 
 private:
   static constexpr std::uint32_t kNone = 0xffffffffu;
 
-  /// Routes in `ids` (sorted by rank) whose path matched with `ncaps` captures on the stack.
-  void consider(std::span<const std::uint32_t> ids, std::size_t ncaps) {
-    for (const std::uint32_t id : ids) {
-      const CompiledRoute& r = impl_.routes[id];
-      if (r.rank >= best_rank_) return; // sorted: nothing later can win
-      if (!r.methods.contains(req_.method)) {
-        if (impl_.conditions_hold(r, req_)) allow_ = allow_ | r.methods;
-        continue;
-      }
-      if (!impl_.conditions_hold(r, req_)) continue;
-      best_rank_ = r.rank;
-      best_ = id;
-      best_caps_n_ = ncaps;
-      std::copy_n(caps_.begin(), ncaps, best_caps_.begin());
-      return;
+  /// Routes in `range` (sorted by rank) whose path matched with `ncaps` captures on the stack.
+  void consider(detail::Range range, std::size_t ncaps) {
+    for (std::uint32_t i = range.begin; i < range.end; ++i) {
+      const RouteRef& ref = g_->refs[i];
+      if (consider_one(ref, ncaps)) return;
     }
   }
 
+  /// True when nothing later in a rank-sorted list can do better.
+  bool consider_one(const RouteRef& ref, std::size_t ncaps) {
+    if (ref.rank >= best_rank_) return true;
+    if (!(ref.methods & method_bit_)) {
+      if (!ref.conditions || impl_.conditions_hold(impl_.routes[ref.id], req_))
+        allow_ |= ref.methods;
+      return false;
+    }
+    if (ref.conditions && !impl_.conditions_hold(impl_.routes[ref.id], req_)) return false;
+    best_rank_ = ref.rank;
+    best_ = ref.id;
+    best_caps_n_ = ncaps;
+    std::copy_n(caps_, ncaps, best_caps_);
+    return true;
+  }
+
   /// `pos` indexes path_ at a "/" (or its end); `ncaps` captures are on the stack.
-  void walk(const Group& g, std::uint32_t node_id, std::size_t pos, std::size_t ncaps) {
-    const Node& node = g.nodes[node_id];
+  void walk(std::uint32_t node_id, const Node& node, std::size_t pos, std::size_t ncaps) {
     if (pos == path_.size()) {
-      consider(node.templates, ncaps);
-      consider(node.prefixes, ncaps);
+      consider(node.terminal, ncaps);
+      consider(node.prefix, ncaps);
       return;
     }
     // path_[pos] == '/': a prefix ending here matches, and so may a {rest...}.
-    consider(node.prefixes, ncaps);
-    consider(node.slash_prefixes, ncaps);
-    if (!node.rest.empty() && pos + 1 < path_.size() && ncaps < caps_.size()) {
-      caps_[ncaps] = path_.substr(pos + 1);
+    consider(node.prefix, ncaps);
+    consider(node.slash, ncaps);
+    if (!node.rest.empty() && pos + 1 < path_.size() && ncaps < model::kMaxTemplateParams) {
+      caps_[ncaps] = Span{path_.data() + pos + 1, path_.size() - pos - 1};
       consider(node.rest, ncaps + 1);
     }
     const std::size_t start = pos + 1;
     std::size_t end = path_.find('/', start);
     if (end == std::string_view::npos) end = path_.size();
     const std::string_view seg = path_.substr(start, end - start);
-    if (!node.literal.empty()) {
-      if (auto it = node.literal.find(seg); it != node.literal.end())
-        walk(g, it->second, end, ncaps);
-    }
+    if (node.literals != 0)
+      if (const detail::Edge* e = g_->child(node_id, seg, detail::segment_hash(seg)))
+        walk(e->child, g_->nodes[e->child], end, ncaps);
     if (seg.empty()) return; // parameters never match an empty segment
-    for (const auto& e : node.patterns) {
-      if (ncaps + e.captures > caps_.size()) continue;
-      if (e.segment.match(seg, caps_.data() + ncaps)) walk(g, e.child, end, ncaps + e.captures);
+    if (node.param != Node::kNone && ncaps < model::kMaxTemplateParams) {
+      caps_[ncaps] = Span{seg.data(), seg.size()};
+      walk(node.param, g_->nodes[node.param], end, ncaps + 1);
+    }
+    for (std::uint32_t i = node.patterns.begin; i < node.patterns.end; ++i) {
+      const detail::PatternEdge& e = g_->patterns[i];
+      if (ncaps + e.captures > model::kMaxTemplateParams) continue;
+      if (e.single) {
+        caps_[ncaps] = Span{seg.data(), seg.size()};
+      } else {
+        std::array<std::string_view, model::kMaxTemplateParams> tmp;
+        if (!e.segment.match(seg, tmp.data())) continue;
+        for (std::size_t k = 0; k < e.captures; ++k)
+          caps_[ncaps + k] = Span{tmp[k].data(), tmp[k].size()};
+      }
+      walk(e.child, g_->nodes[e.child], end, ncaps + e.captures);
     }
   }
 
-  void consider_regex(const Group& g) {
-    for (const std::uint32_t id : g.regex) {
-      const CompiledRoute& r = impl_.routes[id];
-      if (r.rank >= best_rank_) return;
-      if (!RE2::FullMatch(path_, *r.regex)) continue;
-      consider(std::span<const std::uint32_t>(&id, 1), 0);
-      if (best_ == id) return;
+  void consider_regex() {
+    for (const RouteRef& ref : g_->regex) {
+      if (ref.rank >= best_rank_) return;
+      if (!RE2::FullMatch(path_, *impl_.routes[ref.id].regex)) continue;
+      if (consider_one(ref, 0) && best_ == ref.id) return;
     }
   }
 
   const RouteTable::Impl& impl_;
   const Request& req_;
   std::string_view path_;
-  std::array<std::string_view, model::kMaxTemplateParams> caps_{};
-  std::array<std::string_view, model::kMaxTemplateParams> best_caps_{};
-  std::size_t best_caps_n_ = 0;
+  const Group* g_ = nullptr;
+  std::uint16_t method_bit_;
+  std::uint16_t allow_ = 0;
   std::uint32_t best_ = kNone;
   std::uint32_t best_rank_ = kNone;
-  model::MethodSet allow_;
-};
-
-class RouterCategory final : public std::error_category {
-public:
-  const char* name() const noexcept override { return "router"; }
-  std::string message(int ev) const override {
-    return ev == static_cast<int>(errc::bad_route) ? "bad_route" : "ok";
-  }
+  std::size_t best_caps_n_ = 0;
+  Span caps_[model::kMaxTemplateParams]; // uninitialised: only the used prefix is read
+  Span best_caps_[model::kMaxTemplateParams];
 };
 
 } // namespace
@@ -257,32 +399,9 @@ Result<RouteTable> RouteTable::build(std::shared_ptr<const model::Config> config
   const std::size_t n = cfg.routes.size();
   impl->routes.resize(n);
 
-  // Ranks: precedence without host tiers, which the group order already expresses.
+  std::vector<std::optional<model::PathTemplate>> templates(n);
   std::vector<std::pair<model::PrecedenceKey, std::uint32_t>> keys;
   keys.reserve(n);
-  for (std::uint32_t i = 0; i < n; ++i)
-    keys.emplace_back(model::precedence_key(cfg.routes[i]), i);
-  std::sort(keys.begin(), keys.end());
-  for (std::uint32_t r = 0; r < n; ++r)
-    impl->routes[keys[r].second].rank = r;
-
-  auto group_for = [&](detail::StringMap<std::uint32_t>* map, const std::string& key,
-                       std::string label) -> Group& {
-    std::uint32_t* slot;
-    if (!map) {
-      slot = &impl->any_group;
-    } else {
-      auto [it, _] = map->try_emplace(key, detail::kNoGroup);
-      slot = &it->second;
-    }
-    if (*slot == detail::kNoGroup) {
-      *slot = static_cast<std::uint32_t>(impl->groups.size());
-      impl->groups.emplace_back();
-      impl->groups.back().label = std::move(label);
-    }
-    return impl->groups[*slot];
-  };
-
   for (std::uint32_t i = 0; i < n; ++i) {
     const model::Route& route = cfg.routes[i];
     CompiledRoute& cr = impl->routes[i];
@@ -301,8 +420,6 @@ Result<RouteTable> RouteTable::build(std::shared_ptr<const model::Config> config
     if (!compile_matchers(route.headers, cr.headers) || !compile_matchers(route.query, cr.query))
       return fail(errc::bad_route,
                   "route \"" + route.name + "\": a matcher regex does not compile");
-
-    std::optional<model::PathTemplate> tmpl;
     switch (route.kind) {
     case model::MatchKind::regex:
       cr.regex = compile_regex(route.pattern);
@@ -312,8 +429,10 @@ Result<RouteTable> RouteTable::build(std::shared_ptr<const model::Config> config
     case model::MatchKind::template_: {
       auto t = model::PathTemplate::parse(route.pattern);
       if (!t) return fail(errc::bad_route, "route \"" + route.name + "\": " + t.error().message);
+      if (t->param_names().size() > model::kMaxTemplateParams)
+        return fail(errc::bad_route, "route \"" + route.name + "\": too many parameters");
       cr.param_names = t->param_names();
-      tmpl = std::move(*t);
+      templates[i] = std::move(*t);
       break;
     }
     case model::MatchKind::exact:
@@ -322,41 +441,67 @@ Result<RouteTable> RouteTable::build(std::shared_ptr<const model::Config> config
         return fail(errc::bad_route, "route \"" + route.name + "\": path must start with \"/\"");
       break;
     }
+    keys.emplace_back(model::precedence_key(route, templates[i] ? &*templates[i] : nullptr), i);
+  }
+  // Ranks: precedence without host tiers, which the group order already expresses.
+  std::sort(keys.begin(), keys.end());
+  for (std::uint32_t r = 0; r < n; ++r)
+    impl->routes[keys[r].second].rank = r;
 
-    auto insert = [&](Group& g) {
+  std::vector<BuildGroup> groups;
+  auto group_for = [&](detail::StringMap<std::uint32_t>* map, const std::string& key,
+                       const std::string& label) -> BuildGroup& {
+    std::uint32_t* slot;
+    if (!map) {
+      slot = &impl->any_group;
+    } else {
+      auto [it, _] = map->try_emplace(key, detail::kNoGroup);
+      slot = &it->second;
+    }
+    if (*slot == detail::kNoGroup) {
+      *slot = static_cast<std::uint32_t>(groups.size());
+      groups.emplace_back();
+      groups.back().label = label;
+    }
+    return groups[*slot];
+  };
+
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const model::Route& route = cfg.routes[i];
+    auto insert = [&](BuildGroup& g) {
       switch (route.kind) {
-      case model::MatchKind::exact:
-        g.exact[route.pattern].push_back(i);
-        break;
       case model::MatchKind::regex:
         g.regex.push_back(i);
         break;
-      case model::MatchKind::template_: {
-        std::uint32_t node = 0;
-        for (const auto& seg : tmpl->segments())
-          node = seg.literal() ? child_literal(g, node, seg.parts[0].text)
-                               : child_pattern(g, node, seg);
-        (tmpl->has_rest() ? g.nodes[node].rest : g.nodes[node].templates).push_back(i);
-        break;
-      }
+      case model::MatchKind::exact:
       case model::MatchKind::prefix: {
         std::string_view p = route.pattern;
-        const bool slash = p.back() == '/';
+        const bool slash = route.kind == model::MatchKind::prefix && p.back() == '/';
         if (slash) p.remove_suffix(1);
         std::uint32_t node = 0;
         std::size_t pos = 0;
-        while (pos < p.size()) { // p[pos] == '/'
+        while (pos < p.size()) { // p[pos] == '/'; "/" alone is one empty segment
           std::size_t end = p.find('/', pos + 1);
           if (end == std::string_view::npos) end = p.size();
-          node = child_literal(g, node, std::string(p.substr(pos + 1, end - pos - 1)));
+          node = g.literal_child(node, std::string(p.substr(pos + 1, end - pos - 1)));
           pos = end;
         }
-        (slash ? g.nodes[node].slash_prefixes : g.nodes[node].prefixes).push_back(i);
+        if (route.kind == model::MatchKind::exact)
+          g.nodes[node].terminal.push_back(i);
+        else
+          (slash ? g.nodes[node].slash : g.nodes[node].prefix).push_back(i);
+        break;
+      }
+      case model::MatchKind::template_: {
+        std::uint32_t node = 0;
+        for (const auto& seg : templates[i]->segments())
+          node =
+              seg.literal() ? g.literal_child(node, seg.parts[0].text) : g.pattern_child(node, seg);
+        (templates[i]->has_rest() ? g.nodes[node].rest : g.nodes[node].terminal).push_back(i);
         break;
       }
       }
     };
-
     if (route.hosts.empty()) {
       insert(group_for(nullptr, "", "*"));
     } else {
@@ -371,21 +516,9 @@ Result<RouteTable> RouteTable::build(std::shared_ptr<const model::Config> config
       }
     }
   }
-
-  const auto by_rank = [&](std::uint32_t a, std::uint32_t b) {
-    return impl->routes[a].rank < impl->routes[b].rank;
-  };
-  for (auto& g : impl->groups) {
-    for (auto& [_, ids] : g.exact)
-      std::sort(ids.begin(), ids.end(), by_rank);
-    std::sort(g.regex.begin(), g.regex.end(), by_rank);
-    for (auto& node : g.nodes) {
-      std::sort(node.templates.begin(), node.templates.end(), by_rank);
-      std::sort(node.rest.begin(), node.rest.end(), by_rank);
-      std::sort(node.prefixes.begin(), node.prefixes.end(), by_rank);
-      std::sort(node.slash_prefixes.begin(), node.slash_prefixes.end(), by_rank);
-    }
-  }
+  impl->groups.reserve(groups.size());
+  for (auto& g : groups)
+    impl->groups.push_back(flatten(std::move(g), impl->routes));
   return RouteTable(std::move(impl));
 }
 
@@ -403,11 +536,15 @@ const std::shared_ptr<const model::Config>& RouteTable::config_ptr() const noexc
 
 Match RouteTable::match(const Request& req) const noexcept {
   Match m;
-  std::array<char, 256> hbuf;
-  const std::string_view host = normalize_host(req.host, hbuf);
   std::array<std::uint32_t, 64> gids;
-  const std::size_t ng = impl_->groups_for(host, gids);
-  model::MethodSet allow;
+  std::size_t ng;
+  if (impl_->host_specific()) {
+    std::array<char, 256> hbuf;
+    ng = impl_->groups_for(normalize_host(req.host, hbuf), gids);
+  } else {
+    ng = impl_->groups_for({}, gids); // only the any-host group: skip host work
+  }
+  std::uint16_t allow = 0;
   for (std::size_t i = 0; i < ng; ++i) {
     Search s(*impl_, req, req.path);
     s.run(impl_->groups[gids[i]]);
@@ -415,10 +552,10 @@ Match RouteTable::match(const Request& req) const noexcept {
       s.fill(m);
       return m;
     }
-    allow = allow | s.allow();
+    allow |= s.allow().bits();
   }
-  m.allow = allow;
-  m.status = allow.empty() ? MatchStatus::not_found : MatchStatus::method_not_allowed;
+  m.allow = model::MethodSet::from_bits(allow);
+  m.status = allow == 0 ? MatchStatus::not_found : MatchStatus::method_not_allowed;
   return m;
 }
 
@@ -426,7 +563,7 @@ Match RouteTable::match(const Request& req) const noexcept {
 
 namespace gw::router {
 
-std::string rewritten_path(const model::Route& route, std::span<const Param> params,
+std::string rewritten_path(const model::Route& route, const ParamList& params,
                            std::string_view path) {
   if (route.rewrite.path) {
     // The template was validated: every {name} is a captured parameter.

@@ -441,6 +441,7 @@ void Reader::read_routes(const toml::node& n) {
     type_error(n, "routes", "an array of tables (write each route as [[routes]])", "/routes");
     return;
   }
+  doc_.routes.reserve(doc_.routes.size() + arr->size());
   std::size_t i = 0;
   for (const auto& el : *arr) {
     if (const auto* t = el.as_table()) {

@@ -1,3 +1,4 @@
+#include <deque>
 #include <unordered_map>
 
 #include "bytes.hpp"
@@ -10,24 +11,31 @@ namespace {
 using detail::Writer;
 
 /// Interns strings in first-use order, which is deterministic for a given Config.
+/// Keys view the Config's strings (or `owned_`), which outlive the encoder.
 class Strings {
 public:
-  std::uint32_t operator()(const std::string& s) {
+  std::uint32_t operator()(std::string_view s) {
     auto [it, fresh] = index_.try_emplace(s, static_cast<std::uint32_t>(list_.size()));
-    if (fresh) list_.push_back(&it->first);
+    if (fresh) list_.push_back(s);
     return it->second;
+  }
+  std::uint32_t own(std::string s) { return (*this)(owned_.emplace_back(std::move(s))); }
+  void reserve(std::size_t n) {
+    index_.reserve(n);
+    list_.reserve(n);
   }
   void write(Writer& w) const {
     w.u32(static_cast<std::uint32_t>(list_.size()));
-    for (const std::string* s : list_) {
-      w.u32(static_cast<std::uint32_t>(s->size()));
-      w.bytes(s->data(), s->size());
+    for (const std::string_view s : list_) {
+      w.u32(static_cast<std::uint32_t>(s.size()));
+      w.bytes(s.data(), s.size());
     }
   }
 
 private:
-  std::unordered_map<std::string, std::uint32_t> index_;
-  std::vector<const std::string*> list_;
+  std::unordered_map<std::string_view, std::uint32_t> index_;
+  std::vector<std::string_view> list_;
+  std::deque<std::string> owned_; // stable addresses for strings made up here
 };
 
 void write_src(Writer& w, const model::SourceRef& s) {
@@ -50,11 +58,12 @@ void write_matchers(Writer& w, Strings& str, const std::vector<model::Matcher>& 
 
 std::vector<unsigned char> encode(const model::Config& cfg, const EncodeOptions& opts) {
   Strings str;
+  str.reserve(cfg.routes.size() * 3 + cfg.upstreams.size() * 4 + 16);
   std::vector<unsigned char> meta, ups, pols, routes, strings;
 
   {
     Writer w(meta);
-    w.u32(str(std::string("gwctl ") + GW_VERSION));
+    w.u32(str.own(std::string("gwctl ") + GW_VERSION));
     w.u32(str(opts.label));
     w.u64(opts.timestamp);
     w.u32(static_cast<std::uint32_t>(cfg.sources.size()));

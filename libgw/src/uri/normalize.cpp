@@ -45,6 +45,13 @@ constexpr bool is_sub_delim(unsigned char c) {
 constexpr bool is_pchar(unsigned char c) {
   return is_unreserved(c) || is_sub_delim(c) || c == ':' || c == '@';
 }
+/// pchar without pct-encoded (RFC 3986 §3.3), as a table for the hot path.
+constexpr std::array<bool, 256> kPchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c)
+    t[static_cast<std::size_t>(c)] = is_pchar(static_cast<unsigned char>(c));
+  return t;
+}();
 constexpr int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -136,26 +143,50 @@ const std::error_category& uri_category() noexcept {
 Result<Target> parse_target(std::string_view target, std::string& buf) {
   if (target.empty() || target[0] != '/')
     return fail(errc::not_origin_form, "request target must start with \"/\"");
-  // Boost.URL checks the RFC 3986 origin-form grammar; canonicalisation below is ours.
-  auto parsed =
-      boost::urls::parse_origin_form(boost::core::string_view(target.data(), target.size()));
-  if (!parsed) {
-    // Distinguish escapes from other bytes for the error message.
-    for (std::size_t i = 0; i < target.size() && target[i] != '?'; ++i)
-      if (target[i] == '%' &&
-          (i + 2 >= target.size() || hex_value(target[i + 1]) < 0 || hex_value(target[i + 2]) < 0))
-        return fail(errc::bad_percent_encoding, "malformed percent escape in path");
-    return fail(errc::invalid_character,
-                "request target contains a character not allowed by RFC 3986");
-  }
   const std::size_t q = target.find('?');
   const std::string_view path = target.substr(0, q);
-  if (auto ec = canonicalize(path, buf, false, false))
-    return std::unexpected(
-        Error(ec, ec == errc::above_root ? "\"..\" climbs above the root" : "malformed path"));
   Target t;
+  if (q != std::string_view::npos) {
+    t.query = target.substr(q + 1);
+    // RFC 3986 §3.4: query = *( pchar / "/" / "?" ); escapes must be well formed.
+    for (std::size_t i = 0; i < t.query.size(); ++i) {
+      const auto c = static_cast<unsigned char>(t.query[i]);
+      if (kPchar[c] || c == '/' || c == '?') continue;
+      if (c == '%' && i + 2 < t.query.size() && hex_value(t.query[i + 1]) >= 0 &&
+          hex_value(t.query[i + 2]) >= 0) {
+        i += 2;
+        continue;
+      }
+      if (c == '%') return fail(errc::bad_percent_encoding, "malformed percent escape in query");
+      return fail(errc::invalid_character, "query contains a character not allowed by RFC 3986");
+    }
+  }
+  // Fast path: most paths are already canonical (no escapes, no "//", no dot segments), and are
+  // used in place without a copy.
+  bool canonical = true;
+  for (std::size_t i = 0; i < path.size() && canonical; ++i) {
+    const auto c = static_cast<unsigned char>(path[i]);
+    if (c == '/') {
+      if (i + 1 < path.size() && (path[i + 1] == '/' || path[i + 1] == '.')) canonical = false;
+    } else if (!kPchar[c]) {
+      canonical = false; // an escape, or a byte that the slow path will reject
+    }
+  }
+  if (canonical) {
+    t.path = path;
+    return t;
+  }
+  if (auto ec = canonicalize(path, buf, false, false)) {
+    switch (static_cast<errc>(ec.value())) {
+    case errc::above_root:
+      return fail(errc::above_root, "\"..\" climbs above the root");
+    case errc::bad_percent_encoding:
+      return fail(errc::bad_percent_encoding, "malformed percent escape in path");
+    default:
+      return fail(errc::invalid_character, "path contains a character not allowed by RFC 3986");
+    }
+  }
   t.path = buf;
-  if (q != std::string_view::npos) t.query = target.substr(q + 1);
   return t;
 }
 

@@ -14,7 +14,7 @@
 
 namespace gw::model {
 
-inline constexpr std::size_t kMaxTemplateParams = 32;
+inline constexpr std::size_t kMaxTemplateParams = 16;
 
 struct TemplatePart {
   bool param = false;

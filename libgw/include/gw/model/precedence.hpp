@@ -29,13 +29,17 @@ struct PrecedenceKey {
   }
 };
 
-PrecedenceKey precedence_key(const Route& r);
+class PathTemplate;
+
+/// `parsed` may pass the route's already-parsed template (saves parsing it again).
+PrecedenceKey precedence_key(const Route& r, const PathTemplate* parsed = nullptr);
 
 /// 0 = has an exact host, 1 = only wildcard hosts, 2 = any host.
 int host_tier(const Route& r);
 
-/// Sorts routes into precedence order (host tier first, then PrecedenceKey).
-void sort_by_precedence(std::vector<Route>& routes);
+/// Sorts routes into precedence order (host tier first, then PrecedenceKey). `keys`, when
+/// given, holds each route's precomputed key.
+void sort_by_precedence(std::vector<Route>& routes, const std::vector<PrecedenceKey>& keys = {});
 
 /// One line for humans: "template, 7 literal chars, 2 segments".
 std::string describe_specificity(const Route& r);

@@ -7,7 +7,9 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "gw/core/error.hpp"
@@ -40,17 +42,70 @@ struct Param {
 
 enum class MatchStatus : std::uint8_t { matched, not_found, method_not_allowed };
 
-/// The decision. `params` view the request path and the table; no allocation.
+class ParamList;
+
+/// The decision. Parameter values view the request path, names view the table; nothing is
+/// allocated and the value slots beyond `param_count` are left uninitialised (lookups are hot).
 struct Match {
+  struct Value {
+    const char* data;
+    std::uint32_t size;
+  };
+
   MatchStatus status = MatchStatus::not_found;
+  std::uint8_t param_count = 0;
   std::uint32_t route = 0; // index into Config::routes when matched
   model::MethodSet allow;  // methods that would match, for 405 `Allow`
-  std::uint8_t param_count = 0;
-  std::array<Param, model::kMaxTemplateParams> param_storage{};
+  const std::string* param_names = nullptr;
+  std::array<Value, model::kMaxTemplateParams> values;
 
-  std::span<const Param> params() const noexcept { return {param_storage.data(), param_count}; }
   bool matched() const noexcept { return status == MatchStatus::matched; }
+  Param param(std::size_t i) const noexcept {
+    return {param_names[i], {values[i].data, values[i].size}};
+  }
+  ParamList params() const noexcept;
 };
+
+/// The captured parameters of a Match, iterable as Param values.
+class ParamList {
+public:
+  explicit ParamList(const Match& m) noexcept : m_(&m) {}
+  std::size_t size() const noexcept { return m_->param_count; }
+  bool empty() const noexcept { return size() == 0; }
+  Param operator[](std::size_t i) const noexcept { return m_->param(i); }
+  /// The value of parameter `name`, if captured.
+  std::optional<std::string_view> find(std::string_view name) const noexcept {
+    for (std::size_t i = 0; i < size(); ++i)
+      if (m_->param_names[i] == name) return (*this)[i].value;
+    return std::nullopt;
+  }
+
+  class iterator {
+  public:
+    using value_type = Param;
+    using difference_type = std::ptrdiff_t;
+    iterator(const Match* m, std::size_t i) : m_(m), i_(i) {}
+    Param operator*() const noexcept { return m_->param(i_); }
+    iterator& operator++() noexcept {
+      ++i_;
+      return *this;
+    }
+    bool operator==(const iterator& o) const noexcept { return i_ == o.i_; }
+
+  private:
+    const Match* m_;
+    std::size_t i_;
+  };
+  iterator begin() const noexcept { return {m_, 0}; }
+  iterator end() const noexcept { return {m_, size()}; }
+
+private:
+  const Match* m_;
+};
+
+inline ParamList Match::params() const noexcept {
+  return ParamList(*this);
+}
 
 /// Host as matched: lowercase, port and trailing dot removed. Writes into `buf` (>= 256 bytes);
 /// returns an empty view for hosts longer than that.
@@ -86,7 +141,7 @@ namespace gw::router {
 /// The path to forward for a matched route: rewrite.path filled from captured parameters, or
 /// the matched prefix replaced by rewrite.prefix, or `path` unchanged. The result stays
 /// canonical (parameters were captured from a canonical path).
-std::string rewritten_path(const model::Route& route, std::span<const Param> params,
+std::string rewritten_path(const model::Route& route, const ParamList& params,
                            std::string_view path);
 
 } // namespace gw::router

@@ -40,8 +40,9 @@ struct Target {
   std::string_view query; // raw, without "?"
 };
 
-/// Validates and canonicalises an origin-form request target ("/a/%7Eb?x=1") into `buf`
-/// (reused across requests to avoid allocation). Errors map to 400 Bad Request.
+/// Validates and canonicalises an origin-form request target ("/a/%7Eb?x=1"). A path that is
+/// already canonical is returned in place (viewing `target`); otherwise the canonical form is
+/// built in `buf` (reused across requests to avoid allocation). Errors map to 400 Bad Request.
 Result<Target> parse_target(std::string_view target, std::string& buf);
 
 /// Canonicalises a path written in a spec (exact path, prefix or a template's literal text).
