@@ -12,22 +12,7 @@ namespace gwctl {
 
 using namespace gw;
 
-namespace {
-
-class ArgHeaders final : public router::HeaderLookup {
-public:
-  std::vector<std::pair<std::string, std::string>> values;
-  bool find(std::string_view name, std::string_view& v) const override {
-    for (const auto& [k, val] : values)
-      if (k == name) {
-        v = val;
-        return true;
-      }
-    return false;
-  }
-};
-
-} // namespace
+namespace {} // namespace
 
 int run_explain(const Global& g, const ExplainOptions& o) {
   std::vector<std::string> inputs{o.input};
@@ -39,7 +24,7 @@ int run_explain(const Global& g, const ExplainOptions& o) {
     return kFailed;
   }
 
-  ArgHeaders headers;
+  router::ListHeaders headers;
   std::string host;
   for (const auto& h : o.headers) {
     const auto colon = h.find(':');

@@ -58,20 +58,14 @@ inline const char* kPrelude = R"(version = 1
 endpoints = ["127.0.0.1:9000"]
 )";
 
-/// Headers for router requests in tests.
-class Headers final : public gw::router::HeaderLookup {
-public:
-  std::vector<std::pair<std::string, std::string>> values;
-  Headers() = default;
-  Headers(std::initializer_list<std::pair<std::string, std::string>> v) : values(v) {}
-  bool find(std::string_view name, std::string_view& v) const override {
-    for (const auto& [k, val] : values)
-      if (k == name) {
-        v = val;
-        return true;
-      }
-    return false;
-  }
-};
+using Headers = gw::router::ListHeaders;
+
+/// The prelude followed by one [[routes]] table per entry, each with upstream "u".
+inline std::string spec_of(const std::vector<std::string>& routes) {
+  std::string s = kPrelude;
+  for (const auto& r : routes)
+    s += "[[routes]]\nupstream = \"u\"\n" + r + "\n";
+  return s;
+}
 
 } // namespace gwtest

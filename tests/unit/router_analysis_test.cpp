@@ -6,15 +6,7 @@
 #include "support/spec_builder.hpp"
 
 using gwtest::build_spec;
-
-namespace {
-std::string spec_of(const std::vector<std::string>& routes) {
-  std::string s = gwtest::kPrelude;
-  for (const auto& r : routes)
-    s += "[[routes]]\nupstream = \"u\"\n" + r + "\n";
-  return s;
-}
-} // namespace
+using gwtest::spec_of;
 
 TEST_CASE("two routes accepting exactly the same requests are an error", "[router]") {
   auto b = build_spec(spec_of(

@@ -8,6 +8,7 @@
 
 using gwtest::build_spec;
 using gwtest::Headers;
+using gwtest::spec_of;
 using namespace gw;
 
 namespace {
@@ -45,13 +46,6 @@ Decision decide(const gwtest::Built& b, const std::string& method, const std::st
     d.allow = m.allow.to_string();
   }
   return d;
-}
-
-std::string spec_of(const std::vector<std::string>& routes) {
-  std::string s = gwtest::kPrelude;
-  for (const auto& r : routes)
-    s += "[[routes]]\nupstream = \"u\"\n" + r + "\n";
-  return s;
 }
 
 } // namespace

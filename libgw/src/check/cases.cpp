@@ -7,22 +7,7 @@
 #include "gw/uri/normalize.hpp"
 
 namespace gw::check {
-namespace {
-
-class CaseHeaders final : public router::HeaderLookup {
-public:
-  std::vector<std::pair<std::string, std::string>> values; // lowercase names
-  bool find(std::string_view name, std::string_view& v) const override {
-    for (const auto& [k, val] : values)
-      if (k == name) {
-        v = val;
-        return true;
-      }
-    return false;
-  }
-};
-
-} // namespace
+namespace {} // namespace
 
 CasesReport run_cases(const router::RouteTable& table, const std::vector<spec::CaseSpec>& cases) {
   const model::Config& cfg = table.config();
@@ -48,7 +33,7 @@ CasesReport run_cases(const router::RouteTable& table, const std::vector<spec::C
       target = *t;
     }
     if (target) {
-      CaseHeaders headers;
+      router::ListHeaders headers;
       std::string host = c.host ? *c.host : (url ? url->host : "");
       for (const auto& [k, v] : c.headers) {
         const std::string name = text::lower(k);

@@ -11,6 +11,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "gw/core/error.hpp"
 #include "gw/model/config.hpp"
@@ -24,6 +26,22 @@ public:
   virtual ~HeaderLookup() = default;
   /// The first value of header `lower_name` (lowercase), if present.
   virtual bool find(std::string_view lower_name, std::string_view& value) const = 0;
+};
+
+/// Headers held as (lowercase name, value) pairs: for tools and tests, not the data path.
+class ListHeaders final : public HeaderLookup {
+public:
+  std::vector<std::pair<std::string, std::string>> values;
+  ListHeaders() = default;
+  ListHeaders(std::initializer_list<std::pair<std::string, std::string>> v) : values(v) {}
+  bool find(std::string_view lower_name, std::string_view& value) const override {
+    for (const auto& [k, v] : values)
+      if (k == lower_name) {
+        value = v;
+        return true;
+      }
+    return false;
+  }
 };
 
 /// What the router needs of a request. Every member views memory owned by the caller.
