@@ -563,13 +563,11 @@ Match RouteTable::match(const Request& req) const noexcept {
 
 namespace gw::router {
 
-std::string rewritten_path(const model::Route& route, const ParamList& params,
+void append_rewritten_path(std::string& out, const model::Route& route, const ParamList& params,
                            std::string_view path) {
   if (route.rewrite.path) {
     // The template was validated: every {name} is a captured parameter.
     const std::string& t = *route.rewrite.path;
-    std::string out;
-    out.reserve(t.size() + 32);
     for (std::size_t i = 0; i < t.size();) {
       if (t[i] != '{') {
         out += t[i++];
@@ -578,27 +576,35 @@ std::string rewritten_path(const model::Route& route, const ParamList& params,
       const std::size_t close = t.find('}', i);
       std::string_view name = std::string_view(t).substr(i + 1, close - i - 1);
       if (name.ends_with("...")) name.remove_suffix(3);
-      for (const auto& p : params)
-        if (p.name == name) out += p.value;
+      if (auto v = params.find(name)) out += *v;
       i = close + 1;
     }
-    return out;
+    return;
   }
   if (route.rewrite.prefix && route.kind == model::MatchKind::prefix) {
     std::string_view matched = route.pattern;
     if (matched.size() > 1 && matched.back() == '/') matched.remove_suffix(1);
     std::string_view rest = path.substr(std::min(matched.size(), path.size()));
-    std::string out = *route.rewrite.prefix;
+    const std::string& prefix = *route.rewrite.prefix;
+    const std::size_t start = out.size();
+    out += prefix;
     // Join without doubling or losing the "/" between the new prefix and the rest.
-    if (!out.empty() && out.back() == '/' && rest.starts_with('/'))
+    if (!prefix.empty() && prefix.back() == '/' && rest.starts_with('/'))
       rest.remove_prefix(1);
-    else if ((out.empty() || out.back() != '/') && !rest.empty() && !rest.starts_with('/'))
+    else if ((prefix.empty() || prefix.back() != '/') && !rest.empty() && !rest.starts_with('/'))
       out += '/';
     out += rest;
-    if (out.empty()) out = "/";
-    return out;
+    if (out.size() == start) out += '/';
+    return;
   }
-  return std::string(path);
+  out += path;
+}
+
+std::string rewritten_path(const model::Route& route, const ParamList& params,
+                           std::string_view path) {
+  std::string out;
+  append_rewritten_path(out, route, params, path);
+  return out;
 }
 
 } // namespace gw::router

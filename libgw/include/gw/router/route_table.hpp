@@ -161,5 +161,8 @@ namespace gw::router {
 /// canonical (parameters were captured from a canonical path).
 std::string rewritten_path(const model::Route& route, const ParamList& params,
                            std::string_view path);
+/// The same, appended to `out` (no allocation on the request path).
+void append_rewritten_path(std::string& out, const model::Route& route, const ParamList& params,
+                           std::string_view path);
 
 } // namespace gw::router

@@ -1,0 +1,58 @@
+// gwd: the gateway daemon. Serves a compiled route table (.gwrt) as an HTTP/1.1 reverse proxy.
+#include <CLI/CLI.hpp>
+
+#include "gw/core/units.hpp"
+#include "gw/server/daemon.hpp"
+
+namespace {
+
+/// A CLI11 validator/transformer for durations such as "10s".
+std::chrono::milliseconds duration_arg(const std::string& flag, const std::string& text) {
+  auto d = gw::units::parse_duration(text);
+  if (!d || d->count() == 0)
+    throw CLI::ValidationError(flag,
+                               "\"" + text + "\" is not a positive duration (e.g. 10s, 500ms)");
+  return *d;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  gw::server::DaemonOptions o;
+  CLI::App app{"gwd: the gw gateway daemon; serves a compiled route table (.gwrt)", "gwd"};
+  app.set_version_flag("--version", std::string("gwd ") + GW_VERSION);
+  app.footer("Exit codes: 0 stopped cleanly, 1 cannot start (bad table, port taken), 2 usage.\n"
+             "Signals: SIGTERM/SIGINT drain (finish in-flight requests, then exit).");
+  std::string header_timeout = "10s", idle_timeout = "60s", drain_timeout = "30s",
+              upstream_idle = "30s";
+  app.add_option("--table", o.table, "Compiled route table (gwctl compile)")->required();
+  app.add_option("--listen", o.listen, "Address to serve, HOST:PORT (repeatable)")->required();
+  app.add_option("--workers", o.workers, "Worker threads (default: one per core)")
+      ->check(CLI::Range(1, 256));
+  app.add_option("--access-log", o.access_log, "Access log: a path, or - for standard output");
+  app.add_option("--control", o.control, "Control socket path (reserved)");
+  app.add_option("--trusted-proxy", o.trusted_proxies,
+                 "CIDR whose X-Forwarded-* and Forwarded headers are kept (repeatable)");
+  app.add_option("--header-timeout", header_timeout, "Time a client has to send a request head");
+  app.add_option("--idle-timeout", idle_timeout, "Keep-alive wait for a client's next request");
+  app.add_option("--drain-timeout", drain_timeout,
+                 "How long in-flight requests may finish on SIGTERM");
+  app.add_option("--upstream-idle-timeout", upstream_idle,
+                 "How long pooled upstream connections are kept");
+  try {
+    app.parse(argc, argv);
+    o.header_timeout = duration_arg("--header-timeout", header_timeout);
+    o.idle_timeout = duration_arg("--idle-timeout", idle_timeout);
+    o.drain_timeout = duration_arg("--drain-timeout", drain_timeout);
+    o.upstream_idle_timeout = duration_arg("--upstream-idle-timeout", upstream_idle);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  try {
+    return gw::server::run_daemon(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gwd: fatal: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,41 @@
+// Every error a request can meet, mapped to a status in one place (Pingora's error kinds). Local
+// replies carry a small JSON body: {"error":"no_route","message":"...","request_id":"..."}.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace gw::proxy {
+
+enum class ErrorKind : std::uint8_t {
+  bad_request,             // 400 malformed request or framing
+  request_timeout,         // 408 the client was too slow to send its request
+  body_too_large,          // 413
+  uri_too_long,            // 414
+  expectation_failed,      // 417 an Expect other than 100-continue
+  header_too_large,        // 431
+  not_implemented,         // 501 an unknown transfer coding, CONNECT
+  no_route,                // 404
+  method_not_allowed,      // 405
+  unauthorized,            // 401
+  forbidden,               // 403
+  rate_limited,            // 429
+  no_healthy_upstream,     // 503
+  upstream_connect_failed, // 502
+  upstream_protocol_error, // 502 garbage, bad framing, reset before a response
+  upstream_timeout,        // 504
+  internal,                // 500
+};
+
+unsigned status_of(ErrorKind k) noexcept;
+/// Stable snake_case name, used in bodies and access logs.
+std::string_view name_of(ErrorKind k) noexcept;
+/// Standard reason phrase for a status code ("Not Found"), or "Unknown".
+std::string_view reason_phrase(unsigned status) noexcept;
+
+/// Appends the JSON body of a local reply to `out`.
+void render_reply_body(ErrorKind k, std::string_view message, std::string_view request_id,
+                       std::string& out);
+
+} // namespace gw::proxy

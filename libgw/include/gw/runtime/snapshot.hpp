@@ -1,0 +1,60 @@
+// runtime::Snapshot: everything one table generation needs at request time, built once on the
+// main thread and shared read-only (shared_ptr<const Snapshot>) by every worker. A request pins
+// the snapshot it started with; a reload publishes a new one (see server/daemon).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <netinet/in.h>
+#include <string>
+#include <vector>
+
+#include "gw/core/error.hpp"
+#include "gw/core/sha256.hpp"
+#include "gw/model/config.hpp"
+#include "gw/router/route_table.hpp"
+#include "gw/table/format.hpp"
+
+namespace gw::runtime {
+
+/// An endpoint with its address resolved when the snapshot was built.
+struct ResolvedEndpoint {
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  std::string address; // "127.0.0.1:9001", as in the spec
+  std::uint32_t weight = 1;
+};
+
+class Snapshot {
+public:
+  /// Reads, verifies and decodes a table, resolves every endpoint, builds the router.
+  static Result<std::shared_ptr<const Snapshot>> load(const std::string& path,
+                                                      std::uint64_t generation);
+
+  const model::Config& config() const noexcept { return routes_.config(); }
+  const router::RouteTable& routes() const noexcept { return routes_; }
+  const std::vector<ResolvedEndpoint>& endpoints(std::uint32_t upstream) const {
+    return endpoints_[upstream];
+  }
+  std::uint64_t generation() const noexcept { return generation_; }
+  const Sha256& digest() const noexcept { return info_.digest; }
+  const table::TableInfo& info() const noexcept { return info_; }
+  const std::string& source() const noexcept { return source_; }
+  std::chrono::system_clock::time_point loaded_at() const noexcept { return loaded_at_; }
+
+private:
+  Snapshot(router::RouteTable routes) : routes_(std::move(routes)) {}
+  router::RouteTable routes_;
+  std::vector<std::vector<ResolvedEndpoint>> endpoints_;
+  std::uint64_t generation_ = 0;
+  table::TableInfo info_;
+  std::string source_;
+  std::chrono::system_clock::time_point loaded_at_;
+};
+
+using SnapshotPtr = std::shared_ptr<const Snapshot>;
+
+/// Resolves "host:port" parts to a socket address (numeric addresses without DNS).
+Result<ResolvedEndpoint> resolve(const model::Endpoint& ep);
+
+} // namespace gw::runtime

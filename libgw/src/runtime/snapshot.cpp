@@ -1,0 +1,53 @@
+#include "gw/runtime/snapshot.hpp"
+
+#include <arpa/inet.h>
+#include <cstring>
+#include <netdb.h>
+
+#include "gw/table/codec.hpp"
+
+namespace gw::runtime {
+
+Result<ResolvedEndpoint> resolve(const model::Endpoint& ep) {
+  ResolvedEndpoint r;
+  r.address = ep.address();
+  r.weight = ep.weight;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  const std::string port = std::to_string(ep.port);
+  const int rc = ::getaddrinfo(ep.host.c_str(), port.c_str(), &hints, &res);
+  if (rc != 0 || !res)
+    return fail(errc::not_found, "cannot resolve " + r.address + ": " + ::gai_strerror(rc));
+  std::memcpy(&r.addr, res->ai_addr, res->ai_addrlen);
+  r.addr_len = res->ai_addrlen;
+  ::freeaddrinfo(res);
+  return r;
+}
+
+Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
+                                                       std::uint64_t generation) {
+  auto decoded = table::read_file(path);
+  if (!decoded) return std::unexpected(decoded.error());
+  auto config = std::make_shared<const model::Config>(std::move(decoded->config));
+  auto routes = router::RouteTable::build(config);
+  if (!routes) return std::unexpected(routes.error());
+  std::shared_ptr<Snapshot> s(new Snapshot(std::move(*routes)));
+  s->info_ = std::move(decoded->info);
+  s->generation_ = generation;
+  s->source_ = path;
+  s->loaded_at_ = std::chrono::system_clock::now();
+  for (const auto& u : config->upstreams) {
+    std::vector<ResolvedEndpoint> eps;
+    for (const auto& e : u.endpoints) {
+      auto r = resolve(e);
+      if (!r) return fail(errc::not_found, "upstream \"" + u.name + "\": " + r.error().message);
+      eps.push_back(std::move(*r));
+    }
+    s->endpoints_.push_back(std::move(eps));
+  }
+  return std::shared_ptr<const Snapshot>(std::move(s));
+}
+
+} // namespace gw::runtime

@@ -1,0 +1,35 @@
+// Private: a worker thread with its own io_context, listeners (SO_REUSEPORT) and WorkerState.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <thread>
+
+#include "../proxy/worker_state.hpp"
+#include "gw/server/daemon.hpp"
+
+namespace gw::server {
+
+class Worker {
+public:
+  Worker(unsigned id, const DaemonOptions& opts, observe::LogFile* log, runtime::SnapshotPtr snap);
+  ~Worker();
+
+  /// Opens this worker's listeners. Errors name the address.
+  Result<void> listen(const std::vector<boost::asio::ip::tcp::endpoint>& addrs);
+  void start();
+  /// Stops accepting, lets in-flight requests finish until `deadline`, then stops. Any thread.
+  void drain(std::chrono::steady_clock::time_point deadline);
+  void join();
+
+private:
+  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& a);
+  boost::asio::awaitable<void> housekeeping();
+
+  boost::asio::io_context ioc_{1};
+  proxy::WorkerState state_;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  std::thread thread_;
+};
+
+} // namespace gw::server

@@ -1,0 +1,327 @@
+"""Test harness: real gwd processes and real backends on 127.0.0.1, raw HTTP over sockets.
+
+Every process is started here, on a port chosen at run time, and stopped by its PID. Every wait
+and every socket read is bounded in time.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GWD = os.environ.get("GWD", "gwd")
+GWCTL = os.environ.get("GWCTL", "gwctl")
+PYTHON = sys.executable
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def can_connect(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class Process:
+    def __init__(self, cmd, log_path, env=None):
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+        return self.proc.returncode
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+class Backend(Process):
+    def __init__(self, workdir, name):
+        port_file = os.path.join(workdir, f"backend-{name}.port")
+        super().__init__([PYTHON, os.path.join(HERE, "backend.py"), "--port", "0", "--name", name,
+                          "--port-file", port_file], os.path.join(workdir, f"backend-{name}.log"))
+        self.name = name
+        wait_until(lambda: os.path.exists(port_file) or not self.alive(), what=f"backend {name}")
+        assert self.alive(), self.output()
+        with open(port_file) as f:
+            self.port = int(f.read())
+        self.address = f"127.0.0.1:{self.port}"
+
+
+class Gateway(Process):
+    """Compiles `spec` (TOML text) with gwctl and serves it with gwd."""
+
+    def __init__(self, workdir, spec, workers=1, extra=(), name="gw"):
+        self.workdir = workdir
+        self.spec_path = os.path.join(workdir, f"{name}.toml")
+        self.table_path = os.path.join(workdir, f"{name}.gwrt")
+        self.access_log = os.path.join(workdir, f"{name}-access.log")
+        with open(self.spec_path, "w") as f:
+            f.write(spec)
+        out = subprocess.run([GWCTL, "compile", self.spec_path, "-o", self.table_path],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stdout + out.stderr
+        self.port = free_port()
+        super().__init__([GWD, "--table", self.table_path, "--listen", f"127.0.0.1:{self.port}",
+                          "--workers", str(workers), "--access-log", self.access_log, *extra],
+                         os.path.join(workdir, f"{name}.log"))
+        wait_until(lambda: can_connect(self.port) or not self.alive(), what="gwd to listen")
+        assert self.alive(), self.output()
+
+    def status_field(self, field):
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def access_records(self, expect=1, timeout=3.0):
+        """Access log lines as dicts, waiting until at least `expect` are there."""
+        recs = []
+
+        def ready():
+            nonlocal recs
+            try:
+                with open(self.access_log) as f:
+                    recs = [json.loads(l) for l in f if l.strip()]
+            except FileNotFoundError:
+                recs = []
+            return len(recs) >= expect
+
+        wait_until(ready, timeout, what=f"{expect} access log lines")
+        return recs
+
+
+class Response:
+    def __init__(self, status, reason, version, headers, body, trailers=()):
+        self.status, self.reason, self.version = status, reason, version
+        self.headers, self.body, self.trailers = headers, body, list(trailers)
+
+    def header(self, name, default=None):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return default
+
+    def headers_named(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.headers} {self.body[:200]!r}>"
+
+
+class Conn:
+    """One client connection with a bounded read of each response."""
+
+    def __init__(self, port, timeout=5.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        data = self.sock.recv(256 * 1024)
+        if not data:
+            raise EOFError("connection closed")
+        self.buf += data
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n, sink=None):
+        out = bytearray()
+        while n:
+            if not self.buf:
+                self._fill()
+            take = self.buf[:n]
+            self.buf = self.buf[len(take):]
+            n -= len(take)
+            if sink:
+                sink(take)
+            else:
+                out += take
+        return bytes(out)
+
+    def read_response(self, head_request=False, sink=None):
+        """Reads one response; interim 1xx responses are returned in `interim`."""
+        interim = []
+        while True:
+            status_line = self._line().decode("latin-1")
+            version, status, reason = (status_line.split(" ", 2) + [""])[:3]
+            headers = []
+            while True:
+                line = self._line()
+                if not line:
+                    break
+                name, _, value = line.decode("latin-1").partition(":")
+                headers.append((name.strip(), value.strip()))
+            status = int(status)
+            if 100 <= status < 200:
+                interim.append((status, headers))
+                continue
+            break
+        r = Response(status, reason, version, headers, b"")
+        r.interim = interim
+        te = (r.header("transfer-encoding") or "").lower()
+        cl = r.header("content-length")
+        if head_request or status in (204, 304):
+            return r
+        if te == "chunked":
+            body = bytearray()
+            while True:
+                size = int(self._line().split(b";")[0], 16)
+                if size == 0:
+                    while True:
+                        line = self._line()
+                        if not line:
+                            break
+                        name, _, value = line.decode("latin-1").partition(":")
+                        r.trailers.append((name.strip(), value.strip()))
+                    break
+                chunk = self._exact(size, sink)
+                if not sink:
+                    body += chunk
+                self._exact(2)
+            r.body = bytes(body)
+        elif cl is not None:
+            r.body = self._exact(int(cl), sink)
+        else:
+            chunks = []
+            try:
+                while True:
+                    if self.buf:
+                        chunks.append(self.buf)
+                        self.buf = b""
+                    self._fill()
+            except EOFError:
+                pass
+            r.body = b"".join(chunks)
+        return r
+
+    def request(self, method="GET", path="/", headers=None, body=b"", host="example.test"):
+        hs = [("Host", host)] if host is not None else []
+        hs += list((headers or {}).items()) if isinstance(headers, dict) else list(headers or [])
+        if body and not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in hs):
+            hs.append(("Content-Length", str(len(body))))
+        head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hs) + "\r\n"
+        self.send(head.encode("latin-1") + body)
+        return self.read_response(head_request=(method == "HEAD"))
+
+
+def request(port, method="GET", path="/", headers=None, body=b"", host="example.test", timeout=10.0):
+    with Conn(port, timeout) as c:
+        return c.request(method, path, headers, body, host)
+
+
+def raw(port, data, timeout=3.0):
+    """Sends raw bytes and returns everything received until the server closes or goes quiet."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                s.settimeout(max(0.05, deadline - time.monotonic()))
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+def status_of(raw_response):
+    if not raw_response.startswith(b"HTTP/1.1 "):
+        return None
+    return int(raw_response[9:12])
+
+
+class GatewayTest(unittest.TestCase):
+    """Starts backends and one gwd per test class. Subclasses set BACKENDS and SPEC (a format
+    string with {name} placeholders for backend addresses)."""
+
+    BACKENDS = ("a",)
+    SPEC = ""
+    WORKERS = 1
+    GWD_ARGS = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="gw-it-")
+        cls.backends = {}
+        cls.gw = None
+        try:
+            for name in cls.BACKENDS:
+                cls.backends[name] = Backend(cls.tmp.name, name)
+            spec = cls.SPEC.format(**{n: b.address for n, b in cls.backends.items()})
+            cls.gw = Gateway(cls.tmp.name, spec, workers=cls.WORKERS, extra=cls.GWD_ARGS)
+        except Exception:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.gw:
+            cls.gw.stop()
+        for b in cls.backends.values():
+            b.stop()
+        cls.tmp.cleanup()
+
+    def request(self, *a, **kw):
+        return request(self.gw.port, *a, **kw)

@@ -1,0 +1,495 @@
+"""gwd as a reverse proxy, end to end: routing, forwarding headers, keep-alive and pooling,
+streaming, load balancing, timeouts, retries and upstream failures."""
+import hashlib
+import os
+import socket
+import threading
+import time
+import unittest
+from collections import Counter
+
+from harness import Backend, Conn, Gateway, GatewayTest, free_port, raw, status_of, wait_until
+
+ROUTES = """
+version = 1
+[upstreams.a]
+endpoints = ["{a}"]
+[upstreams.b]
+endpoints = ["{b}"]
+[[routes]]
+name = "to-b"
+prefix = "/b"
+upstream = "b"
+[[routes]]
+name = "pet"
+methods = ["GET", "HEAD"]
+template = "/pets/{{id}}"
+upstream = "a"
+rewrite = {{ path = "/v2/pets/{{id}}", host = "pets.internal" }}
+[[routes]]
+name = "api"
+prefix = "/api"
+upstream = "a"
+rewrite = {{ prefix = "/" }}
+[[routes]]
+name = "slow"
+prefix = "/delay"
+upstream = "a"
+timeout = "500ms"
+[[routes]]
+name = "all"
+prefix = "/"
+upstream = "a"
+"""
+
+
+class Routing(GatewayTest):
+    BACKENDS = ("a", "b")
+    SPEC = ROUTES
+
+    def test_routes_reach_their_upstream(self):
+        self.assertEqual(self.request(path="/echo").json()["backend"], "a")
+        self.assertEqual(self.request(path="/b/echo").json()["backend"], "b")
+
+    def test_rewrites_apply_to_path_and_host(self):
+        r = self.request(path="/pets/42?x=1")
+        echo = r.json()
+        self.assertEqual(echo["target"], "/v2/pets/42?x=1")
+        self.assertIn(["host", "pets.internal"], [[k.lower(), v] for k, v in echo["headers"]])
+        self.assertEqual(self.request(path="/api/users/7").json()["target"], "/users/7")
+
+
+    def test_route_timeout_gives_504(self):
+        t0 = time.monotonic()
+        r = self.request(path="/delay/3000")
+        self.assertEqual(r.status, 504)
+        self.assertLess(time.monotonic() - t0, 2.5)
+        self.assertEqual(r.json()["error"], "upstream_timeout")
+        self.assertEqual(self.request(path="/delay/10").status, 200)
+
+    def test_forwarding_headers(self):
+        r = self.request(path="/echo", headers={
+            "X-Forwarded-For": "6.6.6.6", "Forwarded": "for=6.6.6.6", "X-Forwarded-Host": "evil",
+            "X-Request-Id": "client-id-123", "Via": "1.1 edge"})
+        h = {k.lower(): v for k, v in r.json()["headers"]}
+        # Not a trusted proxy: what the client claims is replaced by what gw saw.
+        self.assertEqual(h["x-forwarded-for"], "127.0.0.1")
+        self.assertEqual(h["x-forwarded-proto"], "http")
+        self.assertEqual(h["x-forwarded-host"], "example.test")
+        self.assertEqual(h["forwarded"], "for=127.0.0.1;proto=http;host=example.test")
+        self.assertEqual(h["x-request-id"], "client-id-123")
+        self.assertEqual(r.header("x-request-id"), "client-id-123")
+        self.assertEqual(h["via"], "1.1 edge, 1.1 gw")
+        self.assertEqual(r.header("via"), "1.1 gw")
+
+    def test_request_id_generated_when_absent_or_unsafe(self):
+        r = self.request(path="/echo", headers={"X-Request-Id": "bad id\twith space"})
+        h = {k.lower(): v for k, v in r.json()["headers"]}
+        self.assertRegex(h["x-request-id"], r"^[0-9a-f]{32}$")
+        self.assertEqual(r.header("x-request-id"), h["x-request-id"])
+
+    def test_hop_by_hop_fields_are_dropped_both_ways(self):
+        r = self.request(path="/echo", headers={
+            "Connection": "keep-alive, X-Secret", "X-Secret": "s", "Keep-Alive": "300",
+            "TE": "trailers", "Upgrade": "websocket", "Proxy-Authorization": "Basic x", "X-Kept": "1"})
+        names = {k.lower() for k, _ in r.json()["headers"]}
+        for dropped in ("connection", "x-secret", "keep-alive", "te", "upgrade", "proxy-authorization"):
+            self.assertNotIn(dropped, names)
+        self.assertIn("x-kept", names)
+        # The backend's own hop-by-hop fields and the ones its Connection names stay behind too.
+        resp_names = {k.lower() for k, _ in r.headers}
+        self.assertNotIn("x-drop-me", resp_names)
+        self.assertNotIn("keep-alive", resp_names)
+        self.assertEqual(r.header("x-backend"), "a")
+
+    def test_keep_alive_and_upstream_pooling(self):
+        with Conn(self.gw.port) as c:
+            conns = {c.request(path="/echo").json()["conn"] for _ in range(20)}
+        self.assertEqual(len(conns), 1, "sequential requests should reuse one upstream connection")
+
+    def test_pipelined_requests_are_answered_in_order(self):
+        with Conn(self.gw.port) as c:
+            c.send(b"".join(f"GET /echo/{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(5)))
+            targets = [c.read_response().json()["target"] for _ in range(5)]
+        self.assertEqual(targets, [f"/echo/{i}" for i in range(5)])
+
+    def test_http10_client(self):
+        out = raw(self.gw.port, b"GET /echo HTTP/1.0\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 200"), out[:100])
+        self.assertIn(b"connection: close", out.lower())
+        with Conn(self.gw.port) as c:
+            c.send(b"GET /chunked/5000 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            r = c.read_response()
+            # A chunked upstream body goes to an HTTP/1.0 client unframed, then the connection closes.
+            self.assertEqual(len(r.body), 5000)
+            self.assertIsNone(r.header("transfer-encoding"))
+
+    def test_head_204_304_have_no_body(self):
+        with Conn(self.gw.port) as c:
+            r = c.request("HEAD", "/stream/1234")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.header("content-length"), "1234")
+            r = c.request("GET", "/status/204")
+            self.assertEqual(r.status, 204)
+            r = c.request("GET", "/status/304")
+            self.assertEqual(r.status, 304)
+            self.assertEqual(c.request("GET", "/echo").status, 200)  # the connection is still in sync
+
+    def test_interim_responses(self):
+        with Conn(self.gw.port) as c:
+            r = c.request("GET", "/early-hints")
+            self.assertEqual(r.status, 200)
+            self.assertEqual([s for s, _ in r.interim], [103])
+        with Conn(self.gw.port) as c:
+            c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+            self.assertEqual(c._line(), b"HTTP/1.1 100 Continue")
+            self.assertEqual(c._line(), b"")
+            c.send(b"hello")
+            r = c.read_response()
+            self.assertEqual(r.json()["body_len"], 5)
+            self.assertNotIn("expect", {k.lower() for k, _ in r.json()["headers"]})
+
+    def test_chunked_both_ways_with_trailers(self):
+        with Conn(self.gw.port) as c:
+            body = b"".join(bytes([97 + i % 26]) * 3000 for i in range(10))
+            c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   + b"".join(b"%x\r\n" % 3000 + body[i * 3000:(i + 1) * 3000] + b"\r\n" for i in range(10))
+                   + b"0\r\nX-Sum: abc\r\n\r\n")
+            echo = c.read_response().json()
+            self.assertEqual(echo["body_len"], len(body))
+            self.assertEqual(echo["body_sha256"], hashlib.sha256(body).hexdigest())
+            self.assertEqual(echo["trailers"], [["X-Sum", "abc"]])
+            r = c.request("GET", "/chunked/100000")
+            self.assertEqual(len(r.body), 100000)
+            self.assertEqual(r.header("transfer-encoding"), "chunked")
+            self.assertEqual(dict(r.trailers)["x-checksum"], hashlib.sha256(r.body).hexdigest())
+            r = c.request("GET", "/close-delimited/7000")
+            self.assertEqual(len(r.body), 7000)
+            self.assertEqual(r.header("transfer-encoding"), "chunked")  # re-framed for keep-alive
+            self.assertEqual(c.request("GET", "/echo").status, 200)
+
+    def test_access_log_has_one_json_line_per_request(self):
+        rid = "log-test-%d" % os.getpid()
+        self.request(path="/echo?api_key=s3cret&x=1", headers={"X-Request-Id": rid})
+        recs = [r for r in self.gw.access_records(expect=1) if r["request_id"] == rid]
+        wait_until(lambda: any(r["request_id"] == rid for r in self.gw.access_records()), what="log line")
+        rec = [r for r in self.gw.access_records() if r["request_id"] == rid][0]
+        self.assertEqual(rec["route"], "all")
+        self.assertEqual(rec["status"], 200)
+        self.assertEqual(rec["upstream"], "a")
+        self.assertEqual(rec["endpoint"], self.backends["a"].address)
+        self.assertEqual(rec["generation"], 1)
+        self.assertEqual(rec["query"], "api_key=REDACTED&x=1")
+        for key in ("time", "method", "path", "bytes_in", "bytes_out", "duration_us", "upstream_us"):
+            self.assertIn(key, rec)
+
+
+class NoRoute(GatewayTest):
+    SPEC = """
+version = 1
+[upstreams.a]
+endpoints = ["{a}"]
+[[routes]]
+name = "pets"
+methods = ["GET", "HEAD"]
+template = "/pets/{{id}}"
+upstream = "a"
+[[routes]]
+name = "create"
+methods = ["POST"]
+path = "/pets"
+upstream = "a"
+"""
+
+    def test_wrong_method_is_405_with_allow(self):
+        r = self.request(method="DELETE", path="/pets/1")
+        self.assertEqual(r.status, 405)
+        self.assertEqual(r.header("allow"), "GET, HEAD")
+        self.assertEqual(r.json()["error"], "method_not_allowed")
+        self.assertEqual(r.json()["request_id"], r.header("x-request-id"))
+
+    def test_nothing_matching_is_404(self):
+        r = self.request(path="/dogs")
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.json()["error"], "no_route")
+        self.assertEqual(r.header("content-type"), "application/json")
+
+
+class Streaming(GatewayTest):
+    BACKENDS = ("a",)
+    SPEC = """
+version = 1
+[upstreams.a]
+endpoints = ["{a}"]
+[[routes]]
+name = "all"
+prefix = "/"
+upstream = "a"
+timeout = "60s"
+"""
+    GIB = 1 << 30
+
+    def test_one_gib_each_way_in_bounded_memory(self):
+        before = self.gw.status_field("VmHWM")
+        # Upload 1 GiB: the backend hashes what arrives.
+        block = os.urandom(1 << 20)
+        h = hashlib.sha256()
+        with Conn(self.gw.port, timeout=60) as c:
+            c.send(f"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {self.GIB}\r\n\r\n".encode())
+            for _ in range(self.GIB // len(block)):
+                c.send(block)
+                h.update(block)
+            echo = c.read_response().json()
+        self.assertEqual(echo["body_len"], self.GIB)
+        self.assertEqual(echo["body_sha256"], h.hexdigest())
+        # Download 1 GiB.
+        got = 0
+
+        def count(chunk):
+            nonlocal got
+            got += len(chunk)
+
+        with Conn(self.gw.port, timeout=60) as c:
+            c.send(f"GET /stream/{self.GIB} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            c.read_response(sink=count)
+        self.assertEqual(got, self.GIB)
+        growth = self.gw.status_field("VmHWM") - before
+        self.assertLess(growth, 16 << 20, f"peak RSS grew by {growth >> 20} MiB")
+
+
+BALANCE = """
+version = 1
+[upstreams.rr]
+endpoints = ["{b}", {{ address = "{c}", weight = 2 }}]
+[upstreams.lr]
+endpoints = ["{b}", "{c}"]
+balance = "least_request"
+[upstreams.hash]
+endpoints = ["{b}", "{c}", "{d}"]
+balance = "hash"
+hash_on = "header:x-user"
+[upstreams.rand]
+endpoints = ["{b}", "{c}"]
+balance = "random"
+[[routes]]
+name = "rr"
+prefix = "/rr"
+upstream = "rr"
+[[routes]]
+name = "lr"
+prefix = "/lr"
+upstream = "lr"
+[[routes]]
+name = "hash"
+prefix = "/hash"
+upstream = "hash"
+[[routes]]
+name = "rand"
+prefix = "/rand"
+upstream = "rand"
+"""
+
+
+class LoadBalancing(GatewayTest):
+    BACKENDS = ("b", "c", "d")
+    SPEC = BALANCE
+
+    def spread(self, path, n, headers=None):
+        with Conn(self.gw.port) as c:
+            return Counter(c.request(path=path, headers=headers).json()["backend"] for _ in range(n))
+
+    def test_weighted_round_robin_is_exact(self):
+        self.assertEqual(self.spread("/rr/echo", 300), Counter({"b": 100, "c": 200}))
+
+    def test_least_request_uses_both(self):
+        got = self.spread("/lr/echo", 100)
+        self.assertEqual(set(got), {"b", "c"})
+
+    def test_random_uses_both(self):
+        got = self.spread("/rand/echo", 200)
+        self.assertEqual(set(got), {"b", "c"})
+        self.assertGreater(min(got.values()), 40)
+
+    def test_hash_is_sticky_and_spreads(self):
+        owners = {}
+        for user in range(60):
+            got = self.spread("/hash/echo", 3, headers={"x-user": f"user-{user}"})
+            self.assertEqual(len(got), 1, f"user-{user} moved between endpoints: {got}")
+            owners[user] = next(iter(got))
+        self.assertEqual(set(owners.values()), {"b", "c", "d"})
+
+
+class Failures(GatewayTest):
+    """Upstream misbehaviour is contained: a 502/504 or a closed connection, never a mixed-up
+    response, and gwd keeps running."""
+
+    BACKENDS = ("a", "b")
+    SPEC = """
+version = 1
+[upstreams.a]
+endpoints = ["{a}"]
+[upstreams.dead-first]
+endpoints = ["127.0.0.1:{dead}", "{b}"]
+[upstreams.dead]
+endpoints = ["127.0.0.1:{dead}"]
+[upstreams.pair]
+endpoints = ["{a}", "{b}"]
+[[routes]]
+name = "retry"
+prefix = "/retry"
+upstream = "dead-first"
+retries = 1
+[[routes]]
+name = "dead"
+prefix = "/dead"
+upstream = "dead"
+[[routes]]
+name = "pair"
+prefix = "/pair"
+upstream = "pair"
+retries = 1
+[[routes]]
+name = "all"
+prefix = "/"
+upstream = "a"
+timeout = "2s"
+"""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.SPEC = cls.SPEC.replace("{dead}", str(free_port()))
+        super().setUpClass()
+
+    def test_misbehaving_upstreams(self):
+        cases = {"/garbage": 502, "/close": 502, "/cl-te": 502, "/dup-cl": 502, "/fold": 502,
+                 "/switch": 502, "/huge-head": 502}
+        for path, status in cases.items():
+            with self.subTest(path=path):
+                r = self.request(path=path)
+                self.assertEqual(r.status, status, r)
+                self.assertEqual(r.json()["error"], "upstream_protocol_error")
+
+    def test_truncated_bodies_close_the_client_connection(self):
+        for path in ("/truncated", "/bad-chunk"):
+            with self.subTest(path=path), Conn(self.gw.port) as c:
+                c.send(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                with self.assertRaises((EOFError, ValueError, ConnectionError)):
+                    c.read_response()
+
+    def test_connect_failure_is_retried_on_another_endpoint(self):
+        for _ in range(4):
+            r = self.request(path="/retry/echo")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.json()["backend"], "b")
+        r = self.request(method="POST", path="/retry/echo", body=b"x")  # nothing was sent: safe
+        self.assertEqual(r.status, 200)
+
+    def test_no_endpoint_reachable(self):
+        r = self.request(path="/dead/x")
+        self.assertEqual(r.status, 502)
+        self.assertEqual(r.json()["error"], "upstream_connect_failed")
+
+    def test_fresh_connection_failures_are_not_retried(self):
+        # The upstream accepted and then closed without answering: the request may have had an
+        # effect, so it is not sent again.
+        r = self.request(path="/pair/close")
+        self.assertEqual(r.status, 502)
+        rid = r.header("x-request-id")
+        wait_until(lambda: any(x["request_id"] == rid for x in self.gw.access_records()), what="log")
+        rec = [x for x in self.gw.access_records() if x["request_id"] == rid][0]
+        self.assertEqual(rec["attempts"], 1)
+
+    def test_timeout_is_504(self):
+        r = self.request(path="/delay/5000")
+        self.assertEqual(r.status, 504)
+
+    def test_gateway_survived(self):
+        self.assertTrue(self.gw.alive())
+
+
+class ClientTimeouts(GatewayTest):
+    SPEC = """
+version = 1
+[upstreams.a]
+endpoints = ["{a}"]
+[[routes]]
+name = "all"
+prefix = "/"
+upstream = "a"
+"""
+    GWD_ARGS = ("--header-timeout", "500ms", "--idle-timeout", "700ms")
+
+    def test_slow_request_head_gets_408(self):
+        with socket.create_connection(("127.0.0.1", self.gw.port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never finished
+            t0 = time.monotonic()
+            out = s.recv(65536)
+            self.assertEqual(status_of(out), 408, out)
+            self.assertLess(time.monotonic() - t0, 2.0)
+
+    def test_idle_keep_alive_connection_is_closed(self):
+        with Conn(self.gw.port) as c:
+            self.assertEqual(c.request(path="/echo").status, 200)
+            t0 = time.monotonic()
+            c.sock.settimeout(5)
+            self.assertEqual(c.sock.recv(10), b"")  # closed by gwd, silently
+            self.assertLess(time.monotonic() - t0, 2.0)
+
+
+class Lifecycle(unittest.TestCase):
+    def test_port_taken_and_bad_table_are_clear_errors(self):
+        import subprocess
+        import tempfile
+        from harness import GWD
+        with tempfile.TemporaryDirectory() as d:
+            bad = os.path.join(d, "bad.gwrt")
+            with open(bad, "wb") as f:
+                f.write(b"GWRT\r\n\x1a\n" + b"\0" * 100)
+            out = subprocess.run([GWD, "--table", bad, "--listen", f"127.0.0.1:{free_port()}"],
+                                 capture_output=True, text=True, timeout=10)
+            self.assertEqual(out.returncode, 1)
+            self.assertIn("table.", out.stderr)
+            with socket.socket() as taken:
+                taken.bind(("127.0.0.1", 0))
+                taken.listen()
+                port = taken.getsockname()[1]
+                backend = Backend(d, "x")
+                try:
+                    gw = Gateway(d, f'version = 1\n[upstreams.a]\nendpoints = ["{backend.address}"]\n'
+                                    '[[routes]]\nname = "r"\nprefix = "/"\nupstream = "a"\n')
+                    gw.stop()
+                    out = subprocess.run([GWD, "--table", gw.table_path, "--listen", f"127.0.0.1:{port}"],
+                                         capture_output=True, text=True, timeout=10)
+                finally:
+                    backend.stop()
+            self.assertEqual(out.returncode, 1)
+            self.assertIn(f"cannot listen on 127.0.0.1:{port}", out.stderr)
+
+    def test_sigterm_drains_in_flight_requests(self):
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            backend = Backend(d, "a")
+            gw = Gateway(d, f'version = 1\n[upstreams.a]\nendpoints = ["{backend.address}"]\n'
+                            '[[routes]]\nname = "r"\nprefix = "/"\nupstream = "a"\n', workers=2)
+            try:
+                result = {}
+
+                def slow():
+                    result["r"] = Conn(gw.port).request(path="/delay/800")
+
+                t = threading.Thread(target=slow)
+                t.start()
+                time.sleep(0.2)
+                idle = Conn(gw.port)  # an idle keep-alive client must not hold the drain up
+                self.assertEqual(gw.stop(), 0)
+                t.join(5)
+                self.assertEqual(result["r"].status, 200)
+                self.assertEqual(result["r"].header("connection"), "close")
+                idle.close()
+            finally:
+                gw.stop()
+                backend.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
