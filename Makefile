@@ -23,17 +23,11 @@ build: configure
 test: build
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
 
-# Validates, compiles and shows the bundled demo spec, then runs its route test cases.
+# The bundled demo: two backend services and gwd on 127.0.0.1:8080, in the foreground (Ctrl-C).
 run: build
-	@echo "== gwctl validate specs/demo.toml"
 	@$(GWCTL) validate specs/demo.toml
-	@echo "== gwctl compile specs/demo.toml -o $(BUILD_DIR)/demo.gwrt"
-	@$(GWCTL) compile specs/demo.toml -o $(BUILD_DIR)/demo.gwrt
-	@echo "== gwctl inspect $(BUILD_DIR)/demo.gwrt"
-	@$(GWCTL) inspect $(BUILD_DIR)/demo.gwrt
-	@echo "== gwctl test $(BUILD_DIR)/demo.gwrt specs/demo.cases.toml"
-	@$(GWCTL) test $(BUILD_DIR)/demo.gwrt specs/demo.cases.toml
-	@echo "== try: $(GWCTL) explain specs/demo.toml GET http://shop.example/pets/7"
+	@$(GWCTL) test specs/demo.toml specs/demo.cases.toml --only-failures
+	@./apps/demo/run-demo.sh $(BUILD_DIR)
 
 bench:
 	@./bench/run.sh

@@ -407,6 +407,27 @@ timeout = "2s"
         self.assertTrue(self.gw.alive())
 
 
+class TrustedProxy(GatewayTest):
+    SPEC = """
+version = 1
+[upstreams.a]
+endpoints = ["{a}"]
+[[routes]]
+name = "all"
+prefix = "/"
+upstream = "a"
+"""
+    GWD_ARGS = ("--trusted-proxy", "127.0.0.0/8")
+
+    def test_a_trusted_peer_extends_the_chain(self):
+        r = self.request(path="/echo", headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https",
+                                                "Forwarded": "for=203.0.113.9;proto=https"})
+        h = {k.lower(): v for k, v in r.json()["headers"]}
+        self.assertEqual(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1")
+        self.assertEqual(h["x-forwarded-proto"], "https")
+        self.assertEqual(h["forwarded"], "for=203.0.113.9;proto=https, for=127.0.0.1;proto=http;host=example.test")
+
+
 class ClientTimeouts(GatewayTest):
     SPEC = """
 version = 1

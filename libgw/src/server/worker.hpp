@@ -26,7 +26,8 @@ private:
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& a);
   boost::asio::awaitable<void> housekeeping();
 
-  boost::asio::io_context ioc_{1};
+  // One thread runs this context and only it touches its sockets: the reactor needs no locks.
+  boost::asio::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   proxy::WorkerState state_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::thread thread_;
