@@ -8,8 +8,19 @@ using namespace gw::upstream;
 using gw::model::Balance;
 
 namespace {
-std::map<std::uint32_t, int> spread(Balancer& b, std::vector<EndpointLoad>& eps, int n,
-                                    std::uint64_t key = 0) {
+/// Endpoint loads as the balancer sees them (pointers), backed by a vector the test edits.
+struct Eps {
+  std::vector<EndpointLoad> v;
+  std::vector<const EndpointLoad*> p;
+  explicit Eps(std::vector<EndpointLoad> in) : v(std::move(in)) {
+    for (const auto& e : v)
+      p.push_back(&e);
+  }
+  EndpointLoad& operator[](std::size_t i) { return v[i]; }
+  operator Loads() const { return p; }
+};
+
+std::map<std::uint32_t, int> spread(Balancer& b, Eps& eps, int n, std::uint64_t key = 0) {
   std::map<std::uint32_t, int> out;
   for (int i = 0; i < n; ++i)
     out[*b.pick(eps, key, {})]++;
@@ -18,7 +29,7 @@ std::map<std::uint32_t, int> spread(Balancer& b, std::vector<EndpointLoad>& eps,
 } // namespace
 
 TEST_CASE("smooth weighted round robin interleaves by weight", "[upstream]") {
-  std::vector<EndpointLoad> eps{{5, 0, true}, {1, 0, true}, {1, 0, true}};
+  Eps eps({{5, 0, true}, {1, 0, true}, {1, 0, true}});
   auto b = Balancer::make(Balance::round_robin, eps, 1);
   std::string seq;
   for (int i = 0; i < 7; ++i)
@@ -28,7 +39,7 @@ TEST_CASE("smooth weighted round robin interleaves by weight", "[upstream]") {
 }
 
 TEST_CASE("unusable endpoints are skipped; none usable gives nothing", "[upstream]") {
-  std::vector<EndpointLoad> eps{{1, 0, false}, {1, 0, true}};
+  Eps eps({{1, 0, false}, {1, 0, true}});
   for (auto kind : {Balance::round_robin, Balance::least_request, Balance::hash, Balance::random}) {
     auto b = Balancer::make(kind, eps, 7);
     for (int i = 0; i < 20; ++i)
@@ -40,7 +51,7 @@ TEST_CASE("unusable endpoints are skipped; none usable gives nothing", "[upstrea
 }
 
 TEST_CASE("retries avoid endpoints already tried when they can", "[upstream]") {
-  std::vector<EndpointLoad> eps{{1, 0, true}, {1, 0, true}, {1, 0, true}};
+  Eps eps({{1, 0, true}, {1, 0, true}, {1, 0, true}});
   for (auto kind : {Balance::round_robin, Balance::least_request, Balance::hash, Balance::random}) {
     auto b = Balancer::make(kind, eps, 3);
     for (int i = 0; i < 50; ++i) {
@@ -57,7 +68,7 @@ TEST_CASE("retries avoid endpoints already tried when they can", "[upstream]") {
 }
 
 TEST_CASE("least request prefers the less loaded of two choices", "[upstream]") {
-  std::vector<EndpointLoad> eps{{1, 10, true}, {1, 0, true}};
+  Eps eps({{1, 10, true}, {1, 0, true}});
   auto b = Balancer::make(Balance::least_request, eps, 5);
   CHECK(spread(*b, eps, 100) == std::map<std::uint32_t, int>{{1, 100}});
   eps[0].active = 0;
@@ -67,7 +78,7 @@ TEST_CASE("least request prefers the less loaded of two choices", "[upstream]") 
 }
 
 TEST_CASE("ring hash is stable and moves few keys when an endpoint goes away", "[upstream]") {
-  std::vector<EndpointLoad> eps(5, EndpointLoad{1, 0, true});
+  Eps eps(std::vector<EndpointLoad>(5, EndpointLoad{1, 0, true}));
   auto b = Balancer::make(Balance::hash, eps, 0);
   std::map<std::uint32_t, int> share;
   std::vector<std::uint32_t> owner(5000);
@@ -88,7 +99,7 @@ TEST_CASE("ring hash is stable and moves few keys when an endpoint goes away", "
 }
 
 TEST_CASE("weighted random follows weights", "[upstream]") {
-  std::vector<EndpointLoad> eps{{1, 0, true}, {3, 0, true}};
+  Eps eps({{1, 0, true}, {3, 0, true}});
   auto b = Balancer::make(Balance::random, eps, 11);
   auto got = spread(*b, eps, 4000);
   CHECK(got[1] > 2700);

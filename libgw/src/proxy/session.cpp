@@ -32,32 +32,92 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 using error_code = boost::system::error_code;
 
-void WorkerState::install(runtime::SnapshotPtr s) {
-  snapshot = std::move(s);
-  upstreams.clear();
-  const auto& cfg = snapshot->config();
-  for (std::uint32_t i = 0; i < cfg.upstreams.size(); ++i) {
-    UpstreamRuntime u;
-    for (const auto& ep : snapshot->endpoints(i)) {
-      EndpointRuntime er;
-      const auto* sa = reinterpret_cast<const sockaddr*>(&ep.addr);
-      if (sa->sa_family == AF_INET) {
-        const auto* in = reinterpret_cast<const sockaddr_in*>(&ep.addr);
-        er.addr =
-            tcp::endpoint(net::ip::address_v4(ntohl(in->sin_addr.s_addr)), ntohs(in->sin_port));
-      } else {
-        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ep.addr);
-        net::ip::address_v6::bytes_type b;
-        std::memcpy(b.data(), &in6->sin6_addr, 16);
-        er.addr = tcp::endpoint(net::ip::address_v6(b, in6->sin6_scope_id), ntohs(in6->sin6_port));
-      }
-      er.address = ep.address;
-      u.endpoints.push_back(std::move(er));
-      u.load.push_back(upstream::EndpointLoad{ep.weight, 0, true});
-    }
-    u.balancer = upstream::Balancer::make(cfg.upstreams[i].balance, u.load, 0x5eed + id * 7919 + i);
-    upstreams.push_back(std::move(u));
+namespace {
+tcp::endpoint to_endpoint(const runtime::ResolvedEndpoint& ep) {
+  const auto* sa = reinterpret_cast<const sockaddr*>(&ep.addr);
+  if (sa->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&ep.addr);
+    return tcp::endpoint(net::ip::address_v4(ntohl(in->sin_addr.s_addr)), ntohs(in->sin_port));
   }
+  const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ep.addr);
+  net::ip::address_v6::bytes_type b;
+  std::memcpy(b.data(), &in6->sin6_addr, 16);
+  return tcp::endpoint(net::ip::address_v6(b, in6->sin6_scope_id), ntohs(in6->sin6_port));
+}
+
+void apply_state(EndpointRuntime& e, runtime::EndpointState st) {
+  e.state = st;
+  e.load.usable = st == runtime::EndpointState::ready;
+  if (st == runtime::EndpointState::maint) e.idle.clear();
+}
+} // namespace
+
+void WorkerState::install(runtime::SnapshotPtr s, const runtime::Overrides& overrides) {
+  auto ws = std::make_shared<WorkerSnapshot>();
+  ws->snap = std::move(s);
+  const auto& cfg = ws->snap->config();
+  const std::shared_ptr<WorkerSnapshot> previous = current;
+  for (std::uint32_t i = 0; i < cfg.upstreams.size(); ++i) {
+    const auto& up = cfg.upstreams[i];
+    auto ur = std::make_shared<UpstreamRuntime>();
+    for (const auto& ep : ws->snap->endpoints(i)) {
+      auto& slot = endpoints[up.name + "\n" + ep.address];
+      if (!slot) {
+        slot = std::make_shared<EndpointRuntime>();
+        slot->upstream = up.name;
+        slot->address = ep.address;
+        auto o = overrides.find({up.name, ep.address});
+        apply_state(*slot, o == overrides.end() ? runtime::EndpointState::ready : o->second);
+      }
+      slot->addr = to_endpoint(ep);
+      slot->load.weight = ep.weight;
+      ur->endpoints.push_back(slot);
+      ur->loads.push_back(&slot->load);
+    }
+    // An unchanged upstream keeps its balancer (e.g. its round-robin position).
+    if (previous) {
+      const auto& pcfg = previous->snap->config();
+      for (std::uint32_t k = 0; k < pcfg.upstreams.size(); ++k) {
+        auto& old = previous->upstreams[k];
+        if (pcfg.upstreams[k].name == up.name && pcfg.upstreams[k].balance == up.balance &&
+            pcfg.upstreams[k].hash_on == up.hash_on && old->endpoints == ur->endpoints) {
+          ur->balancer = std::move(old->balancer);
+          // Requests still on the old generation may pick again (retries): give them their own.
+          old->balancer = upstream::Balancer::make(up.balance, old->loads, 0x5eed + id * 7919 + k);
+        }
+      }
+    }
+    if (!ur->balancer)
+      ur->balancer = upstream::Balancer::make(up.balance, ur->loads, 0x5eed + id * 7919 + i);
+    ur->stats = &upstream_stats[up.name];
+    ws->upstreams.push_back(std::move(ur));
+  }
+  for (const auto& r : cfg.routes)
+    ws->route_stats.push_back(&route_stats[r.name]);
+  current = std::move(ws);
+}
+
+void WorkerState::set_override(const std::string& upstream, const std::string& address,
+                               runtime::EndpointState st) {
+  auto it = endpoints.find(upstream + "\n" + address);
+  if (it != endpoints.end()) apply_state(*it->second, st);
+}
+
+observe::StatsView WorkerState::stats() const {
+  observe::StatsView v;
+  for (const auto& [k, c] : route_stats)
+    v.routes[k] = c;
+  for (const auto& [k, c] : upstream_stats)
+    v.upstreams[k] = c;
+  v.unrouted = unrouted;
+  v.connections = sessions.size();
+  for (const auto& [k, e] : endpoints) {
+    if (e.use_count() == 1) continue; // no table generation lists it and no request holds it
+    v.endpoints.push_back(observe::EndpointView{
+        e->upstream, e->address, std::string(runtime::to_string(e->state)), e->load.weight,
+        e->load.active, e->idle.size(), e->requests, e->failures});
+  }
+  return v;
 }
 
 void WorkerState::expire_sessions(Clock::time_point now) {
@@ -71,11 +131,17 @@ void WorkerState::expire_sessions(Clock::time_point now) {
 }
 
 void WorkerState::sweep_pools(Clock::time_point now) {
-  for (auto& u : upstreams)
-    for (auto& ep : u.endpoints)
-      std::erase_if(ep.idle, [&](const std::unique_ptr<PooledConnection>& c) {
-        return now - c->idle_since > opts.upstream_idle_timeout;
-      });
+  for (auto it = endpoints.begin(); it != endpoints.end();) {
+    auto& e = *it->second;
+    std::erase_if(e.idle, [&](const std::unique_ptr<PooledConnection>& c) {
+      return now - c->idle_since > opts.upstream_idle_timeout;
+    });
+    // An endpoint that no table generation lists any more, and no request holds, goes away.
+    if (it->second.use_count() == 1)
+      it = endpoints.erase(it);
+    else
+      ++it;
+  }
 }
 
 namespace {
@@ -317,7 +383,8 @@ private:
 struct Session::Request {
   std::int64_t start_us = 0;
   Clock::time_point start;
-  runtime::SnapshotPtr snap;
+  std::shared_ptr<WorkerSnapshot> ws; // pinned generation: table, upstream state, stats slots
+  const runtime::Snapshot* snap = nullptr;
   std::optional<http::request_parser<http::buffer_body>> parser;
   std::string_view method;
   model::Method method_id = model::Method::GET;
@@ -376,10 +443,19 @@ net::awaitable<bool> Session::handle_one() {
   Request r;
   r.start = Clock::now();
   r.start_us = now_us();
-  r.snap = w_.snapshot; // pinned: a reload during this request does not change its view
+  r.ws = w_.current;
+  r.snap = r.ws->snap.get(); // pinned: a reload during this request does not change its view
   const auto& opts = w_.opts;
-
   auto log = [&] {
+    const auto elapsed = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - r.start).count());
+    observe::Counters& c = r.route ? *r.ws->route_stats[r.match.route] : w_.unrouted;
+    ++c.requests;
+    c.record_status(r.status);
+    c.bytes_in += r.bytes_in;
+    c.bytes_out += r.bytes_out;
+    c.latency.add(elapsed);
+    if (!r.error.empty()) ++c.local_replies;
     if (!w_.log.enabled()) return;
     observe::AccessRecord rec;
     rec.time_us = r.start_us;
@@ -402,8 +478,7 @@ net::awaitable<bool> Session::handle_one() {
     rec.attempts = r.attempts;
     rec.bytes_in = r.bytes_in;
     rec.bytes_out = r.bytes_out;
-    rec.duration_us = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - r.start).count());
+    rec.duration_us = elapsed;
     rec.upstream_us = static_cast<std::uint64_t>(r.upstream_us);
     w_.log.add(rec);
   };
@@ -680,7 +755,7 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
   const auto& cfg = r.snap->config();
   const model::Route& route = *r.route;
   const model::Upstream& up = cfg.upstreams[route.upstream];
-  UpstreamRuntime& ur = w_.upstreams[route.upstream];
+  UpstreamRuntime& ur = *r.ws->upstreams[route.upstream]; // held by the pinned generation
   auto& req = r.parser->get();
 
   const auto route_deadline = r.start + std::chrono::milliseconds(route.timeout_ms);
@@ -772,7 +847,7 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
   // without a body (a streamed body cannot be sent twice).
   upstream::Excluded tried;
   std::unique_ptr<PooledConnection> conn;
-  std::uint32_t ep_index = 0;
+  std::shared_ptr<EndpointRuntime> epr; // held across awaits: a reload may drop it from the table
   std::optional<http::response_parser<http::buffer_body>> rp;
   std::size_t resp_head_len = 0;
   bool body_sent = false;
@@ -816,13 +891,15 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
       last = Failure{ErrorKind::upstream_timeout, "the route timeout expired"};
       break;
     }
-    auto picked = ur.balancer->pick(ur.load, hash, tried);
+    auto picked = ur.balancer->pick(ur.loads, hash, tried);
     if (!picked)
       co_return Failure{ErrorKind::no_healthy_upstream,
                         "no usable endpoint in upstream \"" + up.name + "\""};
-    ep_index = *picked;
-    tried.add(ep_index);
-    EndpointRuntime& ep = ur.endpoints[ep_index];
+    tried.add(*picked);
+    epr = ur.endpoints[*picked];
+    EndpointRuntime& ep = *epr;
+    ++ep.requests;
+    if (attempt > 0) ++ur.stats->retries;
     r.endpoint = ep.address;
     ++r.attempts;
     auto try_deadline =
@@ -856,6 +933,8 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
       auto [ec] = co_await conn->socket.async_connect(ep.addr, kTuple);
       if (ec) {
         const bool timed_out = this->timed_out();
+        ++ep.failures;
+        ++(timed_out ? ur.stats->timeouts : ur.stats->connect_failures);
         last = Failure{timed_out ? ErrorKind::upstream_timeout : ErrorKind::upstream_connect_failed,
                        "connecting to " + ep.address + ": " +
                            (timed_out ? std::string("timed out") : ec.message())};
@@ -866,11 +945,11 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
       conn->socket.set_option(tcp::no_delay(true), ignored);
     }
     handle_->up = &conn->socket;
-    ++ur.load[ep_index].active;
+    ++ep.load.active;
     struct ActiveGuard {
-      upstream::EndpointLoad& l;
-      ~ActiveGuard() { --l.active; }
-    } guard{ur.load[ep_index]};
+      std::shared_ptr<EndpointRuntime> e;
+      ~ActiveGuard() { --e->load.active; }
+    } guard{epr};
 
     // 100-continue: we answer it ourselves once we are ready to take the body.
     if (r.expect_continue && !body_sent) {
@@ -1077,6 +1156,10 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
     }
     const bool nothing_received = conn->buf.size() == 0;
     conn.reset();
+    ++ep.failures;
+    if (last)
+      ++(last->kind == ErrorKind::upstream_timeout ? ur.stats->timeouts
+                                                   : ur.stats->protocol_errors);
     // Only a reused connection that failed before any response byte may be retried, and only
     // when the request is idempotent and has no body.
     if (reused && nothing_received && idempotent && can_retry_send && last &&
@@ -1331,9 +1414,10 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
     if (rbody == BodyKind::until_close) conn.reset(); // it is closing
   }
   if (conn && upstream_reusable && conn->buf.size() == 0 &&
-      ur.endpoints[ep_index].idle.size() < opts.max_idle_per_endpoint) {
+      epr->state != runtime::EndpointState::maint &&
+      epr->idle.size() < opts.max_idle_per_endpoint) {
     conn->idle_since = Clock::now();
-    ur.endpoints[ep_index].idle.push_back(std::move(conn));
+    epr->idle.push_back(std::move(conn));
   }
   handle_->up = nullptr;
   co_return std::nullopt;

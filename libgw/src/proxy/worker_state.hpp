@@ -9,10 +9,13 @@
 #include <chrono>
 #include <list>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "gw/observe/access_log.hpp"
+#include "gw/observe/stats.hpp"
 #include "gw/proxy/http_rules.hpp"
+#include "gw/runtime/overrides.hpp"
 #include "gw/runtime/snapshot.hpp"
 #include "gw/server/daemon.hpp"
 #include "gw/upstream/balancer.hpp"
@@ -31,17 +34,33 @@ struct PooledConnection {
   explicit PooledConnection(net::io_context& ioc) : socket(ioc) {}
 };
 
+/// An endpoint as one worker sees it: load, pool, counters, override. Shared by every table
+/// generation that lists it (matched by upstream name and address), so pools and counters
+/// survive reloads; a request holds it while it uses it.
 struct EndpointRuntime {
   tcp::endpoint addr;
-  std::string address; // as written in the spec, for logs
+  std::string upstream;
+  std::string address; // as written in the spec
+  upstream::EndpointLoad load;
+  runtime::EndpointState state = runtime::EndpointState::ready;
   std::vector<std::unique_ptr<PooledConnection>> idle;
+  std::uint64_t requests = 0, failures = 0;
 };
 
-/// An upstream's per-worker state: load, balancer, pools.
+/// An upstream in one table generation, per worker: its endpoints and balancer.
 struct UpstreamRuntime {
-  std::vector<upstream::EndpointLoad> load;
-  std::vector<EndpointRuntime> endpoints;
+  std::vector<std::shared_ptr<EndpointRuntime>> endpoints;
+  std::vector<const upstream::EndpointLoad*> loads; // views of endpoints[i]->load
   std::unique_ptr<upstream::Balancer> balancer;
+  observe::Counters* stats = nullptr;
+};
+
+/// One table generation as a worker serves it. A request pins it for its whole life, so the
+/// indices it uses (routes, upstreams) always refer to the table it started with.
+struct WorkerSnapshot {
+  runtime::SnapshotPtr snap;
+  std::vector<std::shared_ptr<UpstreamRuntime>> upstreams; // by upstream index
+  std::vector<observe::Counters*> route_stats;             // by route index
 };
 
 /// A live downstream connection as the worker sees it. Timeouts are coarse on purpose: instead of
@@ -60,8 +79,12 @@ struct WorkerState {
   unsigned id = 0;
   net::io_context& ioc;
   const server::DaemonOptions& opts;
-  runtime::SnapshotPtr snapshot; // the slot: requests pin a copy
-  std::vector<UpstreamRuntime> upstreams;
+  std::shared_ptr<WorkerSnapshot> current; // the slot: requests pin a copy
+  // State that outlives table generations, keyed by stable names.
+  std::unordered_map<std::string, std::shared_ptr<EndpointRuntime>> endpoints; // "upstream\naddr"
+  std::unordered_map<std::string, observe::Counters> route_stats;
+  std::unordered_map<std::string, observe::Counters> upstream_stats;
+  observe::Counters unrouted;
   observe::AccessLog log;
   RequestIdGenerator ids;
   std::vector<Cidr> trusted;
@@ -72,8 +95,14 @@ struct WorkerState {
               observe::LogFile* log_file)
       : id(worker_id), ioc(io), opts(o), log(log_file) {}
 
-  /// Installs a snapshot, rebuilding per-upstream state (pools are dropped).
-  void install(runtime::SnapshotPtr s);
+  /// Serves a new table generation from now on. Endpoints (with their pools and counters)
+  /// carry over by upstream name and address; overrides are applied to new ones.
+  void install(runtime::SnapshotPtr s, const runtime::Overrides& overrides);
+  /// Applies an endpoint override now (drain/maint stop new requests; maint closes the pool).
+  void set_override(const std::string& upstream, const std::string& address,
+                    runtime::EndpointState st);
+  /// A copy of this worker's counters, for the control plane.
+  observe::StatsView stats() const;
   /// Closes pooled connections idle for longer than the configured timeout.
   void sweep_pools(std::chrono::steady_clock::time_point now);
   /// Cancels the I/O of sessions past their deadline (called by the watchdog).

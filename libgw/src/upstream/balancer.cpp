@@ -5,9 +5,8 @@
 namespace gw::upstream {
 namespace {
 
-bool candidate(std::span<const EndpointLoad> eps, std::uint32_t i, const Excluded& tried,
-               bool strict) {
-  return eps[i].usable && eps[i].weight > 0 && (!strict || !tried.contains(i));
+bool candidate(Loads eps, std::uint32_t i, const Excluded& tried, bool strict) {
+  return eps[i]->usable && eps[i]->weight > 0 && (!strict || !tried.contains(i));
 }
 
 /// nginx's smooth weighted round robin: each pick adds every weight to its endpoint's current
@@ -15,16 +14,15 @@ bool candidate(std::span<const EndpointLoad> eps, std::uint32_t i, const Exclude
 class SmoothRoundRobin final : public Balancer {
 public:
   explicit SmoothRoundRobin(std::size_t n) : current_(n, 0) {}
-  std::optional<std::uint32_t> pick(std::span<const EndpointLoad> eps, std::uint64_t,
-                                    const Excluded& tried) override {
+  std::optional<std::uint32_t> pick(Loads eps, std::uint64_t, const Excluded& tried) override {
     if (current_.size() != eps.size()) current_.assign(eps.size(), 0);
     for (const bool strict : {true, false}) {
       std::int64_t total = 0;
       std::optional<std::uint32_t> best;
       for (std::uint32_t i = 0; i < eps.size(); ++i) {
         if (!candidate(eps, i, tried, strict)) continue;
-        current_[i] += eps[i].weight;
-        total += eps[i].weight;
+        current_[i] += eps[i]->weight;
+        total += eps[i]->weight;
         if (!best || current_[i] > current_[*best]) best = i;
       }
       if (best) {
@@ -44,8 +42,7 @@ private:
 class LeastRequest final : public Balancer {
 public:
   explicit LeastRequest(std::uint64_t seed) : rng_(seed) {}
-  std::optional<std::uint32_t> pick(std::span<const EndpointLoad> eps, std::uint64_t,
-                                    const Excluded& tried) override {
+  std::optional<std::uint32_t> pick(Loads eps, std::uint64_t, const Excluded& tried) override {
     for (const bool strict : {true, false}) {
       usable_.clear();
       for (std::uint32_t i = 0; i < eps.size(); ++i)
@@ -56,8 +53,8 @@ public:
       std::uint32_t b = usable_[rng_() % (usable_.size() - 1)];
       if (b == a) b = usable_.back();
       // Compare active/weight without division: a_active * b_weight vs b_active * a_weight.
-      const std::uint64_t la = std::uint64_t{eps[a].active} * eps[b].weight;
-      const std::uint64_t lb = std::uint64_t{eps[b].active} * eps[a].weight;
+      const std::uint64_t la = std::uint64_t{eps[a]->active} * eps[b]->weight;
+      const std::uint64_t lb = std::uint64_t{eps[b]->active} * eps[a]->weight;
       return la <= lb ? a : b;
     }
     return std::nullopt;
@@ -72,10 +69,10 @@ private:
 /// endpoint moves only its share of keys.
 class RingHash final : public Balancer {
 public:
-  explicit RingHash(std::span<const EndpointLoad> eps) {
+  explicit RingHash(Loads eps) {
     for (std::uint32_t i = 0; i < eps.size(); ++i) {
       const std::uint32_t points =
-          std::min<std::uint32_t>(100 * std::max<std::uint32_t>(1, eps[i].weight), 10000);
+          std::min<std::uint32_t>(100 * std::max<std::uint32_t>(1, eps[i]->weight), 10000);
       for (std::uint32_t p = 0; p < points; ++p) {
         std::uint64_t h = (std::uint64_t{i} << 32) | p;
         h = (h ^ (h >> 33)) * 0xff51afd7ed558ccdULL;
@@ -86,8 +83,7 @@ public:
     }
     std::sort(ring_.begin(), ring_.end());
   }
-  std::optional<std::uint32_t> pick(std::span<const EndpointLoad> eps, std::uint64_t key,
-                                    const Excluded& tried) override {
+  std::optional<std::uint32_t> pick(Loads eps, std::uint64_t key, const Excluded& tried) override {
     if (ring_.empty()) return std::nullopt;
     for (const bool strict : {true, false}) {
       auto it = std::lower_bound(ring_.begin(), ring_.end(), std::make_pair(key, std::uint32_t{0}));
@@ -106,18 +102,17 @@ private:
 class WeightedRandom final : public Balancer {
 public:
   explicit WeightedRandom(std::uint64_t seed) : rng_(seed) {}
-  std::optional<std::uint32_t> pick(std::span<const EndpointLoad> eps, std::uint64_t,
-                                    const Excluded& tried) override {
+  std::optional<std::uint32_t> pick(Loads eps, std::uint64_t, const Excluded& tried) override {
     for (const bool strict : {true, false}) {
       std::uint64_t total = 0;
       for (std::uint32_t i = 0; i < eps.size(); ++i)
-        if (candidate(eps, i, tried, strict)) total += eps[i].weight;
+        if (candidate(eps, i, tried, strict)) total += eps[i]->weight;
       if (total == 0) continue;
       std::uint64_t r = rng_() % total;
       for (std::uint32_t i = 0; i < eps.size(); ++i) {
         if (!candidate(eps, i, tried, strict)) continue;
-        if (r < eps[i].weight) return i;
-        r -= eps[i].weight;
+        if (r < eps[i]->weight) return i;
+        r -= eps[i]->weight;
       }
     }
     return std::nullopt;
@@ -129,8 +124,7 @@ private:
 
 } // namespace
 
-std::unique_ptr<Balancer> Balancer::make(model::Balance kind, std::span<const EndpointLoad> eps,
-                                         std::uint64_t seed) {
+std::unique_ptr<Balancer> Balancer::make(model::Balance kind, Loads eps, std::uint64_t seed) {
   switch (kind) {
   case model::Balance::round_robin:
     return std::make_unique<SmoothRoundRobin>(eps.size());

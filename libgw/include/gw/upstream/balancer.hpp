@@ -22,6 +22,10 @@ struct EndpointLoad {
   bool usable = true;
 };
 
+/// The endpoints' load, in endpoint order. Pointers, because the endpoint objects outlive a
+/// table generation (they carry pools and counters across reloads).
+using Loads = std::span<const EndpointLoad* const>;
+
 /// A small set of endpoint indices (those already tried by this request).
 class Excluded {
 public:
@@ -49,11 +53,10 @@ public:
   virtual ~Balancer() = default;
   /// An endpoint index, or nullopt when none is usable. `key` is the request's hash key
   /// (used by hash balancing only). Excluded endpoints are avoided unless nothing else is usable.
-  virtual std::optional<std::uint32_t> pick(std::span<const EndpointLoad> eps, std::uint64_t key,
+  virtual std::optional<std::uint32_t> pick(Loads eps, std::uint64_t key,
                                             const Excluded& tried) = 0;
 
-  static std::unique_ptr<Balancer> make(model::Balance kind, std::span<const EndpointLoad> eps,
-                                        std::uint64_t seed);
+  static std::unique_ptr<Balancer> make(model::Balance kind, Loads eps, std::uint64_t seed);
 };
 
 /// 64-bit FNV-1a, for hash keys (header values, cookies, client addresses).
