@@ -1,31 +1,101 @@
-// gwctl explain: the routing decision for one request, and why closer candidates lost.
+// gwctl explain: the routing decision for one request, and why closer candidates lost. Offline
+// against a spec or table, or --live against the running gwd; both print the same JSON view.
 #include "commands.hpp"
-#include "describe.hpp"
+#include "daemon_client.hpp"
 #include "gw/core/text.hpp"
 #include "gw/load/load.hpp"
-#include "gw/model/precedence.hpp"
-#include "gw/router/explain.hpp"
+#include "gw/report/describe.hpp"
 #include "gw/uri/normalize.hpp"
 #include "output.hpp"
 
 namespace gwctl {
 
 using namespace gw;
+using Json = nlohmann::json;
 
-namespace {} // namespace
+namespace {
 
-int run_explain(const Global& g, const ExplainOptions& o) {
-  std::vector<std::string> inputs{o.input};
-  inputs.insert(inputs.end(), o.with.begin(), o.with.end());
-  auto loaded = load::load(inputs, {.analyze = false});
-  const Style est = style_for(stderr, g.color);
-  if (!loaded.ok()) {
-    print_diagnostics(stderr, loaded.diags, &loaded.sources, est);
-    return kFailed;
+void print_explanation(const Global& g, const std::string& method, const std::string& url,
+                       const Json& j) {
+  const Style st = style_for(stdout, g.color);
+  auto row = [&](const char* k, const std::string& v) {
+    std::printf("%s%-9s%s %s\n", st.bold(), k, st.reset(), v.c_str());
+  };
+  std::vector<std::string> groups;
+  for (const auto& h : j["host_groups"])
+    groups.push_back(h.get<std::string>());
+  row("request", method + " " + url);
+  const std::string host = j["host"].get<std::string>();
+  row("host", (host.empty() ? std::string("(none)") : host) +
+                  "  (tried: " + text::join(groups, ", ") + ")");
+  const std::string query = j["query"].get<std::string>();
+  row("path", j["path"].get<std::string>() + (query.empty() ? "" : "  query " + query));
+  if (j.contains("generation")) row("table", "live, generation " + j["generation"].dump());
+  const int status = j["status"].get<int>();
+  if (status == 200) {
+    const Json& r = j["route"];
+    row("decision", std::string(st.green()) + "route " + text::quote(r["name"].get<std::string>()) +
+                        st.reset() + " -> upstream " +
+                        text::quote(r["upstream"].get<std::string>()));
+    row("match", r["match"]["kind"].get<std::string>() + " " +
+                     r["match"]["pattern"].get<std::string>() + "  [" +
+                     r["specificity"].get<std::string>() + "]");
+    std::string ps;
+    for (const auto& [k, v] : j["params"].items())
+      ps += (ps.empty() ? "" : ", ") + k + "=" + text::quote(v.get<std::string>());
+    if (!ps.empty()) row("params", ps);
+    const std::string fhost = j["forward"]["host"].get<std::string>();
+    row("forward",
+        j["forward"]["path"].get<std::string>() +
+            (r.contains("rewrite") && r["rewrite"].contains("host") ? "  host " + fhost : ""));
+    std::string pol;
+    for (const auto& p : r["policies"])
+      pol += (pol.empty() ? "" : ", ") + p.get<std::string>();
+    if (!pol.empty()) row("policies", pol);
+    if (r.contains("source")) row("defined", r["source"].get<std::string>());
+  } else if (status == 405) {
+    row("decision", std::string(st.red()) + "405 Method Not Allowed" + st.reset() +
+                        "  Allow: " + j["allow"].get<std::string>());
+  } else {
+    row("decision",
+        std::string(st.red()) + "404 Not Found" + st.reset() + "  (no route accepts this request)");
   }
+  if (!j["candidates"].empty()) {
+    std::printf("\n%sroutes whose path matches%s\n", st.bold(), st.reset());
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& c : j["candidates"]) {
+      const bool chosen = c["verdict"] == "chosen";
+      rows.push_back({chosen ? "chosen" : "no", c["route"].get<std::string>(),
+                      c["match"].get<std::string>(), chosen ? "" : c["reason"].get<std::string>()});
+    }
+    print_table(stdout, {"", "ROUTE", "MATCH", "WHY NOT"}, rows, st);
+  } else {
+    std::printf("\nno route's path matches %s\n",
+                text::quote(j["path"].get<std::string>()).c_str());
+  }
+  for (const auto& n : j["notes"])
+    std::printf("%snote:%s %s\n", st.cyan(), st.reset(), n.get<std::string>().c_str());
+  if (!j.value("consistent", true))
+    std::fprintf(stderr,
+                 "internal error: the trie and the linear evaluation disagree; please report\n");
+}
 
-  router::ListHeaders headers;
-  std::string host;
+} // namespace
+
+int run_explain(const Global& g, const ExplainOptions& opts) {
+  ExplainOptions o = opts;
+  const Style est = style_for(stderr, g.color);
+  const std::size_t want = o.live ? 2 : 3;
+  if (o.positional.size() != want) {
+    std::fprintf(stderr, "%serror%s: expected %s\n", est.red(), est.reset(),
+                 o.live ? "METHOD URL (with --live)" : "INPUT METHOD URL");
+    return kUsage;
+  }
+  if (!o.live) o.input = o.positional[0];
+  o.method = o.positional[want - 2];
+  o.url = o.positional[want - 1];
+
+  Json headers = Json::object();
   for (const auto& h : o.headers) {
     const auto colon = h.find(':');
     if (colon == std::string::npos || colon == 0) {
@@ -33,133 +103,56 @@ int run_explain(const Global& g, const ExplainOptions& o) {
                    text::quote(h).c_str());
       return kUsage;
     }
-    std::string name = text::lower(h.substr(0, colon));
     std::string value = h.substr(colon + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
       value.erase(0, 1);
-    if (name == "host")
-      host = value;
-    else
-      headers.values.emplace_back(std::move(name), std::move(value));
+    headers[text::lower(h.substr(0, colon))] = value;
   }
-  auto url = uri::split_url(o.url);
-  if (!url) {
-    std::fprintf(stderr, "%serror%s: %s\n", est.red(), est.reset(), url.error().message.c_str());
-    return kUsage;
-  }
-  if (host.empty()) host = url->host;
-  std::string pathbuf;
-  auto target = uri::parse_target(url->target, pathbuf);
-  if (!target) {
-    std::fprintf(stderr, "%serror%s: %s is rejected before routing (400 Bad Request): %s\n",
-                 est.red(), est.reset(), text::quote(url->target).c_str(),
-                 target.error().message.c_str());
-    return kFailed;
-  }
-  router::Request req;
-  req.host = host;
-  req.method = model::classify_method(o.method);
-  req.path = target->path;
-  req.query = target->query;
-  req.headers = &headers;
 
-  const auto& table = *loaded.routes;
-  const auto ex = router::explain(table, req);
-  const model::Config& cfg = table.config();
-  const bool matched = ex.match.matched();
-  const int status =
-      matched ? 200 : (ex.match.status == router::MatchStatus::not_found ? 404 : 405);
-
-  if (o.json) {
-    nlohmann::json j = {{"method", o.method},
-                        {"host", ex.host},
-                        {"path", std::string(req.path)},
-                        {"query", std::string(req.query)},
-                        {"host_groups", ex.host_groups},
-                        {"status", status}};
-    if (matched) {
-      const auto& r = cfg.routes[ex.match.route];
-      j["route"] = route_json(cfg, r);
-      nlohmann::json params = nlohmann::json::object();
-      for (const auto& p : ex.match.params())
-        params[std::string(p.name)] = std::string(p.value);
-      j["params"] = params;
-      j["forward"] = {{"path", router::rewritten_path(r, ex.match.params(), req.path)},
-                      {"host", r.rewrite.host ? *r.rewrite.host : host}};
-    } else if (status == 405) {
-      j["allow"] = ex.match.allow.to_string();
+  Json j;
+  if (o.live) {
+    auto r =
+        call_daemon(g, "explain", {{"method", o.method}, {"url", o.url}, {"headers", headers}});
+    if (!r) return r.exit_code;
+    j = *r.result;
+  } else {
+    std::vector<std::string> inputs{o.input};
+    inputs.insert(inputs.end(), o.with.begin(), o.with.end());
+    auto loaded = load::load(inputs, {.analyze = false});
+    if (!loaded.ok()) {
+      print_diagnostics(stderr, loaded.diags, &loaded.sources, est);
+      return kFailed;
     }
-    auto cands = nlohmann::json::array();
-    for (const auto& c : ex.candidates)
-      cands.push_back({{"route", cfg.routes[c.route].name},
-                       {"verdict", router::to_string(c.verdict)},
-                       {"reason", c.reason}});
-    j["candidates"] = cands;
-    j["notes"] = ex.notes;
+    auto url = uri::split_url(o.url);
+    if (!url) {
+      std::fprintf(stderr, "%serror%s: %s\n", est.red(), est.reset(), url.error().message.c_str());
+      return kUsage;
+    }
+    std::string host = headers.contains("host") ? headers["host"].get<std::string>() : url->host;
+    router::ListHeaders lookup;
+    for (const auto& [k, v] : headers.items())
+      if (k != "host") lookup.values.emplace_back(k, v.get<std::string>());
+    std::string pathbuf;
+    auto target = uri::parse_target(url->target, pathbuf);
+    if (!target) {
+      std::fprintf(stderr, "%serror%s: %s is rejected before routing (400 Bad Request): %s\n",
+                   est.red(), est.reset(), text::quote(url->target).c_str(),
+                   target.error().message.c_str());
+      return kFailed;
+    }
+    router::Request req;
+    req.host = host;
+    req.method = model::classify_method(o.method);
+    req.path = target->path;
+    req.query = target->query;
+    req.headers = &lookup;
+    j = report::explain_json(*loaded.routes, req, o.method, host);
+  }
+  if (o.json)
     print_json(j);
-    return matched ? kOk : kFailed;
-  }
-
-  const Style st = style_for(stdout, g.color);
-  auto row = [&](const char* k, const std::string& v) {
-    std::printf("%s%-9s%s %s\n", st.bold(), k, st.reset(), v.c_str());
-  };
-  row("request", o.method + " " + o.url);
-  row("host", (ex.host.empty() ? std::string("(none)") : ex.host) +
-                  "  (tried: " + text::join(ex.host_groups, ", ") + ")");
-  row("path",
-      std::string(req.path) + (req.query.empty() ? "" : "  query " + std::string(req.query)));
-  if (matched) {
-    const auto& r = cfg.routes[ex.match.route];
-    const auto& u = cfg.upstreams[r.upstream];
-    std::string eps;
-    for (const auto& e : u.endpoints)
-      eps += (eps.empty() ? "" : ", ") + e.address();
-    row("decision", std::string(st.green()) + "route " + text::quote(r.name) + st.reset() +
-                        " -> upstream " + text::quote(u.name) + " (" + eps + ", " +
-                        std::string(model::to_string(u.balance)) + ")");
-    row("match", match_text(r) + "  [" + model::describe_specificity(r) + "]");
-    if (ex.match.param_count) {
-      std::string ps;
-      for (const auto& p : ex.match.params())
-        ps += (ps.empty() ? "" : ", ") + std::string(p.name) + "=" + text::quote(p.value);
-      row("params", ps);
-    }
-    row("forward", router::rewritten_path(r, ex.match.params(), req.path) +
-                       (r.rewrite.host ? "  host " + *r.rewrite.host : ""));
-    if (!r.policies.empty()) {
-      std::string pol;
-      for (auto p : r.policies)
-        pol += (pol.empty() ? "" : ", ") + cfg.policies[p].name;
-      row("policies", pol);
-    }
-    const std::string where = cfg.where(r.src);
-    if (!where.empty()) row("defined", where);
-  } else if (status == 405) {
-    row("decision", std::string(st.red()) + "405 Method Not Allowed" + st.reset() +
-                        "  Allow: " + ex.match.allow.to_string());
-  } else {
-    row("decision",
-        std::string(st.red()) + "404 Not Found" + st.reset() + "  (no route accepts this request)");
-  }
-  if (!ex.candidates.empty()) {
-    std::printf("\n%sroutes whose path matches%s\n", st.bold(), st.reset());
-    std::vector<std::vector<std::string>> rows;
-    for (const auto& c : ex.candidates) {
-      const auto& r = cfg.routes[c.route];
-      rows.push_back({c.verdict == router::Verdict::chosen ? "chosen" : "no", r.name, match_text(r),
-                      c.verdict == router::Verdict::chosen ? "" : c.reason});
-    }
-    print_table(stdout, {"", "ROUTE", "MATCH", "WHY NOT"}, rows, st);
-  } else {
-    std::printf("\nno route's path matches %s\n", text::quote(req.path).c_str());
-  }
-  for (const auto& n : ex.notes)
-    std::printf("%snote:%s %s\n", st.cyan(), st.reset(), n.c_str());
-  if (!ex.consistent())
-    std::fprintf(stderr,
-                 "internal error: the trie and the linear evaluation disagree; please report\n");
-  return matched ? kOk : kFailed;
+  else
+    print_explanation(g, o.method, o.url, j);
+  return j["status"].get<int>() == 200 ? kOk : kFailed;
 }
 
 } // namespace gwctl

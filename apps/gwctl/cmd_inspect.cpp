@@ -1,15 +1,16 @@
 // gwctl inspect: a table's header, digest, sources, routes in precedence order and upstreams.
 #include "commands.hpp"
-#include "describe.hpp"
 #include "gw/core/text.hpp"
 #include "gw/core/units.hpp"
 #include "gw/load/load.hpp"
+#include "gw/report/describe.hpp"
 #include "gw/table/codec.hpp"
 #include "output.hpp"
 
 namespace gwctl {
 
 using namespace gw;
+using namespace gw::report;
 
 namespace {
 

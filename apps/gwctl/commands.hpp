@@ -5,30 +5,32 @@
 #include <string>
 #include <vector>
 
+namespace gw::model {
+struct Config;
+}
+
 namespace gwctl {
 
 /// Process exit codes, documented in `gwctl --help` and the README.
 enum Exit : int {
   kOk = 0,
-  kFailed = 1,  // invalid input, failed test cases, no route, differences found
-  kUsage = 2,   // bad command line
-  kIoError = 5, // cannot read or write a file
+  kFailed = 1,      // invalid input, failed test cases, no route, differences found
+  kUsage = 2,       // bad command line
+  kUnreachable = 3, // no gwd answers on the control socket
+  kRefused = 4,     // gwd refused the command (bad table, permission, busy)
+  kIoError = 5,     // cannot read or write a file
 };
 
 enum class Format { text, json, sarif };
 
-} // namespace gwctl
-namespace gw::model {
-struct Config;
-}
-namespace gwctl {
-
 /// "12 routes, 1 upstream, 0 policies".
+std::string counts(const gw::model::Config& c);
 std::string counts(const gw::model::Config& c);
 enum class Color { automatic, always, never };
 
 struct Global {
   Color color = Color::automatic;
+  std::string socket; // control socket: --socket, $GW_SOCKET, or /run/gw/gwd.sock
 };
 
 struct ValidateOptions {
@@ -55,6 +57,8 @@ struct InspectOptions {
 int run_inspect(const Global& g, const InspectOptions& o);
 
 struct ExplainOptions {
+  bool live = false;                   // ask the running gwd instead of a file
+  std::vector<std::string> positional; // [INPUT] METHOD URL
   std::string input;
   std::vector<std::string> with; // more spec files merged with `input`
   std::string method;
@@ -81,5 +85,46 @@ struct DiffOptions {
   bool exit_code = false; // exit 1 when there are differences (like git diff --exit-code)
 };
 int run_diff(const Global& g, const DiffOptions& o);
+
+// Commands that talk to a running gwd over its control socket.
+struct StartOptions {
+  std::vector<std::string> inputs; // specs or one table
+  std::vector<std::string> listen;
+  unsigned workers = 0;
+  std::string access_log;
+  std::vector<std::string> trusted_proxies;
+  std::string control_group;
+  std::string gwd; // the gwd binary (default: next to gwctl, then $PATH)
+  double wait_s = 10;
+};
+int run_start(const Global& g, const StartOptions& o);
+
+struct StopOptions {
+  std::string timeout = "30s";
+  bool now = false;
+};
+int run_stop(const Global& g, const StopOptions& o);
+
+struct ReloadOptions {
+  std::vector<std::string> inputs; // none: the current table file; specs or one table
+  bool dry_run = false;
+  bool json = false;
+};
+int run_reload(const Global& g, const ReloadOptions& o);
+
+struct ViewOptions {
+  bool json = false;
+};
+int run_status(const Global& g, const ViewOptions& o);
+int run_routes(const Global& g, const ViewOptions& o);
+int run_upstreams(const Global& g, const ViewOptions& o);
+int run_stats(const Global& g, const ViewOptions& o);
+int run_rollback(const Global& g, const ViewOptions& o);
+
+struct EndpointOptions {
+  std::string upstream, address, state;
+  bool json = false;
+};
+int run_endpoint_set(const Global& g, const EndpointOptions& o);
 
 } // namespace gwctl

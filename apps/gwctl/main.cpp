@@ -6,13 +6,16 @@
 #include <map>
 
 #include "commands.hpp"
+#include "completion.hpp"
+#include "gw/control/protocol.hpp"
 
 namespace {
 
 constexpr const char* kFooter = R"(Exit codes:
   0  ok
-  1  invalid input, failed test cases, no route matched (explain), differences (diff --exit-code)
-  2  usage error
+  1  invalid input, failed test cases, no route matched (explain), differences (diff --exit-code)  2  usage error
+  3  no gwd answers on the control socket
+  4  gwd refused the command (rejected table, permission, busy)
   5  a file could not be read or written
 
 Run `gwctl COMMAND --help` for a command's options.)";
@@ -33,6 +36,9 @@ int main(int argc, char** argv) {
   app.add_option("--color", g.color, "Colour output: auto, always or never")
       ->transform(CLI::CheckedTransformer(colors, CLI::ignore_case))
       ->default_str("auto");
+  g.socket = gw::control::default_socket_path();
+  app.add_option("--socket", g.socket,
+                 "gwd's control socket (default: $GW_SOCKET or /run/gw/gwd.sock)");
 
   // validate
   ValidateOptions vo;
@@ -70,9 +76,13 @@ int main(int argc, char** argv) {
   ExplainOptions eo;
   auto* explain =
       app.add_subcommand("explain", "Show which route a request takes, and why others do not");
-  explain->add_option("INPUT", eo.input, "A spec or a .gwrt table")->required();
-  explain->add_option("METHOD", eo.method, "Request method, e.g. GET")->required();
-  explain->add_option("URL", eo.url, "http://host/path?query, or /path?query")->required();
+  explain
+      ->add_option(
+          "INPUT METHOD URL", eo.positional,
+          "A spec or .gwrt table (not with --live), a method, and http://host/path?query or /path")
+      ->expected(2, 3)
+      ->required();
+  explain->add_flag("--live", eo.live, "Ask the running gwd (its current table)");
   explain->add_option("-H,--header", eo.headers, "A request header, \"Name: value\" (repeatable)");
   explain->add_option("--with", eo.with, "More spec files merged with INPUT");
   explain->add_flag("--json", eo.json, "JSON output");
@@ -95,7 +105,75 @@ int main(int argc, char** argv) {
   diff->add_option("OLD", dopt.old_input, "The old spec or table")->required();
   diff->add_option("NEW", dopt.new_input, "The new spec or table")->required();
   diff->add_flag("--json", dopt.json, "JSON output");
-  diff->add_flag("--exit-code", dopt.exit_code, "Exit with 1 when there are differences");
+  diff->add_flag(
+      "--exit-code", dopt.exit_code,
+      "Exit with 1 when there are differences"); // Driving a running gwd (control socket).
+  StartOptions so;
+  auto* start = app.add_subcommand(
+      "start", "Start gwd in the background on a spec or table; wait until it serves");
+  start
+      ->add_option("INPUT", so.inputs,
+                   "TOML specs (compiled next to the socket) or one .gwrt table")
+      ->required();
+  start->add_option("--listen", so.listen,
+                    "Address to serve, HOST:PORT (repeatable; default 127.0.0.1:8080)");
+  start->add_option("--workers", so.workers, "Worker threads (default: one per core)");
+  start->add_option("--access-log", so.access_log, "Access log path, or -");
+  start->add_option("--trusted-proxy", so.trusted_proxies,
+                    "CIDR whose forwarding headers are kept (repeatable)");
+  start->add_option("--control-group", so.control_group, "Group allowed to use the control socket");
+  start->add_option("--gwd", so.gwd, "The gwd binary (default: next to gwctl, then $PATH)");
+  start->add_option("--wait", so.wait_s, "Seconds to wait for gwd to serve");
+
+  StopOptions sto;
+  auto* stop = app.add_subcommand(
+      "stop", "Stop gwd gracefully: stop accepting, finish in-flight requests, exit");
+  stop->add_option("--timeout", sto.timeout, "How long in-flight requests may take (default 30s)");
+  stop->add_flag("--now", sto.now, "Stop immediately, cutting in-flight requests");
+
+  ReloadOptions ro;
+  auto* reload =
+      app.add_subcommand("reload", "Serve a new table; answers once every worker serves it");
+  reload->add_option("INPUT", ro.inputs,
+                     "Specs or a .gwrt table (default: gwd's current table file, re-read)");
+  reload->add_flag("--dry-run", ro.dry_run, "Check the table with gwd without serving it");
+  reload->add_flag("--json", ro.json, "JSON output");
+
+  ViewOptions rbo, sto2, rto, uto, stao;
+  auto* rollback = app.add_subcommand("rollback", "Serve the previous table generation again");
+  rollback->add_flag("--json", rbo.json, "JSON output");
+  auto* status = app.add_subcommand(
+      "status", "The running gwd: pid, listeners, table, generation, last reload");
+  status->add_flag("--json", sto2.json, "JSON output");
+  auto* routes = app.add_subcommand("routes", "Routes of the running table, in precedence order");
+  routes->add_flag("--json", rto.json, "JSON output");
+  auto* upstreams = app.add_subcommand(
+      "upstreams", "Upstreams and endpoints: state, in flight, pooled, counters");
+  upstreams->add_flag("--json", uto.json, "JSON output");
+  auto* stats = app.add_subcommand("stats", "Counters and latency per route and upstream");
+  stats->add_flag("--json", stao.json, "JSON output");
+
+  EndpointOptions epo;
+  auto* endpoint = app.add_subcommand("endpoint", "Change an endpoint's state on the running gwd");
+  endpoint->require_subcommand(1);
+  auto* endpoint_set =
+      endpoint->add_subcommand("set", "Set an endpoint ready, drain or maint (survives reloads)");
+  endpoint_set->add_option("UPSTREAM", epo.upstream, "Upstream name")->required();
+  endpoint_set->add_option("ADDRESS", epo.address, "Endpoint address, host:port as in the spec")
+      ->required();
+  endpoint_set
+      ->add_option("STATE", epo.state,
+                   "ready, drain (no new requests) or maint (and close pooled connections)")
+      ->required()
+      ->check(CLI::IsMember({"ready", "drain", "maint"}));
+  endpoint_set->add_flag("--json", epo.json, "JSON output");
+
+  std::string shell;
+  auto* completion =
+      app.add_subcommand("completion", "Print the shell completion script (bash, zsh or fish)");
+  completion->add_option("SHELL", shell, "bash, zsh or fish")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh", "fish"}));
 
   try {
     app.parse(argc, argv);
@@ -111,6 +189,19 @@ int main(int argc, char** argv) {
     if (explain->parsed()) return run_explain(g, eo);
     if (test->parsed()) return run_test(g, to);
     if (diff->parsed()) return run_diff(g, dopt);
+    if (start->parsed()) return run_start(g, so);
+    if (stop->parsed()) return run_stop(g, sto);
+    if (reload->parsed()) return run_reload(g, ro);
+    if (rollback->parsed()) return run_rollback(g, rbo);
+    if (status->parsed()) return run_status(g, sto2);
+    if (routes->parsed()) return run_routes(g, rto);
+    if (upstreams->parsed()) return run_upstreams(g, uto);
+    if (stats->parsed()) return run_stats(g, stao);
+    if (endpoint_set->parsed()) return run_endpoint_set(g, epo);
+    if (completion->parsed()) {
+      std::fputs(completion_script(app, shell).c_str(), stdout);
+      return kOk;
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gwctl: internal error: %s\n", e.what());
     return kFailed;

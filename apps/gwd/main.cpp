@@ -30,7 +30,9 @@ int main(int argc, char** argv) {
   app.add_option("--workers", o.workers, "Worker threads (default: one per core)")
       ->check(CLI::Range(1, 256));
   app.add_option("--access-log", o.access_log, "Access log: a path, or - for standard output");
-  app.add_option("--control", o.control, "Control socket path (reserved)");
+  app.add_option("--control", o.control, "Control socket (default: /run/gw/gwd.sock)");
+  app.add_option("--control-group", o.control_group,
+                 "Group allowed to use the control socket (mode 0660)");
   app.add_option("--trusted-proxy", o.trusted_proxies,
                  "CIDR whose X-Forwarded-* and Forwarded headers are kept (repeatable)");
   app.add_option("--header-timeout", header_timeout, "Time a client has to send a request head");
@@ -41,6 +43,7 @@ int main(int argc, char** argv) {
                  "How long pooled upstream connections are kept");
   try {
     app.parse(argc, argv);
+    o.control_explicit = app.count("--control") > 0;
     o.header_timeout = duration_arg("--header-timeout", header_timeout);
     o.idle_timeout = duration_arg("--idle-timeout", idle_timeout);
     o.drain_timeout = duration_arg("--drain-timeout", drain_timeout);

@@ -98,8 +98,10 @@ class Gateway(Process):
                              capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stdout + out.stderr
         self.port = free_port()
+        self.control = os.path.join(workdir, f"{name}.sock")
         super().__init__([GWD, "--table", self.table_path, "--listen", f"127.0.0.1:{self.port}",
-                          "--workers", str(workers), "--access-log", self.access_log, *extra],
+                          "--workers", str(workers), "--access-log", self.access_log,
+                          "--control", self.control, *extra],
                          os.path.join(workdir, f"{name}.log"))
         wait_until(lambda: can_connect(self.port) or not self.alive(), what="gwd to listen")
         assert self.alive(), self.output()
@@ -126,6 +128,34 @@ class Gateway(Process):
 
         wait_until(ready, timeout, what=f"{expect} access log lines")
         return recs
+
+
+def control(path, cmd, args=None, timeout=60.0):
+    """One control-protocol call on gwd's Unix socket; returns the response object."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall((json.dumps({"v": 1, "id": 1, "cmd": cmd, "args": args or {}}) + "\n").encode())
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                raise EOFError("gwd closed the control connection")
+            buf += chunk
+        return json.loads(buf)
+
+
+def gwctl(*args, socket_path=None, check=False, timeout=60, user=None):
+    """Runs gwctl; returns CompletedProcess (text). `user` runs it as (uid, gid) via setpriv."""
+    cmd = [GWCTL, "--color", "never", *args]
+    if socket_path:
+        cmd[1:1] = ["--socket", socket_path]
+    if user:
+        cmd = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups", *cmd]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and out.returncode != 0:
+        raise AssertionError(f"{cmd} exited {out.returncode}: {out.stdout}{out.stderr}")
+    return out
 
 
 class Response:

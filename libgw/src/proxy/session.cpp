@@ -456,6 +456,12 @@ net::awaitable<bool> Session::handle_one() {
     c.bytes_out += r.bytes_out;
     c.latency.add(elapsed);
     if (!r.error.empty()) ++c.local_replies;
+    if (r.route && r.upstream_status) {
+      observe::Counters& u = *r.ws->upstreams[r.route->upstream]->stats;
+      ++u.requests;
+      u.record_status(r.upstream_status);
+      u.latency.add(static_cast<std::uint64_t>(r.upstream_us));
+    }
     if (!w_.log.enabled()) return;
     observe::AccessRecord rec;
     rec.time_us = r.start_us;
@@ -501,11 +507,12 @@ net::awaitable<bool> Session::handle_one() {
     log();
     co_return ok;
   }
-  case HeadStatus::too_large: {
-    co_await reply_local(r, ErrorKind::header_too_large,
-                         "the request head is larger than " +
-                             std::to_string(opts.max_header_bytes) + " bytes",
-                         {}, true);
+  case HeadStatus::too_large: { // Messages are built before co_await: GCC 12 mishandles non-trivial
+                                // temporaries inside a
+    // co_await expression (they can be destroyed twice).
+    std::string msg =
+        "the request head is larger than " + std::to_string(opts.max_header_bytes) + " bytes";
+    co_await reply_local(r, ErrorKind::header_too_large, std::move(msg), {}, true);
     log();
     co_return false;
   }
@@ -545,7 +552,8 @@ net::awaitable<bool> Session::handle_one() {
     if (ec || !p.is_header_done()) {
       if (ec == http::error::header_limit)
         co_return co_await bad(ErrorKind::header_too_large, "the request head is too large");
-      co_return co_await bad(ErrorKind::bad_request, "malformed request: " + ec.message());
+      std::string msg = "malformed request: " + ec.message();
+      co_return co_await bad(ErrorKind::bad_request, std::move(msg));
     }
   }
   dbuf_.consume(head_len);
@@ -625,9 +633,9 @@ net::awaitable<bool> Session::handle_one() {
 
   // 3. The target: origin-form, or absolute-form whose authority replaces Host (RFC 9112 §3.2.2).
   if (r.target.size() > opts.max_uri_bytes) {
-    co_return co_await bad(ErrorKind::uri_too_long, "the request target is longer than " +
-                                                        std::to_string(opts.max_uri_bytes) +
-                                                        " bytes");
+    std::string msg =
+        "the request target is longer than " + std::to_string(opts.max_uri_bytes) + " bytes";
+    co_return co_await bad(ErrorKind::uri_too_long, std::move(msg));
   }
   std::string_view origin = r.target;
   std::string absolute_target;
@@ -665,8 +673,10 @@ net::awaitable<bool> Session::handle_one() {
     origin = absolute_target;
   }
   auto target = uri::parse_target(origin, pathbuf_);
-  if (!target)
-    co_return co_await bad(ErrorKind::bad_request, "bad request target: " + target.error().message);
+  if (!target) {
+    std::string msg = "bad request target: " + target.error().message;
+    co_return co_await bad(ErrorKind::bad_request, std::move(msg));
+  }
   r.path = target->path;
   r.query = target->query;
 
@@ -716,18 +726,20 @@ net::awaitable<bool> Session::handle_one() {
     co_return !ec && r.keep_alive && r.body == BodyKind::none;
   }
   if (!r.match.matched()) {
-    if (r.match.status == router::MatchStatus::method_not_allowed)
-      co_return co_await refuse(ErrorKind::method_not_allowed,
-                                "method " + std::string(r.method) + " is not allowed here",
-                                "allow: " + r.match.allow.to_string() + "\r\n");
-    co_return co_await refuse(ErrorKind::no_route,
-                              "no route for " + std::string(r.method) + " " + std::string(r.path));
+    if (r.match.status == router::MatchStatus::method_not_allowed) {
+      std::string msg = "method " + std::string(r.method) + " is not allowed here";
+      std::string allow = "allow: " + r.match.allow.to_string() + "\r\n";
+      co_return co_await refuse(ErrorKind::method_not_allowed, std::move(msg), std::move(allow));
+    }
+    std::string msg = "no route for " + std::string(r.method) + " " + std::string(r.path);
+    co_return co_await refuse(ErrorKind::no_route, std::move(msg));
   }
   r.route = &r.snap->config().routes[r.match.route];
-  if (r.route->max_body && r.body == BodyKind::length && r.content_length > r.route->max_body)
-    co_return co_await refuse(ErrorKind::body_too_large, "the request body is larger than " +
-                                                             std::to_string(r.route->max_body) +
-                                                             " bytes");
+  if (r.route->max_body && r.body == BodyKind::length && r.content_length > r.route->max_body) {
+    std::string msg =
+        "the request body is larger than " + std::to_string(r.route->max_body) + " bytes";
+    co_return co_await refuse(ErrorKind::body_too_large, std::move(msg));
+  }
   if (!expect.empty()) {
     if (!iequals(expect, "100-continue"))
       co_return co_await refuse(ErrorKind::expectation_failed, "only 100-continue is understood");

@@ -50,4 +50,17 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
   return std::shared_ptr<const Snapshot>(std::move(s));
 }
 
+Result<std::shared_ptr<const Snapshot>> Snapshot::republish(const Snapshot& from,
+                                                            std::uint64_t generation) {
+  auto routes = router::RouteTable::build(from.routes_.config_ptr());
+  if (!routes) return std::unexpected(routes.error());
+  std::shared_ptr<Snapshot> s(new Snapshot(std::move(*routes)));
+  s->endpoints_ = from.endpoints_;
+  s->info_ = from.info_;
+  s->source_ = from.source_;
+  s->generation_ = generation;
+  s->loaded_at_ = std::chrono::system_clock::now();
+  return std::shared_ptr<const Snapshot>(std::move(s));
+}
+
 } // namespace gw::runtime

@@ -1,16 +1,26 @@
 #include "gw/server/daemon.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <cstdio>
+#include <systemd/sd-daemon.h>
 #include <thread>
+#include <unistd.h>
 
+#include "daemon_state.hpp"
 #include "gw/core/sha256.hpp"
-#include "worker.hpp"
+#include "gw/table/codec.hpp"
 
 namespace gw::server {
 
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 
 namespace {
 
@@ -57,7 +67,242 @@ Result<void> check_port_free(const tcp::endpoint& ep) {
   return {};
 }
 
+std::string short_digest(const Sha256& d) {
+  return to_hex(d).substr(0, 12);
+}
+
+nlohmann::json table_json(const runtime::Snapshot& s) {
+  return {{"generation", s.generation()},
+          {"sha256", to_hex(s.digest())},
+          {"path", s.source()},
+          {"routes", s.config().routes.size()},
+          {"upstreams", s.config().upstreams.size()},
+          {"policies", s.config().policies.size()}};
+}
+
+/// Diagnostics for a table that cannot be served, in the shape `gwctl validate --format json`
+/// prints.
+nlohmann::json table_diagnostics(const std::string& path, const Error& e) {
+  return nlohmann::json::array(
+      {{{"severity", "error"},
+        {"code", std::string(e.code.category().name()) + "." + e.code.message()},
+        {"message", e.message},
+        {"file", path},
+        {"line", 0},
+        {"column", 0}}});
+}
+
 } // namespace
+
+Daemon::Daemon(const DaemonOptions& opts, net::io_context& main,
+               std::vector<std::unique_ptr<Worker>>& workers, observe::LogFile* log,
+               runtime::SnapshotPtr first, std::vector<std::string> listeners)
+    : opts_(opts), main_(main), workers_(workers), log_(log), current_(std::move(first)),
+      table_path_(opts.table), listeners_(std::move(listeners)) {}
+
+net::awaitable<void> Daemon::publish(runtime::SnapshotPtr s) {
+  // RCU through the event loops: every worker installs the new generation between two events
+  // and acknowledges; requests already running keep the generation they pinned.
+  net::steady_timer done(main_, Clock::time_point::max());
+  auto remaining = std::make_shared<std::size_t>(workers_.size());
+  for (auto& w : workers_) {
+    w->post([s, overrides = overrides_, remaining, &done, &main = main_](proxy::WorkerState& st) {
+      st.install(s, overrides);
+      net::post(main, [remaining, &done] {
+        if (--*remaining == 0) done.cancel();
+      });
+    });
+  }
+  co_await done.async_wait(kTuple);
+  previous_ = std::move(current_);
+  current_ = std::move(s);
+}
+
+Reply Daemon::check(const std::string& path) {
+  auto s = runtime::Snapshot::load(path, 0);
+  if (!s)
+    return Reply::error(std::string(s.error().code.category().name()) + "." +
+                            s.error().code.message(),
+                        s.error().message, table_diagnostics(path, s.error()));
+  Reply r;
+  r.result = table_json(**s);
+  r.result.erase("generation");
+  r.result["unchanged"] = (*s)->digest() == current_->digest();
+  return r;
+}
+
+net::awaitable<Reply> Daemon::reload(std::optional<std::string> path) {
+  if (stopping_) co_return Reply::error("stopping", "gwd is stopping");
+  if (reloading_) co_return Reply::error("busy", "another reload is in progress");
+  reloading_ = true;
+  struct Clear {
+    bool& b;
+    ~Clear() { b = false; }
+  } clear{reloading_};
+  const auto t0 = Clock::now();
+  const std::string file = path ? *path : table_path_;
+  const std::uint64_t old_generation = current_->generation();
+  auto s = runtime::Snapshot::load(file, last_generation_ + 1);
+  Reply r;
+  if (!s) {
+    r = Reply::error(std::string(s.error().code.category().name()) + "." + s.error().code.message(),
+                     s.error().message, table_diagnostics(file, s.error()));
+    r.result = nullptr;
+  } else if ((*s)->digest() == current_->digest()) {
+    table_path_ = file;
+    r.result = {{"unchanged", true},
+                {"generation", old_generation},
+                {"sha256", to_hex(current_->digest())}};
+  } else {
+    const std::size_t old_routes = current_->config().routes.size();
+    const std::string old_digest = to_hex(current_->digest());
+    ++last_generation_;
+    co_await publish(*s);
+    table_path_ = file;
+    const auto took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
+    r.result = {{"unchanged", false},
+                {"previous_generation", old_generation},
+                {"generation", current_->generation()},
+                {"previous_sha256", old_digest},
+                {"sha256", to_hex(current_->digest())},
+                {"previous_routes", old_routes},
+                {"routes", current_->config().routes.size()},
+                {"workers", workers_.size()},
+                {"took_ms", static_cast<double>(took.count()) / 1000.0},
+                {"path", file}};
+  }
+  last_reload_ = {{"time_unix", std::chrono::duration_cast<std::chrono::seconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count()},
+                  {"ok", r.ok},
+                  {"path", file},
+                  {"message", r.ok ? (r.result.value("unchanged", false) ? "unchanged" : "reloaded")
+                                   : r.message}};
+  std::fprintf(stderr, "gwd: reload %s: %s\n", file.c_str(),
+               !r.ok ? ("rejected: " + r.message).c_str()
+               : r.result.value("unchanged", false)
+                   ? ("unchanged (generation " + std::to_string(old_generation) + ")").c_str()
+                   : ("generation " + std::to_string(old_generation) + " -> " +
+                      std::to_string(current_->generation()) + ", sha256 " +
+                      short_digest(current_->digest()))
+                         .c_str());
+  co_return r;
+}
+
+net::awaitable<Reply> Daemon::rollback() {
+  if (stopping_) co_return Reply::error("stopping", "gwd is stopping");
+  if (reloading_) co_return Reply::error("busy", "a reload is in progress");
+  if (!previous_)
+    co_return Reply::error("no_previous", "there is no previous generation to return to");
+  reloading_ = true;
+  struct Clear {
+    bool& b;
+    ~Clear() { b = false; }
+  } clear{reloading_};
+  auto s = runtime::Snapshot::republish(*previous_, last_generation_ + 1);
+  if (!s) co_return Reply::error("internal", s.error().message);
+  const std::uint64_t old_generation = current_->generation();
+  const std::uint64_t restored = previous_->generation();
+  ++last_generation_;
+  co_await publish(*s);
+  Reply r;
+  r.result = {{"previous_generation", old_generation},
+              {"generation", current_->generation()},
+              {"restored_generation", restored},
+              {"sha256", to_hex(current_->digest())}};
+  std::fprintf(stderr, "gwd: rollback: generation %llu -> %llu (the table of generation %llu)\n",
+               static_cast<unsigned long long>(old_generation),
+               static_cast<unsigned long long>(current_->generation()),
+               static_cast<unsigned long long>(restored));
+  co_return r;
+}
+
+net::awaitable<observe::StatsView> Daemon::stats() {
+  auto views = std::make_shared<std::vector<observe::StatsView>>();
+  net::steady_timer done(main_, Clock::time_point::max());
+  auto remaining = std::make_shared<std::size_t>(workers_.size());
+  for (auto& w : workers_) {
+    w->post([views, remaining, &done, &main = main_](proxy::WorkerState& st) {
+      net::post(main, [v = st.stats(), views, remaining, &done]() mutable {
+        views->push_back(std::move(v));
+        if (--*remaining == 0) done.cancel();
+      });
+    });
+  }
+  co_await done.async_wait(kTuple);
+  observe::StatsView all;
+  for (const auto& v : *views)
+    all.merge(v);
+  co_return all;
+}
+
+Reply Daemon::set_endpoint(const std::string& upstream, const std::string& address,
+                           runtime::EndpointState st) {
+  // Only endpoints the running table knows; the override then follows them across reloads.
+  const auto* up = current_->config().find_upstream(upstream);
+  if (!up)
+    return Reply::error("unknown_upstream",
+                        "no upstream \"" + upstream + "\" in the running table");
+  bool found = false;
+  for (const auto& e : up->endpoints)
+    found = found || e.address() == address;
+  if (!found)
+    return Reply::error("unknown_endpoint",
+                        "upstream \"" + upstream + "\" has no endpoint " + address);
+  if (st == runtime::EndpointState::ready)
+    overrides_.erase({upstream, address});
+  else
+    overrides_[{upstream, address}] = st;
+  for (auto& w : workers_)
+    w->post([upstream, address, st](proxy::WorkerState& ws) {
+      ws.set_override(upstream, address, st);
+    });
+  Reply r;
+  r.result = {{"upstream", upstream}, {"address", address}, {"state", runtime::to_string(st)}};
+  std::fprintf(stderr, "gwd: endpoint %s/%s set to %s\n", upstream.c_str(), address.c_str(),
+               std::string(runtime::to_string(st)).c_str());
+  return r;
+}
+
+Reply Daemon::reopen_logs() {
+  if (!log_) return Reply::error("no_access_log", "gwd runs without an access log");
+  if (auto r = log_->reopen(); !r) return Reply::error("io_error", r.error().message);
+  Reply r;
+  r.result = {{"path", log_->path()}};
+  return r;
+}
+
+nlohmann::json Daemon::info() const {
+  return {{"version", GW_VERSION},
+          {"pid", ::getpid()},
+          {"uptime_s",
+           std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count()},
+          {"workers", workers_.size()},
+          {"listeners", listeners_},
+          {"table", table_json(*current_)},
+          {"table_path", table_path_},
+          {"loaded_unix", std::chrono::duration_cast<std::chrono::seconds>(
+                              current_->loaded_at().time_since_epoch())
+                              .count()},
+          {"previous_generation",
+           previous_ ? nlohmann::json(previous_->generation()) : nlohmann::json(nullptr)},
+          {"last_reload", last_reload_},
+          {"overrides", overrides_.size()},
+          {"access_log", log_ ? log_->path() : ""},
+          {"stopping", stopping_}};
+}
+
+void Daemon::stop(std::chrono::milliseconds timeout, bool now) {
+  if (stopping_) return;
+  stopping_ = true;
+  sd_notify(0, "STOPPING=1");
+  std::fprintf(stderr, "gwd: stopping: %s\n",
+               now ? "now"
+                   : ("draining (up to " + std::to_string(timeout.count() / 1000) + "s)").c_str());
+  const auto deadline = now ? Clock::now() : Clock::now() + timeout;
+  for (auto& w : workers_)
+    w->drain(deadline);
+}
 
 int run_daemon(const DaemonOptions& opts) {
   if (opts.listen.empty()) {
@@ -111,36 +356,73 @@ int run_daemon(const DaemonOptions& opts) {
     }
     workers.push_back(std::move(w));
   }
+
+  net::io_context main;
+  Daemon daemon(opts, main, workers, log.get(), *snap, opts.listen);
+  const std::string control_path = opts.control.empty() ? kDefaultControlSocket : opts.control;
+  ControlServer control(daemon, control_path, opts.control_group);
+  bool control_on = true;
+  if (auto r = control.open(); !r) {
+    if (opts.control_explicit || r.error().code == errc::invalid_argument) {
+      std::fprintf(stderr, "gwd: %s\n", r.error().message.c_str());
+      return 1;
+    }
+    std::fprintf(stderr,
+                 "gwd: warning: %s; running without a control socket (use --control PATH)\n",
+                 r.error().message.c_str());
+    control_on = false;
+  }
+
+  ::signal(SIGPIPE, SIG_IGN);
   for (auto& w : workers)
     w->start();
+  if (control_on) control.start();
 
   std::string where;
   for (const auto& l : opts.listen)
     where += (where.empty() ? "" : ", ") + l;
-  std::fprintf(stderr,
-               "gwd: serving %s (generation 1, sha256 %s, %zu routes) on %s with %u worker%s\n",
-               opts.table.c_str(), to_hex((*snap)->digest()).substr(0, 12).c_str(),
-               (*snap)->config().routes.size(), where.c_str(), n, n == 1 ? "" : "s");
+  std::fprintf(
+      stderr, "gwd: serving %s (generation 1, sha256 %s, %zu routes) on %s with %u worker%s%s\n",
+      opts.table.c_str(), short_digest((*snap)->digest()).c_str(), (*snap)->config().routes.size(),
+      where.c_str(), n, n == 1 ? "" : "s", control_on ? (", control " + control_path).c_str() : "");
+  sd_notifyf(0, "READY=1\nMAINPID=%lu", static_cast<unsigned long>(::getpid()));
 
-  net::io_context main;
-  net::signal_set signals(main, SIGINT, SIGTERM);
-  signals.async_wait([&](boost::system::error_code ec, int sig) {
-    if (ec) return;
-    std::fprintf(stderr, "gwd: %s: draining (up to %llds)\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
-                 static_cast<long long>(
-                     std::chrono::duration_cast<std::chrono::seconds>(opts.drain_timeout).count()));
-    const auto deadline = std::chrono::steady_clock::now() + opts.drain_timeout;
-    for (auto& w : workers)
-      w->drain(deadline);
-  });
-  ::signal(SIGPIPE, SIG_IGN);
+  net::signal_set signals(main, SIGINT, SIGTERM, SIGHUP);
+  signals.add(SIGUSR1);
+  std::function<void()> arm_signals = [&] {
+    signals.async_wait([&](boost::system::error_code ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        // Reload the current table file, like `gwctl reload`.
+        sd_notify(0, "RELOADING=1");
+        net::co_spawn(
+            main,
+            [&]() -> net::awaitable<void> {
+              co_await daemon.reload(std::nullopt);
+              sd_notify(0, "READY=1");
+            },
+            net::detached);
+      } else if (sig == SIGUSR1) {
+        auto r = daemon.reopen_logs();
+        std::fprintf(stderr, "gwd: SIGUSR1: %s\n",
+                     r.ok ? "access log reopened" : r.message.c_str());
+      } else {
+        std::fprintf(stderr, "gwd: %s\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        daemon.stop(opts.drain_timeout, false);
+      }
+      arm_signals();
+    });
+  };
+  arm_signals();
+
   std::thread waiter([&] {
     for (auto& w : workers)
       w->join();
-    main.stop();
+    net::post(main, [&] { main.stop(); });
   });
   main.run();
   waiter.join();
+  control.close();
   std::fprintf(stderr, "gwd: stopped\n");
   return 0;
 }

@@ -99,6 +99,10 @@ void Worker::start() {
   });
 }
 
+void Worker::post(std::function<void(proxy::WorkerState&)> fn) {
+  net::post(ioc_, [this, fn = std::move(fn)] { fn(state_); });
+}
+
 void Worker::drain(Clock::time_point deadline) {
   net::post(ioc_, [this, deadline] {
     state_.draining = true;

@@ -3,6 +3,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <functional>
 #include <thread>
 
 #include "../proxy/worker_state.hpp"
@@ -18,6 +19,8 @@ public:
   /// Opens this worker's listeners. Errors name the address.
   Result<void> listen(const std::vector<boost::asio::ip::tcp::endpoint>& addrs);
   void start();
+  /// Runs `fn` on this worker's thread (worker state is touched nowhere else).
+  void post(std::function<void(proxy::WorkerState&)> fn);
   /// Stops accepting, lets in-flight requests finish until `deadline`, then stops. Any thread.
   void drain(std::chrono::steady_clock::time_point deadline);
   void join();

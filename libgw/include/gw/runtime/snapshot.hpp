@@ -30,6 +30,9 @@ public:
   /// Reads, verifies and decodes a table, resolves every endpoint, builds the router.
   static Result<std::shared_ptr<const Snapshot>> load(const std::string& path,
                                                       std::uint64_t generation);
+  /// The same table as `from`, published again under a new generation (rollback).
+  static Result<std::shared_ptr<const Snapshot>> republish(const Snapshot& from,
+                                                           std::uint64_t generation);
 
   const model::Config& config() const noexcept { return routes_.config(); }
   const router::RouteTable& routes() const noexcept { return routes_; }

@@ -15,7 +15,9 @@ struct DaemonOptions {
   std::vector<std::string> listen;          // "127.0.0.1:8080", "[::1]:8080", ":8080"
   unsigned workers = 0;                     // 0: one per core
   std::string access_log;                   // "" off, "-" stdout, else a path
-  std::string control;                      // control socket path (reserved)
+  std::string control;                      // control socket; "" = kDefaultControlSocket
+  bool control_explicit = false;            // --control was given: failing to open it is fatal
+  std::string control_group;                // group that may connect (the socket is 0660)
   std::vector<std::string> trusted_proxies; // CIDRs whose X-Forwarded-* / Forwarded are kept
   std::chrono::milliseconds header_timeout{10'000}; // a request's head must arrive within this
   std::chrono::milliseconds idle_timeout{60'000};   // keep-alive wait for the next request
@@ -25,6 +27,9 @@ struct DaemonOptions {
   std::size_t max_uri_bytes = 8 * 1024;                    // 414 past this
   std::size_t max_idle_per_endpoint = 128; // pooled connections kept per endpoint and worker
 };
+
+/// The control socket when --control is not given.
+inline constexpr const char* kDefaultControlSocket = "/run/gw/gwd.sock";
 
 /// Runs gwd until SIGTERM/SIGINT drains it. Returns the process exit code; prints its own
 /// errors (bad table, port taken) to stderr.

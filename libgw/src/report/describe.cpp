@@ -1,10 +1,12 @@
-#include "describe.hpp"
+#include "gw/report/describe.hpp"
+
+#include "gw/router/explain.hpp"
 
 #include "gw/core/text.hpp"
 #include "gw/core/units.hpp"
 #include "gw/model/precedence.hpp"
 
-namespace gwctl {
+namespace gw::report {
 
 using namespace gw;
 
@@ -97,4 +99,41 @@ nlohmann::json upstream_json(const model::Config& cfg, const model::Upstream& u)
   return j;
 }
 
-} // namespace gwctl
+nlohmann::json explain_json(const router::RouteTable& table, const router::Request& req,
+                            std::string_view method, std::string_view original_host) {
+  const auto ex = router::explain(table, req);
+  const model::Config& cfg = table.config();
+  const bool matched = ex.match.matched();
+  const int status =
+      matched ? 200 : (ex.match.status == router::MatchStatus::not_found ? 404 : 405);
+  nlohmann::json j = {{"method", method},
+                      {"host", ex.host},
+                      {"path", std::string(req.path)},
+                      {"query", std::string(req.query)},
+                      {"host_groups", ex.host_groups},
+                      {"status", status}};
+  if (matched) {
+    const auto& r = cfg.routes[ex.match.route];
+    j["route"] = route_json(cfg, r);
+    nlohmann::json params = nlohmann::json::object();
+    for (const auto& p : ex.match.params())
+      params[std::string(p.name)] = std::string(p.value);
+    j["params"] = params;
+    j["forward"] = {{"path", router::rewritten_path(r, ex.match.params(), req.path)},
+                    {"host", r.rewrite.host ? *r.rewrite.host : std::string(original_host)}};
+  } else if (status == 405) {
+    j["allow"] = ex.match.allow.to_string();
+  }
+  auto cands = nlohmann::json::array();
+  for (const auto& c : ex.candidates)
+    cands.push_back({{"route", cfg.routes[c.route].name},
+                     {"match", match_text(cfg.routes[c.route])},
+                     {"verdict", router::to_string(c.verdict)},
+                     {"reason", c.reason}});
+  j["candidates"] = cands;
+  j["notes"] = ex.notes;
+  j["consistent"] = ex.consistent();
+  return j;
+}
+
+} // namespace gw::report

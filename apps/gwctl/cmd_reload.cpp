@@ -1,0 +1,108 @@
+// gwctl reload: a new table for the running gwd, answered only once every worker serves it.
+#include <filesystem>
+
+#include "commands.hpp"
+#include "daemon_client.hpp"
+#include "gw/core/sha256.hpp"
+#include "gw/load/load.hpp"
+#include "gw/table/codec.hpp"
+#include "output.hpp"
+
+namespace gwctl {
+
+using Json = nlohmann::json;
+namespace fs = std::filesystem;
+
+int run_reload(const Global& g, const ReloadOptions& o) {
+  const Style est = style_for(stderr, g.color);
+  Json args = Json::object();
+  std::string staged; // a compiled spec waiting next to the daemon's table
+  if (!o.inputs.empty()) {
+    const bool table = o.inputs.size() == 1 && gw::load::is_table_file(o.inputs[0]);
+    if (table) {
+      args["path"] = fs::absolute(o.inputs[0]).string();
+    } else {
+      // A spec: compile it here (all diagnostics locally), stage it next to the table gwd serves,
+      // let gwd check it, and only then replace that file and reload.
+      auto loaded = gw::load::load(o.inputs);
+      print_diagnostics(stderr, loaded.diags, &loaded.sources, est);
+      if (!loaded.ok()) {
+        std::fprintf(stderr, "%serror%s: %s; gwd keeps its current table\n", est.red(), est.reset(),
+                     summarize(loaded.diags).c_str());
+        return kFailed;
+      }
+      auto info = call_daemon(g, "show info");
+      if (!info) return info.exit_code;
+      const std::string current = (*info.result)["table_path"].get<std::string>();
+      staged = current + ".next";
+      const auto bytes = gw::table::encode(*loaded.config);
+      if (auto w = gw::table::write_file(staged, bytes); !w) {
+        std::fprintf(stderr, "%serror%s: %s\n", est.red(), est.reset(), w.error().message.c_str());
+        return kIoError;
+      }
+      auto checked = call_daemon(g, "check", {{"path", staged}});
+      if (!checked) {
+        fs::remove(staged);
+        return checked.exit_code;
+      }
+      if (o.dry_run) {
+        fs::remove(staged);
+        std::printf("would reload: %s, %zu routes%s\n",
+                    (*checked.result)["sha256"].get<std::string>().substr(0, 16).c_str(),
+                    loaded.config->routes.size(),
+                    (*checked.result).value("unchanged", false) ? " (unchanged)" : "");
+        return kOk;
+      }
+      std::error_code ec;
+      fs::rename(staged, current, ec);
+      if (ec) {
+        std::fprintf(stderr, "%serror%s: cannot replace %s: %s\n", est.red(), est.reset(),
+                     current.c_str(), ec.message().c_str());
+        fs::remove(staged);
+        return kIoError;
+      }
+    }
+  }
+  if (o.dry_run) {
+    auto info = call_daemon(g, "show info");
+    if (!info) return info.exit_code;
+    const std::string path = args.contains("path")
+                                 ? args["path"].get<std::string>()
+                                 : (*info.result)["table_path"].get<std::string>();
+    auto checked = call_daemon(g, "check", {{"path", path}});
+    if (!checked) return checked.exit_code;
+    if (o.json)
+      print_json(*checked.result);
+    else
+      std::printf("would reload %s: sha256 %s, %s routes%s\n", path.c_str(),
+                  (*checked.result)["sha256"].get<std::string>().substr(0, 16).c_str(),
+                  (*checked.result)["routes"].dump().c_str(),
+                  (*checked.result).value("unchanged", false) ? " (unchanged)" : "");
+    return kOk;
+  }
+  auto r = call_daemon(g, "reload", args);
+  if (!r) return r.exit_code;
+  const Json& res = *r.result;
+  if (o.json) {
+    print_json(res);
+    return kOk;
+  }
+  const Style st = style_for(stdout, g.color);
+  if (res.value("unchanged", false)) {
+    std::printf("%sunchanged%s: generation %s already serves sha256 %s\n", st.green(), st.reset(),
+                res["generation"].dump().c_str(),
+                res["sha256"].get<std::string>().substr(0, 16).c_str());
+  } else {
+    std::printf("%sreloaded%s: generation %s -> %s, sha256 %s -> %s, %s -> %s routes, %s workers "
+                "in %.1f ms\n",
+                st.green(), st.reset(), res["previous_generation"].dump().c_str(),
+                res["generation"].dump().c_str(),
+                res["previous_sha256"].get<std::string>().substr(0, 12).c_str(),
+                res["sha256"].get<std::string>().substr(0, 12).c_str(),
+                res["previous_routes"].dump().c_str(), res["routes"].dump().c_str(),
+                res["workers"].dump().c_str(), res["took_ms"].get<double>());
+  }
+  return kOk;
+}
+
+} // namespace gwctl

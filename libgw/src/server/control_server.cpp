@@ -1,0 +1,421 @@
+// The control socket: newline-delimited JSON over a Unix stream socket, served on the main
+// io_context (never on a worker), so nothing a control client does can slow traffic down.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <grp.h>
+#include <map>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon_state.hpp"
+#include "gw/control/protocol.hpp"
+#include "gw/core/text.hpp"
+#include "gw/report/describe.hpp"
+#include "gw/uri/normalize.hpp"
+
+namespace gw::server {
+
+namespace net = boost::asio;
+using local = net::local::stream_protocol;
+using Json = nlohmann::json;
+constexpr auto kTuple = net::as_tuple(net::use_awaitable);
+constexpr auto kIdle = std::chrono::seconds(60);
+
+namespace {
+
+class MapHeaders final : public router::HeaderLookup {
+public:
+  std::vector<std::pair<std::string, std::string>> values;
+  bool find(std::string_view name, std::string_view& v) const override {
+    for (const auto& [k, val] : values)
+      if (k == name) {
+        v = val;
+        return true;
+      }
+    return false;
+  }
+};
+
+std::string arg_string(const Json& args, const char* key, std::string fallback = {}) {
+  auto it = args.find(key);
+  return it != args.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+} // namespace
+
+struct ControlServer::Impl {
+  using Handler = std::function<net::awaitable<Reply>(const Json& args)>;
+
+  Daemon& d;
+  std::string path, group;
+  local::acceptor acceptor;
+  std::map<std::string, Handler, std::less<>> handlers;
+  bool open = false;
+
+  Impl(Daemon& daemon, std::string p, std::string g)
+      : d(daemon), path(std::move(p)), group(std::move(g)), acceptor(daemon.main()) {
+    register_handlers();
+    // One registry: every command gwctl may send has a handler here, and nothing else does.
+    for (const auto& c : control::commands())
+      if (!handlers.count(c.name)) std::abort();
+  }
+
+  void register_handlers() {
+    auto sync = [](std::function<Reply(const Json&)> f) -> Handler {
+      return [f = std::move(f)](const Json& a) -> net::awaitable<Reply> { co_return f(a); };
+    };
+    handlers["help"] = sync([](const Json&) {
+      Reply r;
+      r.result = Json::array();
+      for (const auto& c : control::commands())
+        r.result.push_back({{"command", c.name},
+                            {"args", c.args},
+                            {"summary", c.summary},
+                            {"level", control::to_string(c.level)}});
+      return r;
+    });
+    handlers["ping"] = sync([](const Json&) {
+      Reply r;
+      r.result = {{"pong", true}, {"version", GW_VERSION}, {"pid", ::getpid()}};
+      return r;
+    });
+    handlers["show info"] = sync([this](const Json&) {
+      Reply r;
+      r.result = d.info();
+      r.result["control"] = path;
+      return r;
+    });
+    handlers["show routes"] = sync([this](const Json& a) {
+      const auto& cfg = d.current()->config();
+      const std::string host = arg_string(a, "host"), name = arg_string(a, "name");
+      Reply r;
+      r.result = {{"generation", d.current()->generation()}, {"routes", Json::array()}};
+      for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
+        const auto& rt = cfg.routes[i];
+        if (!name.empty() && rt.name != name) continue;
+        if (!host.empty() && std::find(rt.hosts.begin(), rt.hosts.end(), host) == rt.hosts.end())
+          continue;
+        auto j = report::route_json(cfg, rt);
+        j["precedence"] = i + 1;
+        r.result["routes"].push_back(std::move(j));
+      }
+      return r;
+    });
+    handlers["show upstreams"] = [this](const Json&) -> net::awaitable<Reply> {
+      const auto view = co_await d.stats();
+      const auto& cfg = d.current()->config();
+      Reply r;
+      r.result = {{"generation", d.current()->generation()}, {"upstreams", Json::array()}};
+      for (const auto& u : cfg.upstreams) {
+        Json j = report::upstream_json(cfg, u);
+        Json eps = Json::array();
+        for (const auto& e : u.endpoints) {
+          Json ej = {{"address", e.address()},
+                     {"weight", e.weight},
+                     {"state", "ready"},
+                     {"active", 0},
+                     {"idle", 0},
+                     {"requests", 0},
+                     {"failures", 0}};
+          for (const auto& v : view.endpoints)
+            if (v.upstream == u.name && v.address == e.address())
+              ej = {{"address", v.address},  {"weight", v.weight}, {"state", v.state},
+                    {"active", v.active},    {"idle", v.idle},     {"requests", v.requests},
+                    {"failures", v.failures}};
+          eps.push_back(std::move(ej));
+        }
+        j["endpoints"] = std::move(eps);
+        r.result["upstreams"].push_back(std::move(j));
+      }
+      co_return r;
+    };
+    handlers["show stats"] = [this](const Json&) -> net::awaitable<Reply> {
+      const auto view = co_await d.stats();
+      Reply r;
+      Json routes = Json::object(), ups = Json::object();
+      for (const auto& [k, c] : view.routes)
+        routes[k] = c.to_json();
+      for (const auto& [k, c] : view.upstreams)
+        ups[k] = c.to_json();
+      r.result = {{"generation", d.current()->generation()},
+                  {"connections", view.connections},
+                  {"routes", routes},
+                  {"upstreams", ups},
+                  {"unrouted", view.unrouted.to_json()}};
+      co_return r;
+    };
+    handlers["show overrides"] = sync([this](const Json&) {
+      Reply r;
+      r.result = Json::array();
+      for (const auto& [k, st] : d.overrides())
+        r.result.push_back(
+            {{"upstream", k.first}, {"address", k.second}, {"state", runtime::to_string(st)}});
+      return r;
+    });
+    handlers["explain"] = sync([this](const Json& a) {
+      const std::string method = arg_string(a, "method", "GET");
+      const std::string url = arg_string(a, "url");
+      if (url.empty()) return Reply::error("bad_args", "explain needs a url");
+      MapHeaders headers;
+      std::string host;
+      if (auto it = a.find("headers"); it != a.end() && it->is_object())
+        for (const auto& [k, v] : it->items()) {
+          if (!v.is_string()) continue;
+          const std::string name = text::lower(k);
+          if (name == "host")
+            host = v.get<std::string>();
+          else
+            headers.values.emplace_back(name, v.get<std::string>());
+        }
+      auto parts = uri::split_url(url);
+      if (!parts) return Reply::error("bad_args", parts.error().message);
+      if (host.empty()) host = parts->host;
+      std::string buf;
+      auto target = uri::parse_target(parts->target, buf);
+      if (!target)
+        return Reply::error("bad_request",
+                            "the target would be refused (400): " + target.error().message);
+      router::Request req;
+      req.host = host;
+      req.method = model::classify_method(method);
+      req.path = target->path;
+      req.query = target->query;
+      req.headers = &headers;
+      Reply r;
+      r.result = report::explain_json(d.current()->routes(), req, method, host);
+      r.result["generation"] = d.current()->generation();
+      return r;
+    });
+    handlers["check"] = sync([this](const Json& a) {
+      const std::string p = arg_string(a, "path");
+      if (p.empty()) return Reply::error("bad_args", "check needs a path");
+      return d.check(p);
+    });
+    handlers["reload"] = [this](const Json& a) -> net::awaitable<Reply> {
+      const std::string p = arg_string(a, "path");
+      std::optional<std::string> file;
+      if (!p.empty()) file = p;
+      co_return co_await d.reload(std::move(file));
+    };
+    handlers["rollback"] = [this](const Json&) -> net::awaitable<Reply> {
+      co_return co_await d.rollback();
+    };
+    handlers["set endpoint"] = sync([this](const Json& a) {
+      auto st = runtime::parse_endpoint_state(arg_string(a, "state"));
+      if (!st) return Reply::error("bad_args", "state must be ready, drain or maint");
+      return d.set_endpoint(arg_string(a, "upstream"), arg_string(a, "address"), *st);
+    });
+    handlers["reopen logs"] = sync([this](const Json&) { return d.reopen_logs(); });
+    handlers["stop"] = sync([this](const Json& a) {
+      const auto ms =
+          a.value("timeout_ms", static_cast<std::int64_t>(d.options().drain_timeout.count()));
+      const bool now = a.value("now", false);
+      // Answer first; the drain starts right after this reply is written (see serve()).
+      Reply r;
+      r.result = {{"stopping", true}, {"pid", ::getpid()}, {"timeout_ms", ms}, {"now", now}};
+      return r;
+    });
+  }
+
+  net::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, sock] = co_await acceptor.async_accept(kTuple);
+      if (ec) {
+        if (!acceptor.is_open()) co_return;
+        continue;
+      }
+      net::co_spawn(d.main(), serve(std::move(sock)), net::detached);
+    }
+  }
+
+  net::awaitable<void> serve(local::socket sock) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    const bool known =
+        ::getsockopt(sock.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0;
+    const bool admin = known && (cred.uid == 0 || cred.uid == ::geteuid());
+    // Slow or silent clients are closed after a minute without a request.
+    auto idle = std::make_shared<net::steady_timer>(d.main());
+    auto last =
+        std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+    auto sock_ptr = &sock;
+    net::co_spawn(
+        d.main(),
+        [idle, last, sock_ptr]() -> net::awaitable<void> {
+          for (;;) {
+            idle->expires_at(*last + kIdle);
+            auto [ec] = co_await idle->async_wait(kTuple);
+            if (ec) co_return; // the session ended
+            if (std::chrono::steady_clock::now() >= *last + kIdle) {
+              boost::system::error_code ignored;
+              sock_ptr->close(ignored);
+              co_return;
+            }
+          }
+        },
+        net::detached);
+
+    std::string buf;
+    for (;;) {
+      auto [ec, n] = co_await net::async_read_until(
+          sock, net::dynamic_buffer(buf, control::kMaxLine + 1), '\n', kTuple);
+      if (ec == net::error::not_found) {
+        {
+          Json out = control::make_error(nullptr, "line_too_long",
+                                         "request lines are limited to " +
+                                             std::to_string(control::kMaxLine) + " bytes");
+          co_await write(sock, std::move(out));
+        }
+        break;
+      }
+      if (ec) break;
+      *last = std::chrono::steady_clock::now();
+      const std::string line = buf.substr(0, n - 1);
+      buf.erase(0, n);
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      Json req = Json::parse(line, nullptr, false);
+      if (req.is_discarded() || !req.is_object()) {
+        {
+          Json out = control::make_error(nullptr, "bad_json", "not a JSON object");
+          co_await write(sock, std::move(out));
+        }
+        continue;
+      }
+      const Json id = req.value("id", Json());
+      if (req.contains("v") && req["v"] != control::kVersion) {
+        {
+          Json out = control::make_error(id, "unsupported_version", "this gwd speaks version 1");
+          co_await write(sock, std::move(out));
+        }
+        continue;
+      }
+      const std::string cmd = req.value("cmd", std::string());
+      const Json args =
+          req.contains("args") && req["args"].is_object() ? req["args"] : Json::object();
+      const control::CommandInfo* info = control::find_command(cmd);
+      if (!info) {
+        std::vector<std::string> names;
+        for (const auto& c : control::commands())
+          names.emplace_back(c.name);
+        std::string msg = "unknown command \"" + cmd + "\"";
+        if (auto s = text::suggest(cmd, names)) msg += "; did you mean \"" + *s + "\"?";
+        {
+          Json out = control::make_error(id, "unknown_command", msg + " (see \"help\")");
+          co_await write(sock, std::move(out));
+        }
+        continue;
+      }
+      if (info->level == control::Level::admin && !admin) {
+        {
+          Json out = control::make_error(id, "permission_denied",
+                                         "\"" + cmd + "\" needs root or gwd's own user (uid " +
+                                             std::to_string(::geteuid()) + ")");
+          co_await write(sock, std::move(out));
+        }
+        continue;
+      }
+      Reply r;
+      try {
+        r = co_await handlers.find(cmd)->second(args);
+      } catch (const std::exception& e) {
+        // A bad argument type (nlohmann throws) must not end the session, let alone gwd.
+        r = Reply::error("internal", std::string("while running \"") + cmd + "\": " + e.what());
+      }
+      Json out = r.ok ? control::make_result(id, std::move(r.result))
+                      : control::make_error(id, r.code, r.message, std::move(r.diagnostics));
+      co_await write(sock, std::move(out));
+      if (cmd == "stop" && r.ok) {
+        d.stop(std::chrono::milliseconds(args.value(
+                   "timeout_ms", static_cast<std::int64_t>(d.options().drain_timeout.count()))),
+               args.value("now", false));
+      }
+    }
+    idle->cancel();
+    boost::system::error_code ignored;
+    sock.close(ignored);
+  }
+
+  // Callers pass a named value: GCC 12 mishandles non-trivial temporaries inside a co_await
+  // expression (they can be destroyed twice).
+  static net::awaitable<void> write(local::socket& sock, Json msg) {
+    const std::string line = msg.dump() + "\n";
+    co_await net::async_write(sock, net::buffer(line), kTuple);
+  }
+};
+
+ControlServer::ControlServer(Daemon& d, std::string path, std::string group)
+    : impl_(std::make_unique<Impl>(d, path, std::move(group))), path_(std::move(path)) {}
+
+ControlServer::~ControlServer() {
+  close();
+}
+
+Result<void> ControlServer::open() {
+  namespace fs = std::filesystem;
+  const fs::path p(path_);
+  if (path_.size() >= sizeof(sockaddr_un{}.sun_path))
+    return fail(errc::invalid_argument, "control socket path too long: " + path_);
+  std::error_code ec;
+  const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  if (!fs::exists(dir, ec)) {
+    fs::create_directories(dir, ec);
+    if (ec)
+      return fail(errc::io_error, "cannot create the control socket directory " + dir.string() +
+                                      ": " + ec.message());
+    ::chmod(dir.c_str(), 0750);
+    if (!impl_->group.empty())
+      if (const group* g = ::getgrnam(impl_->group.c_str()))
+        (void)!::chown(dir.c_str(), static_cast<uid_t>(-1), g->gr_gid);
+  }
+  if (fs::exists(p, ec)) {
+    // A socket that answers belongs to a running gwd: never steal it. One that does not is stale.
+    local::socket probe(impl_->d.main());
+    boost::system::error_code cec;
+    probe.connect(local::endpoint(path_), cec);
+    if (!cec) return fail(errc::invalid_argument, "another gwd is already running on " + path_);
+    fs::remove(p, ec);
+  }
+  boost::system::error_code bec;
+  impl_->acceptor.open(local(), bec);
+  if (!bec) impl_->acceptor.bind(local::endpoint(path_), bec);
+  if (!bec) impl_->acceptor.listen(64, bec);
+  if (bec)
+    return fail(errc::io_error, "cannot open the control socket " + path_ + ": " + bec.message());
+  ::chmod(path_.c_str(), 0660);
+  if (!impl_->group.empty()) {
+    const group* g = ::getgrnam(impl_->group.c_str());
+    if (!g)
+      return fail(errc::invalid_argument, "--control-group: no group \"" + impl_->group + "\"");
+    if (::chown(path_.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0)
+      return fail(errc::io_error, "cannot give " + path_ + " to group " + impl_->group + ": " +
+                                      std::strerror(errno));
+  }
+  impl_->open = true;
+  return {};
+}
+
+void ControlServer::start() {
+  net::co_spawn(impl_->d.main(), impl_->accept_loop(), net::detached);
+}
+
+void ControlServer::close() {
+  if (!impl_ || !impl_->open) return;
+  boost::system::error_code ec;
+  impl_->acceptor.close(ec);
+  ::unlink(path_.c_str());
+  impl_->open = false;
+}
+
+} // namespace gw::server

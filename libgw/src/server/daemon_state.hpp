@@ -1,0 +1,104 @@
+// Private: the daemon's main-thread state (table generations, overrides, workers) and the
+// operations the control socket and signals invoke. Main thread only.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gw/observe/access_log.hpp"
+#include "gw/observe/stats.hpp"
+#include "gw/runtime/overrides.hpp"
+#include "gw/runtime/snapshot.hpp"
+#include "gw/server/daemon.hpp"
+#include "worker.hpp"
+
+namespace gw::server {
+
+/// What a control command answers: a result, or an error with optional diagnostics.
+struct Reply {
+  bool ok = true;
+  nlohmann::json result = nlohmann::json::object();
+  std::string code, message;
+  nlohmann::json diagnostics = nlohmann::json::array();
+
+  static Reply error(std::string code, std::string message,
+                     nlohmann::json diags = nlohmann::json::array()) {
+    Reply r;
+    r.ok = false;
+    r.code = std::move(code);
+    r.message = std::move(message);
+    r.diagnostics = std::move(diags);
+    return r;
+  }
+};
+
+class Daemon {
+public:
+  Daemon(const DaemonOptions& opts, boost::asio::io_context& main,
+         std::vector<std::unique_ptr<Worker>>& workers, observe::LogFile* log,
+         runtime::SnapshotPtr first, std::vector<std::string> listeners);
+
+  boost::asio::io_context& main() noexcept { return main_; }
+  const DaemonOptions& options() const noexcept { return opts_; }
+  const runtime::SnapshotPtr& current() const noexcept { return current_; }
+
+  /// Loads `path` (default: the current table file), verifies it, publishes it to every worker
+  /// and answers once all of them serve it. An identical table is a no-op; a bad one changes
+  /// nothing. Reloads are serialised: a second one while one runs gets `busy`.
+  boost::asio::awaitable<Reply> reload(std::optional<std::string> path);
+  /// Loads and verifies without publishing.
+  Reply check(const std::string& path);
+  boost::asio::awaitable<Reply> rollback();
+  boost::asio::awaitable<observe::StatsView> stats();
+  Reply set_endpoint(const std::string& upstream, const std::string& address,
+                     runtime::EndpointState st);
+  const runtime::Overrides& overrides() const noexcept { return overrides_; }
+  Reply reopen_logs();
+  nlohmann::json info() const;
+  /// Starts a drain; the process exits once the workers stopped.
+  void stop(std::chrono::milliseconds timeout, bool now);
+  bool stopping() const noexcept { return stopping_; }
+
+private:
+  boost::asio::awaitable<void> publish(runtime::SnapshotPtr s);
+
+  const DaemonOptions& opts_;
+  boost::asio::io_context& main_;
+  std::vector<std::unique_ptr<Worker>>& workers_;
+  observe::LogFile* log_;
+  runtime::SnapshotPtr current_, previous_;
+  std::string table_path_;
+  std::uint64_t last_generation_ = 1;
+  runtime::Overrides overrides_;
+  std::vector<std::string> listeners_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  bool reloading_ = false;
+  bool stopping_ = false;
+  nlohmann::json last_reload_ = nullptr;
+};
+
+/// The control socket: NDJSON over a Unix stream socket, on the main io_context.
+class ControlServer {
+public:
+  ControlServer(Daemon& d, std::string path, std::string group);
+  ~ControlServer();
+  /// Creates the directory (0750) and the socket (0660); refuses when another gwd answers there.
+  Result<void> open();
+  void start();
+  void close();
+  const std::string& path() const noexcept { return path_; }
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string path_;
+};
+
+} // namespace gw::server
