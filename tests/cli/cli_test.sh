@@ -243,6 +243,29 @@ kinds = sorted((c["kind"], c["name"]) for c in d["changes"])
 assert kinds == [("added", "search"), ("changed", "health"), ("removed", "legacy-cgi")], kinds
 ' || fail "unexpected diff JSON"
   ;;
+completions-current)
+  # The committed scripts are exactly what gwctl generates from its command tree.
+  for pair in "bash:gwctl.bash" "zsh:_gwctl" "fish:gwctl.fish"; do
+    shell=${pair%%:*} file=${pair#*:}
+    "$gwctl" completion "$shell" > "$work/$file" || fail "gwctl completion $shell failed"
+    diff -u "$src/completions/$file" "$work/$file" >&2 ||
+      fail "completions/$file is out of date: run '$gwctl completion $shell > completions/$file'"
+  done
+  bash -n "$src/completions/gwctl.bash" || fail "bash syntax"
+  zsh -n "$src/completions/_gwctl" || fail "zsh syntax"
+  fish -n "$src/completions/gwctl.fish" || fail "fish syntax"
+  ;;
+completions-bash)
+  complete_words() { # complete_words WORD...: the completions for the last word
+    bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _gwctl; echo "${COMPREPLY[*]}"' _ "$src/completions/gwctl.bash" "$@"
+  }
+  [[ $(complete_words gwctl re) == "reload" ]] || fail "subcommand"
+  [[ $(complete_words gwctl validate --format "") == "text json sarif" ]] || fail "option values"
+  [[ $(complete_words gwctl endpoint "") == "set" ]] || fail "nested subcommand"
+  [[ $(complete_words gwctl endpoint set pool 10.0.0.1:80 "") == "ready drain maint" ]] || fail "positional choices"
+  [[ $(complete_words gwctl stop --n) == "--now" ]] || fail "options"
+  [[ $(complete_words gwctl --socket /tmp/x status --j) == "--json" ]] || fail "after a global option"
+  ;;
 *)
   fail "unknown case"
   ;;

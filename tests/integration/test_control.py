@@ -1,0 +1,425 @@
+"""The control plane over the real socket: every gwctl command against a running gwd, protocol
+errors, privilege levels, and reloads that never drop a request."""
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+from collections import Counter
+
+from harness import (Backend, Conn, Gateway, GatewayTest, control, free_port, gwctl, request,
+                     wait_until, GWCTL)
+
+SPEC = """
+version = 1
+[upstreams.pool]
+endpoints = ["{a}", "{b}"]
+[upstreams.slow]
+endpoints = ["{a}"]
+[[routes]]
+name = "slow"
+prefix = "/delay"
+upstream = "slow"
+timeout = "10s"
+[[routes]]
+name = "all"
+prefix = "/"
+upstream = "pool"
+{extra}
+"""
+
+
+def spec_text(backends, extra=""):
+    return SPEC.format(a=backends["a"].address, b=backends["b"].address, extra=extra)
+
+
+class ControlTest(GatewayTest):
+    BACKENDS = ("a", "b")
+    WORKERS = 2
+
+    @classmethod
+    def setUpClass(cls):
+        cls.SPEC = SPEC.replace("{extra}", "")
+        super().setUpClass()
+
+    def ctl(self, *args, **kw):
+        return gwctl(*args, socket_path=self.gw.control, **kw)
+
+    def write_spec(self, name, extra=""):
+        path = os.path.join(self.tmp.name, name)
+        with open(path, "w") as f:
+            f.write(spec_text(self.backends, extra))
+        return path
+
+    def compile(self, spec_path, out):
+        r = gwctl("compile", spec_path, "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return out
+
+    def generation(self):
+        return control(self.gw.control, "show info")["result"]["table"]["generation"]
+
+
+class Views(ControlTest):
+    def test_status_routes_upstreams_stats_and_help(self):
+        for _ in range(3):
+            self.assertEqual(self.request(path="/echo").status, 200)
+        r = self.ctl("status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"127.0.0.1:{self.gw.port}", r.stdout)
+        self.assertIn("generation 1", r.stdout)
+        r = self.ctl("routes")
+        self.assertIn("slow", r.stdout)
+        self.assertIn("prefix /delay", r.stdout)
+        r = self.ctl("upstreams", "--json")
+        ups = {u["name"]: u for u in json.loads(r.stdout)["upstreams"]}
+        self.assertEqual(len(ups["pool"]["endpoints"]), 2)
+        r = self.ctl("stats", "--json")
+        stats = json.loads(r.stdout)
+        self.assertGreaterEqual(stats["routes"]["all"]["requests"], 3)
+        self.assertGreaterEqual(stats["routes"]["all"]["status"]["2xx"], 3)
+        self.assertGreater(stats["routes"]["all"]["latency_us"]["p99"], 0)
+        self.assertIn("REQUESTS", self.ctl("stats").stdout)
+        help_ = control(self.gw.control, "help")["result"]
+        names = {c["command"]: c["level"] for c in help_}
+        self.assertEqual(names["reload"], "admin")
+        self.assertEqual(names["show stats"], "read")
+
+    def test_explain_live(self):
+        r = self.ctl("explain", "--live", "GET", "/delay/5")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('route "slow"', r.stdout)
+        self.assertIn("live, generation", r.stdout)
+        r = self.ctl("explain", "--live", "--json", "GET", "/x")
+        self.assertEqual(json.loads(r.stdout)["route"]["name"], "all")
+
+    def test_unreachable_socket_exit_code(self):
+        r = gwctl("status", socket_path=os.path.join(self.tmp.name, "nobody-here.sock"))
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("is gwd running?", r.stderr)
+
+
+class Protocol(ControlTest):
+    def raw_lines(self, payload, reads=1, timeout=5):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(timeout)
+            s.connect(self.gw.control)
+            s.sendall(payload)
+            buf = b""
+            while buf.count(b"\n") < reads:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+            return [json.loads(l) for l in buf.split(b"\n") if l.strip()]
+
+    def test_bad_requests_get_structured_errors_and_the_session_goes_on(self):
+        replies = self.raw_lines(b'{nope\n[1,2]\n{"v":2,"id":3,"cmd":"ping"}\n{"id":4,"cmd":"shwo info"}\n'
+                                 b'{"v":1,"id":5,"cmd":"ping"}\n', reads=5)
+        self.assertEqual([r["error"]["code"] for r in replies[:4]],
+                         ["bad_json", "bad_json", "unsupported_version", "unknown_command"])
+        self.assertIn('did you mean "show info"', replies[3]["error"]["message"])
+        self.assertEqual(replies[3]["id"], 4)
+        self.assertTrue(replies[4]["ok"])
+
+    def test_oversized_line_is_refused(self):
+        replies = self.raw_lines(b'{"cmd":"ping","pad":"' + b"x" * (1 << 20) + b'"}\n')
+        self.assertEqual(replies[0]["error"]["code"], "line_too_long")
+
+    def test_a_silent_client_does_not_disturb_traffic(self):
+        with socket.socket(socket.AF_UNIX) as idle:
+            idle.connect(self.gw.control)
+            idle.sendall(b'{"cmd":"pi')  # half a request, never finished
+            for _ in range(20):
+                self.assertEqual(self.request(path="/echo").status, 200)
+            self.assertTrue(control(self.gw.control, "ping")["ok"])
+
+    def test_check_does_not_publish(self):
+        table = self.compile(self.write_spec("other.toml", 'timeout = "9s"'), os.path.join(self.tmp.name, "other.gwrt"))
+        before = self.generation()
+        r = control(self.gw.control, "check", {"path": table})
+        self.assertTrue(r["ok"], r)
+        self.assertFalse(r["result"]["unchanged"])
+        self.assertEqual(self.generation(), before)
+
+
+class Permissions(ControlTest):
+    GWD_ARGS = ("--control-group", "nogroup")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        os.chmod(cls.tmp.name, 0o755)  # nobody must reach the socket inside
+
+    def test_read_only_peer(self):
+        nobody = (65534, 65534)
+        st = os.stat(self.gw.control)
+        self.assertEqual(st.st_mode & 0o777, 0o660)
+        self.assertEqual(st.st_gid, 65534)
+        r = self.ctl("status", user=nobody)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("generation", r.stdout)
+        r = self.ctl("reload", user=nobody)
+        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+        self.assertIn("permission_denied", r.stderr)
+        r = self.ctl("endpoint", "set", "pool", self.backends["a"].address, "drain", user=nobody)
+        self.assertEqual(r.returncode, 4)
+        r = self.ctl("stop", user=nobody)
+        self.assertEqual(r.returncode, 4)
+        self.assertTrue(self.gw.alive())
+
+
+class Reloads(ControlTest):
+    def test_reload_spec_table_identical_and_rollback(self):
+        g0 = self.generation()
+        r = self.ctl("reload")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("unchanged", r.stdout)
+        self.assertEqual(self.generation(), g0)
+        spec = self.write_spec("v2.toml", '[[routes]]\nname = "extra"\npath = "/extra"\nupstream = "slow"\n')
+        r = self.ctl("reload", spec)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"generation {g0} -> {g0 + 1}", r.stdout)
+        self.assertIn("2 -> 3 routes", r.stdout)
+        self.assertEqual(self.request(path="/extra").json()["backend"], "a")
+        r = self.ctl("reload", "--dry-run", spec)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.generation(), g0 + 1)
+        r = self.ctl("rollback")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.generation(), g0 + 2)
+        self.assertEqual(control(self.gw.control, "show routes")["result"]["routes"].__len__(), 2)
+        table = self.compile(spec, os.path.join(self.tmp.name, "v2.gwrt"))
+        r = self.ctl("reload", table, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        res = json.loads(r.stdout)
+        self.assertEqual(res["routes"], 3)
+        self.assertGreaterEqual(res["took_ms"], 0)
+
+    def test_invalid_spec_is_refused_before_gwd_sees_it(self):
+        bad = os.path.join(self.tmp.name, "bad.toml")
+        with open(bad, "w") as f:
+            f.write('version = 1\n[[routes]]\nname = "x"\nprefix = "/"\nupstream = "nope"\n')
+        g = self.generation()
+        r = self.ctl("reload", bad)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("error[ref.unknown-upstream]", r.stderr)
+        self.assertEqual(self.generation(), g)
+
+    def test_damaged_tables_are_rejected_and_the_old_one_keeps_serving(self):
+        good = self.compile(self.write_spec("good.toml", 'timeout = "7s"'), os.path.join(self.tmp.name, "good.gwrt"))
+        with open(good, "rb") as f:
+            data = f.read()
+        damaged = {
+            "truncated": data[: len(data) // 2],
+            "bitflip": data[:-20] + bytes([data[-20] ^ 0x01]) + data[-19:],
+            "corrupted": data[:64] + os.urandom(len(data) - 64),
+            "empty": b"",
+        }
+        g = self.generation()
+        for name, content in damaged.items():
+            with self.subTest(name=name):
+                path = os.path.join(self.tmp.name, f"{name}.gwrt")
+                with open(path, "wb") as f:
+                    f.write(content)
+                resp = control(self.gw.control, "reload", {"path": path})
+                self.assertFalse(resp["ok"], resp)
+                self.assertTrue(resp["error"]["code"].startswith("table."), resp)
+                self.assertEqual(resp["error"]["diagnostics"][0]["file"], path)
+                if content:  # gwctl sniffs an empty file as a (bad) spec and never sends it
+                    r = self.ctl("reload", path)
+                    self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+                    self.assertIn("gwd refused", r.stderr)
+                    self.assertIn("error[table.", r.stderr)
+                self.assertEqual(self.generation(), g)
+                self.assertEqual(self.request(path="/echo").status, 200)
+
+    def test_state_survives_reloads(self):
+        # The pooled upstream connection, the endpoint override and the counters all carry over.
+        # Sequential requests on new client connections reach every worker; each worker pools its
+        # own upstream connection, so the set of backend connections in use is small and stable.
+        before = {request(self.gw.port, path="/delay/1").json()["conn"] for _ in range(8)}
+        n0 = control(self.gw.control, "show stats")["result"]["routes"]["slow"]["requests"]
+        spec = self.write_spec("keep.toml", '[[routes]]\nname = "other"\npath = "/other"\nupstream = "slow"\n')
+        self.assertEqual(self.ctl("reload", spec).returncode, 0)
+        after = {request(self.gw.port, path="/delay/1").json()["conn"] for _ in range(8)}
+        self.assertLessEqual(after, before, "pooled upstream connections should survive the reload")
+        self.assertEqual(control(self.gw.control, "show stats")["result"]["routes"]["slow"]["requests"], n0 + 8)
+
+        a = self.backends["a"].address
+        self.assertEqual(self.ctl("endpoint", "set", "pool", a, "drain").returncode, 0)
+        self.assertEqual(self.ctl("reload", self.write_spec("keep2.toml")).returncode, 0)
+        backends = Counter(self.request(path="/echo").json()["backend"] for _ in range(10))
+        self.assertEqual(backends, Counter({"b": 10}))
+        ov = control(self.gw.control, "show overrides")["result"]
+        self.assertEqual(ov, [{"upstream": "pool", "address": a, "state": "drain"}])
+        ups = json.loads(self.ctl("upstreams", "--json").stdout)["upstreams"]
+        states = {e["address"]: e["state"] for u in ups if u["name"] == "pool" for e in u["endpoints"]}
+        self.assertEqual(states[a], "drain")
+        self.assertEqual(self.ctl("endpoint", "set", "pool", a, "ready").returncode, 0)
+        self.assertEqual(set(self.request(path="/echo").json()["backend"] for _ in range(4)), {"a", "b"})
+        r = self.ctl("endpoint", "set", "pool", "10.9.9.9:1", "drain")
+        self.assertEqual(r.returncode, 4)
+
+    def test_slow_request_spanning_a_reload_finishes_on_its_generation(self):
+        g = self.generation()
+        result = {}
+
+        def slow():
+            result["r"] = request(self.gw.port, path="/delay/1500", headers={"X-Request-Id": "slow-span"})
+
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.3)
+        spec = self.write_spec("span.toml", '[[routes]]\nname = "span"\npath = "/span"\nupstream = "slow"\n')
+        r = self.ctl("reload", spec)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.generation(), g + 1)
+        fast = self.request(path="/echo", headers={"X-Request-Id": "after-span"})
+        self.assertEqual(fast.status, 200)
+        t.join(10)
+        self.assertEqual(result["r"].status, 200)
+        wait_until(lambda: {"slow-span", "after-span"} <= {x["request_id"] for x in self.gw.access_records()},
+                   what="log lines")
+        gens = {x["request_id"]: x["generation"] for x in self.gw.access_records()}
+        self.assertEqual(gens["slow-span"], g)      # started on the old table, finished on it
+        self.assertEqual(gens["after-span"], g + 1)
+
+    def test_signals(self):
+        g = self.generation()
+        os.kill(self.gw.pid, signal.SIGHUP)  # reload the current file: identical, so a no-op
+        wait_until(lambda: "reload" in self.gw.output() and "unchanged" in self.gw.output(), what="SIGHUP reload")
+        self.assertEqual(self.generation(), g)
+        rotated = self.gw.access_log + ".1"
+        self.request(path="/echo")
+        wait_until(lambda: os.path.exists(self.gw.access_log) and os.path.getsize(self.gw.access_log) > 0, what="log")
+        os.rename(self.gw.access_log, rotated)
+        os.kill(self.gw.pid, signal.SIGUSR1)
+        wait_until(lambda: "access log reopened" in self.gw.output(), what="SIGUSR1")
+        self.request(path="/echo", headers={"X-Request-Id": "after-rotation"})
+        wait_until(lambda: os.path.exists(self.gw.access_log) and "after-rotation" in open(self.gw.access_log).read(),
+                   what="a line in the new log file")
+        self.assertNotIn("after-rotation", open(rotated).read())
+
+
+class ReloadUnderLoad(ControlTest):
+    RELOADS = 100
+    CLIENTS = 6
+
+    def test_no_request_fails_across_100_reloads(self):
+        specs = [self.write_spec("load-a.toml", 'timeout = "5s"'),
+                 self.write_spec("load-b.toml", '[[routes]]\nname = "b"\npath = "/b-only"\nupstream = "slow"\n')]
+        tables = [self.compile(s, s.replace(".toml", ".gwrt")) for s in specs]
+        stop = threading.Event()
+        sent = Counter()
+        failures = []
+        lock = threading.Lock()
+
+        def client(i):
+            conn = None
+            while not stop.is_set():
+                try:
+                    if conn is None or i % 2 == 0 and sent[i] % 50 == 0:
+                        if conn:
+                            conn.close()
+                        conn = Conn(self.gw.port, timeout=10)
+                    r = conn.request(path=f"/echo/{i}")
+                    with lock:
+                        sent[i] += 1
+                        if r.status != 200:
+                            failures.append((i, r.status, r.body[:100]))
+                except Exception as e:  # a reset or a closed connection is a failure too
+                    with lock:
+                        sent[i] += 1
+                        failures.append((i, repr(e)))
+                    conn = None
+            if conn:
+                conn.close()
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(self.CLIENTS)]
+        for t in threads:
+            t.start()
+        try:
+            g0 = self.generation()
+            for n in range(self.RELOADS):
+                r = control(self.gw.control, "reload", {"path": tables[n % 2]})
+                self.assertTrue(r["ok"], r)
+                self.assertFalse(r["result"]["unchanged"])
+                time.sleep(0.03)  # spread the reloads over a few seconds of traffic
+            self.assertEqual(self.generation(), g0 + self.RELOADS)
+            time.sleep(0.2)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(15)
+        total = sum(sent.values())
+        print(f"\nreload under load: {self.RELOADS} reloads, {total} requests from {self.CLIENTS} clients, "
+              f"{len(failures)} failed", flush=True)
+        with open(os.environ.get("GW_RELOAD_REPORT", os.devnull), "a") as f:
+            f.write(json.dumps({"reloads": self.RELOADS, "requests": total, "failed": len(failures)}) + "\n")
+        self.assertGreater(total, self.RELOADS * 5)
+        self.assertEqual(failures, [])
+
+
+class Lifecycle(unittest.TestCase):
+    def test_start_status_stop_with_in_flight_requests(self):
+        with tempfile.TemporaryDirectory(prefix="gw-ctl-") as d:
+            a, b = Backend(d, "a"), Backend(d, "b")
+            sock = os.path.join(d, "run", "gw.sock")
+            spec = os.path.join(d, "spec.toml")
+            with open(spec, "w") as f:
+                f.write(SPEC.format(a=a.address, b=b.address, extra=""))
+            port = free_port()
+            try:
+                r = gwctl("start", spec, "--listen", f"127.0.0.1:{port}", "--workers", "2", socket_path=sock)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertIn(f"listening on 127.0.0.1:{port}", r.stdout)
+                self.assertEqual(os.stat(os.path.dirname(sock)).st_mode & 0o777, 0o750)
+                self.assertEqual(os.stat(sock).st_mode & 0o777, 0o660)
+                again = gwctl("start", spec, "--listen", f"127.0.0.1:{free_port()}", socket_path=sock)
+                self.assertEqual(again.returncode, 4)
+                self.assertIn("already running", again.stderr)
+                self.assertEqual(request(port, path="/echo").status, 200)
+
+                result = {}
+
+                def slow():
+                    result["r"] = request(port, path="/delay/1000")
+
+                t = threading.Thread(target=slow)
+                t.start()
+                time.sleep(0.2)
+                r = gwctl("stop", "--timeout", "10s", socket_path=sock)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                t.join(10)
+                self.assertEqual(result["r"].status, 200)
+                self.assertFalse(os.path.exists(sock))
+                self.assertEqual(gwctl("status", socket_path=sock).returncode, 3)
+            finally:
+                if os.path.exists(sock):
+                    gwctl("stop", "--now", socket_path=sock)
+                a.stop()
+                b.stop()
+
+    def test_start_reports_a_gwd_that_cannot_serve(self):
+        with tempfile.TemporaryDirectory(prefix="gw-ctl-") as d:
+            spec = os.path.join(d, "spec.toml")
+            with open(spec, "w") as f:
+                f.write('version = 1\n[upstreams.a]\nendpoints = ["127.0.0.1:1"]\n[[routes]]\nname = "r"\nprefix = "/"\nupstream = "a"\n')
+            with socket.socket() as taken:
+                taken.bind(("127.0.0.1", 0))
+                taken.listen()
+                port = taken.getsockname()[1]
+                r = gwctl("start", spec, "--listen", f"127.0.0.1:{port}", socket_path=os.path.join(d, "gw.sock"))
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("exited", r.stderr)
+            self.assertIn(f"cannot listen on 127.0.0.1:{port}", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
