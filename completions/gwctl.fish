@@ -37,9 +37,17 @@ complete -c gwctl -n '__fish_seen_subcommand_from test' -l fail-under -x -d 'Fai
 complete -c gwctl -n '__fish_seen_subcommand_from test' -F
 complete -c gwctl -n '__fish_use_subcommand' -a diff -d 'Semantic diff of two specs or tables'
 complete -c gwctl -n '__fish_seen_subcommand_from diff' -s h -l help -x -d 'Print this help message and exit'
+complete -c gwctl -n '__fish_seen_subcommand_from diff' -l with -r -F -d 'More spec files merged into both sides'
 complete -c gwctl -n '__fish_seen_subcommand_from diff' -l json -x -d 'JSON output'
 complete -c gwctl -n '__fish_seen_subcommand_from diff' -l exit-code -x -d 'Exit with 1 when there are differences'
 complete -c gwctl -n '__fish_seen_subcommand_from diff' -F
+complete -c gwctl -n '__fish_use_subcommand' -a openapi -d 'Work with OpenAPI documents'
+complete -c gwctl -n '__fish_seen_subcommand_from openapi' -s h -l help -x -d 'Print this help message and exit'
+complete -c gwctl -n '__fish_seen_subcommand_from openapi' -a import -d 'Turn OpenAPI 3.x / Swagger 2.0 documents into an editable TOML spec'
+complete -c gwctl -n '__fish_seen_subcommand_from openapi; and __fish_seen_subcommand_from import' -s h -l help -x -d 'Print this help message and exit'
+complete -c gwctl -n '__fish_seen_subcommand_from openapi; and __fish_seen_subcommand_from import' -l upstream -x -d 'NAME=http://HOST:PORT: where upstream NAME lives (repeatable)'
+complete -c gwctl -n '__fish_seen_subcommand_from openapi; and __fish_seen_subcommand_from import' -s o -l output -r -F -d 'TOML spec to write (default: stdout)'
+complete -c gwctl -n '__fish_seen_subcommand_from openapi; and __fish_seen_subcommand_from import' -l strict -x -d 'Fail when anything is dropped or approximated'
 complete -c gwctl -n '__fish_use_subcommand' -a start -d 'Start gwd in the background on a spec or table; wait until it serves'
 complete -c gwctl -n '__fish_seen_subcommand_from start' -s h -l help -x -d 'Print this help message and exit'
 complete -c gwctl -n '__fish_seen_subcommand_from start' -l listen -x -d 'Address to serve, HOST:PORT (repeatable; default 127.0.0.1:8080)'

@@ -10,8 +10,14 @@ using namespace gw;
 
 int run_diff(const Global& g, const DiffOptions& o) {
   const Style est = style_for(stderr, g.color);
-  auto a = load::load(std::vector<std::string>{o.old_input}, {.analyze = false});
-  auto b = load::load(std::vector<std::string>{o.new_input}, {.analyze = false});
+  // --with files (shared upstreams or policies) are merged into both sides.
+  auto inputs = [&](const std::string& first) {
+    std::vector<std::string> v{first};
+    v.insert(v.end(), o.with.begin(), o.with.end());
+    return v;
+  };
+  auto a = load::load(inputs(o.old_input), load::Options::reading());
+  auto b = load::load(inputs(o.new_input), load::Options::reading());
   if (!a.ok() || !b.ok()) {
     print_diagnostics(stderr, a.diags, &a.sources, est);
     print_diagnostics(stderr, b.diags, &b.sources, est);

@@ -118,7 +118,7 @@ int run_explain(const Global& g, const ExplainOptions& opts) {
   } else {
     std::vector<std::string> inputs{o.input};
     inputs.insert(inputs.end(), o.with.begin(), o.with.end());
-    auto loaded = load::load(inputs, {.analyze = false});
+    auto loaded = load::load(inputs, load::Options::reading());
     if (!loaded.ok()) {
       print_diagnostics(stderr, loaded.diags, &loaded.sources, est);
       return kFailed;

@@ -25,7 +25,6 @@ enum class Format { text, json, sarif };
 
 /// "12 routes, 1 upstream, 0 policies".
 std::string counts(const gw::model::Config& c);
-std::string counts(const gw::model::Config& c);
 enum class Color { automatic, always, never };
 
 struct Global {
@@ -81,10 +80,19 @@ int run_test(const Global& g, const TestOptions& o);
 struct DiffOptions {
   std::string old_input;
   std::string new_input;
+  std::vector<std::string> with; // spec files merged into both sides
   bool json = false;
   bool exit_code = false; // exit 1 when there are differences (like git diff --exit-code)
 };
 int run_diff(const Global& g, const DiffOptions& o);
+
+struct OpenApiImportOptions {
+  std::vector<std::string> inputs;    // OpenAPI/Swagger documents
+  std::vector<std::string> upstreams; // NAME=http://HOST:PORT
+  std::string output;                 // "" = stdout
+  bool strict = false;                // dropped or approximated constructs are errors
+};
+int run_openapi_import(const Global& g, const OpenApiImportOptions& o);
 
 // Commands that talk to a running gwd over its control socket.
 struct StartOptions {

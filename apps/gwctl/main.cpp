@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   ValidateOptions vo;
   auto* validate =
       app.add_subcommand("validate", "Check specs (or a table) and report every problem");
-  validate->add_option("SPEC", vo.inputs, "TOML spec files, merged in order, or one .gwrt table")
+  validate->add_option("SPEC", vo.inputs, "TOML specs or OpenAPI documents, merged in order, or one .gwrt table")
       ->required();
   const std::map<std::string, Format> formats{
       {"text", Format::text}, {"json", Format::json}, {"sarif", Format::sarif}};
@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   // compile
   CompileOptions co;
   auto* compile = app.add_subcommand("compile", "Compile specs into a binary route table (.gwrt)");
-  compile->add_option("SPEC", co.inputs, "TOML spec files, merged in order")->required();
+  compile->add_option("SPEC", co.inputs, "TOML specs or OpenAPI documents, merged in order")->required();
   compile->add_option("-o,--output", co.output, "Table to write (atomically)")->required();
   compile->add_option("--label", co.label, "A label recorded in the table");
   compile->add_option("--timestamp", co.timestamp,
@@ -104,10 +104,27 @@ int main(int argc, char** argv) {
   auto* diff = app.add_subcommand("diff", "Semantic diff of two specs or tables");
   diff->add_option("OLD", dopt.old_input, "The old spec or table")->required();
   diff->add_option("NEW", dopt.new_input, "The new spec or table")->required();
+  diff->add_option("--with", dopt.with, "More spec files merged into both sides");
   diff->add_flag("--json", dopt.json, "JSON output");
   diff->add_flag(
       "--exit-code", dopt.exit_code,
-      "Exit with 1 when there are differences"); // Driving a running gwd (control socket).
+      "Exit with 1 when there are differences");
+
+  // openapi import
+  OpenApiImportOptions oio;
+  auto* openapi = app.add_subcommand("openapi", "Work with OpenAPI documents");
+  openapi->require_subcommand(1);
+  auto* openapi_import = openapi->add_subcommand(
+      "import", "Turn OpenAPI 3.x / Swagger 2.0 documents into an editable TOML spec");
+  openapi_import->add_option("DOC", oio.inputs, "OpenAPI documents (JSON or YAML), merged in order")
+      ->required();
+  openapi_import->add_option("--upstream", oio.upstreams,
+                             "NAME=http://HOST:PORT: where upstream NAME lives (repeatable)");
+  openapi_import->add_option("-o,--output", oio.output, "TOML spec to write (default: stdout)");
+  openapi_import->add_flag("--strict", oio.strict,
+                           "Fail when anything is dropped or approximated");
+
+  // Driving a running gwd (control socket).
   StartOptions so;
   auto* start = app.add_subcommand(
       "start", "Start gwd in the background on a spec or table; wait until it serves");
@@ -189,6 +206,7 @@ int main(int argc, char** argv) {
     if (explain->parsed()) return run_explain(g, eo);
     if (test->parsed()) return run_test(g, to);
     if (diff->parsed()) return run_diff(g, dopt);
+    if (openapi_import->parsed()) return run_openapi_import(g, oio);
     if (start->parsed()) return run_start(g, so);
     if (stop->parsed()) return run_stop(g, sto);
     if (reload->parsed()) return run_reload(g, ro);

@@ -5,6 +5,7 @@
 #include "gw/core/file.hpp"
 #include "gw/model/validate.hpp"
 #include "gw/router/analysis.hpp"
+#include "gw/spec/openapi_reader.hpp"
 #include "gw/spec/toml_reader.hpp"
 #include "gw/table/codec.hpp"
 
@@ -48,11 +49,28 @@ Loaded load(std::span<const std::string> paths, const Options& opts) {
     out.table = decoded->info;
     out.config = std::make_shared<const model::Config>(std::move(decoded->config));
   } else {
+    // TOML specs first, so an OpenAPI import can see (and defer to) the upstreams and policies
+    // they define; routes from all inputs are ordered by precedence, not by file.
     spec::Document doc;
-    for (const auto& p : paths)
-      spec::read_toml_file(p, out.sources, doc, out.diags);
+    std::vector<std::pair<std::string, std::string>> openapi;
+    for (const auto& p : paths) {
+      auto text = file::read_all(p, spec::kMaxSpecBytes);
+      if (!text) {
+        const char* code = text.error().code == errc::too_large ? "spec.too-large" : "input.unreadable";
+        out.diags.error(code, SourceLoc{p, 0, 0}, text.error().message);
+        continue;
+      }
+      if (spec::looks_like_openapi(*text)) openapi.emplace_back(p, std::move(*text));
+      else spec::read_toml(p, std::move(*text), out.sources, doc, out.diags);
+    }
+    for (auto& [p, text] : openapi) {
+      spec::ImportSummary summary;
+      spec::read_openapi(p, std::move(text), out.sources, doc, out.diags, opts.openapi, &summary);
+      out.imports.push_back(std::move(summary));
+    }
     // Analyse what is valid even when something else is not: every problem at once.
     out.config = std::make_shared<const model::Config>(model::validate(doc, out.diags));
+    if (opts.document) *opts.document = std::move(doc);
   }
   if (out.config) {
     auto rt = router::RouteTable::build(out.config);

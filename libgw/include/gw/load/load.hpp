@@ -1,6 +1,7 @@
 // load::load: the config path up to a matcher, shared by every gwctl command. Sniffs each input
-// by content (a .gwrt table starts with its magic; anything else is read as a TOML spec), merges
-// specs, validates, builds the RouteTable and runs the conflict analysis.
+// by content (a .gwrt table starts with its magic; an OpenAPI document is JSON or has a top-level
+// `openapi:`/`swagger:` key; anything else is a TOML spec), merges specs, validates, builds the
+// RouteTable and runs the conflict analysis.
 #pragma once
 
 #include <memory>
@@ -12,12 +13,22 @@
 #include "gw/model/config.hpp"
 #include "gw/router/route_table.hpp"
 #include "gw/spec/document.hpp"
+#include "gw/spec/openapi_reader.hpp"
 #include "gw/table/format.hpp"
 
 namespace gw::load {
 
 struct Options {
   bool analyze = true; // run router::analyze on specs (tables were analysed when compiled)
+  spec::OpenApiOptions openapi;
+  spec::Document* document = nullptr; // when set, receives the merged spec document (not tables)
+
+  /// For commands that only read a config (inspect, diff, explain): no conflict analysis.
+  static Options reading() {
+    Options o;
+    o.analyze = false;
+    return o;
+  }
 };
 
 struct Loaded {
@@ -26,6 +37,7 @@ struct Loaded {
   std::shared_ptr<const model::Config> config; // null when there were errors
   std::optional<router::RouteTable> routes;    // built whenever config is
   std::optional<table::TableInfo> table;       // set when the input was a compiled table
+  std::vector<spec::ImportSummary> imports;    // one per OpenAPI input
 
   bool ok() const noexcept { return config != nullptr && !diags.has_errors(); }
 };

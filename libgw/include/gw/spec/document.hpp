@@ -61,6 +61,7 @@ struct UpstreamSpec {
   Field<std::string> balance;
   Field<std::string> hash_on; // "header:NAME" | "cookie:NAME" | "client_ip"
   Field<std::string> connect_timeout;
+  bool imported = false; // derived from an OpenAPI server: a TOML upstream of that name replaces it
 };
 
 /// A header or query matcher: `{ name = "x-v", exact = "2" }`.
@@ -106,6 +107,7 @@ struct PolicySpec {
   Field<std::string> kind;
   nlohmann::json config = nlohmann::json::object();
   std::map<std::string, SourceLoc> locs;
+  bool imported = false; // derived from OpenAPI: a TOML policy of that name replaces it
 };
 
 /// `[defaults]`: values routes inherit when they do not set their own.
