@@ -49,6 +49,12 @@ for key in ("cpu", "wall"):
         ok = big <= 1.5 * small
         print(f"  lookup 100k / lookup 10 ({key}) = {big:.0f} / {small:.0f} ns = {big / small:.2f}x"
               f" (goal <= 1.5x): {'met' if ok else 'NOT met'}")
+for fmt in ("json", "yaml"):
+    for key in ("cpu", "wall"):
+        ms = t(f"BM_openapi_github/{fmt}", key)
+        if ms:
+            print(f"  import + compile GitHub's API, {fmt.upper()} ({key}) = {ms:.0f} ms (goal < 500 ms): "
+                  f"{'met' if ms < 500 else 'NOT met'}")
 for key in ("cpu", "wall"):
     ms = t("BM_compile_100k", key)
     if ms:

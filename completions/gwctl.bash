@@ -16,7 +16,7 @@ _gwctl_opts() {
     "test") echo '-h --help --with --json --only-failures --fail-under' ;;
     "diff") echo '-h --help --with --json --exit-code' ;;
     "openapi") echo '-h --help' ;;
-    "openapi import") echo '-h --help --upstream -o --output --strict' ;;
+    "openapi import") echo '-h --help --upstream --with -o --output --strict' ;;
     "start") echo '-h --help --listen --workers --access-log --trusted-proxy --control-group --gwd --wait' ;;
     "stop") echo '-h --help --timeout --now' ;;
     "reload") echo '-h --help --dry-run --json' ;;

@@ -46,6 +46,7 @@ complete -c gwctl -n '__fish_seen_subcommand_from openapi' -s h -l help -x -d 'P
 complete -c gwctl -n '__fish_seen_subcommand_from openapi' -a import -d 'Turn OpenAPI 3.x / Swagger 2.0 documents into an editable TOML spec'
 complete -c gwctl -n '__fish_seen_subcommand_from openapi; and __fish_seen_subcommand_from import' -s h -l help -x -d 'Print this help message and exit'
 complete -c gwctl -n '__fish_seen_subcommand_from openapi; and __fish_seen_subcommand_from import' -l upstream -x -d 'NAME=http://HOST:PORT: where upstream NAME lives (repeatable)'
+complete -c gwctl -n '__fish_seen_subcommand_from openapi; and __fish_seen_subcommand_from import' -l with -r -F -d 'TOML specs whose upstreams and policies the document uses (not copied)'
 complete -c gwctl -n '__fish_seen_subcommand_from openapi; and __fish_seen_subcommand_from import' -s o -l output -r -F -d 'TOML spec to write (default: stdout)'
 complete -c gwctl -n '__fish_seen_subcommand_from openapi; and __fish_seen_subcommand_from import' -l strict -x -d 'Fail when anything is dropped or approximated'
 complete -c gwctl -n '__fish_use_subcommand' -a start -d 'Start gwd in the background on a spec or table; wait until it serves'

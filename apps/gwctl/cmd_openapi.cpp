@@ -34,9 +34,12 @@ int run_openapi_import(const Global& g, const OpenApiImportOptions& o) {
     }
     lo.openapi.upstreams.emplace_back(u.substr(0, eq), u.substr(eq + 1));
   }
-  auto loaded = gw::load::load(o.inputs, lo);
+  std::vector<std::string> inputs = o.inputs;
+  inputs.insert(inputs.end(), o.with.begin(), o.with.end());
+  auto loaded = gw::load::load(inputs, lo);
   std::size_t losses = 0;
-  for (const auto& d : loaded.diags) losses += is_loss(d) ? 1 : 0;
+  for (const auto& d : loaded.diags)
+    losses += is_loss(d) ? 1 : 0;
   if (o.strict) loaded.diags.promote_warnings();
 
   const Style st = style_for(stderr, g.color);
@@ -48,8 +51,8 @@ int run_openapi_import(const Global& g, const OpenApiImportOptions& o) {
   }();
   if (!io_error && loaded.imports.size() != o.inputs.size()) {
     std::fprintf(stderr, "%serror%s: %s\n", st.red(), st.reset(),
-                 "every input must be an OpenAPI 3.x or Swagger 2.0 document (JSON or YAML); "
-                 "TOML specs are checked with `gwctl validate`");
+                 "every DOC must be an OpenAPI 3.x or Swagger 2.0 document (JSON or YAML), and "
+                 "every --with file a TOML spec");
     return kFailed;
   }
   print_diagnostics(stderr, loaded.diags, &loaded.sources, st);
@@ -67,8 +70,9 @@ int run_openapi_import(const Global& g, const OpenApiImportOptions& o) {
   }
   if (losses)
     std::fprintf(report, "%s%s%s dropped or approximated (the warnings above)%s\n",
-                 o.strict ? st.red() : st.yellow(), plural(losses, "construct", "constructs").c_str(),
-                 st.reset(), o.strict ? "; --strict refuses them" : "");
+                 o.strict ? st.red() : st.yellow(),
+                 plural(losses, "construct", "constructs").c_str(), st.reset(),
+                 o.strict ? "; --strict refuses them" : "");
 
   if (loaded.diags.has_errors() || !loaded.config) {
     std::fprintf(stderr, "%serror%s: %s; nothing written\n", st.red(), st.reset(),
@@ -86,6 +90,11 @@ int run_openapi_import(const Global& g, const OpenApiImportOptions& o) {
       if (is_loss(d)) header += "  " + d.to_string() + "\n";
   }
   header += "\nComments after each definition name the document and line it came from.\n";
+  // Only what the documents define: --with specs stay where they are.
+  std::erase_if(doc.routes, [](const auto& r) { return !r.imported; });
+  std::erase_if(doc.upstreams, [](const auto& u) { return !u.imported; });
+  std::erase_if(doc.policies, [](const auto& p) { return !p.imported; });
+  doc.defaults = {};
   const std::string text = gw::spec::write_toml(doc, header);
 
   if (o.output.empty()) {
@@ -97,7 +106,10 @@ int run_openapi_import(const Global& g, const OpenApiImportOptions& o) {
       std::fprintf(stderr, "%serror%s: %s\n", st.red(), st.reset(), w.error().message.c_str());
       return kIoError;
     }
-    std::printf("wrote %s (%s)\n", o.output.c_str(), counts(*loaded.config).c_str());
+    std::printf("wrote %s (%s, %s, %s)\n", o.output.c_str(),
+                plural(doc.routes.size(), "route", "routes").c_str(),
+                plural(doc.upstreams.size(), "upstream", "upstreams").c_str(),
+                plural(doc.policies.size(), "policy", "policies").c_str());
   }
   return kOk;
 }

@@ -89,6 +89,7 @@ int run_diff(const Global& g, const DiffOptions& o);
 struct OpenApiImportOptions {
   std::vector<std::string> inputs;    // OpenAPI/Swagger documents
   std::vector<std::string> upstreams; // NAME=http://HOST:PORT
+  std::vector<std::string> with;      // TOML specs the import uses but does not copy
   std::string output;                 // "" = stdout
   bool strict = false;                // dropped or approximated constructs are errors
 };

@@ -44,7 +44,9 @@ int main(int argc, char** argv) {
   ValidateOptions vo;
   auto* validate =
       app.add_subcommand("validate", "Check specs (or a table) and report every problem");
-  validate->add_option("SPEC", vo.inputs, "TOML specs or OpenAPI documents, merged in order, or one .gwrt table")
+  validate
+      ->add_option("SPEC", vo.inputs,
+                   "TOML specs or OpenAPI documents, merged in order, or one .gwrt table")
       ->required();
   const std::map<std::string, Format> formats{
       {"text", Format::text}, {"json", Format::json}, {"sarif", Format::sarif}};
@@ -57,7 +59,8 @@ int main(int argc, char** argv) {
   // compile
   CompileOptions co;
   auto* compile = app.add_subcommand("compile", "Compile specs into a binary route table (.gwrt)");
-  compile->add_option("SPEC", co.inputs, "TOML specs or OpenAPI documents, merged in order")->required();
+  compile->add_option("SPEC", co.inputs, "TOML specs or OpenAPI documents, merged in order")
+      ->required();
   compile->add_option("-o,--output", co.output, "Table to write (atomically)")->required();
   compile->add_option("--label", co.label, "A label recorded in the table");
   compile->add_option("--timestamp", co.timestamp,
@@ -106,9 +109,7 @@ int main(int argc, char** argv) {
   diff->add_option("NEW", dopt.new_input, "The new spec or table")->required();
   diff->add_option("--with", dopt.with, "More spec files merged into both sides");
   diff->add_flag("--json", dopt.json, "JSON output");
-  diff->add_flag(
-      "--exit-code", dopt.exit_code,
-      "Exit with 1 when there are differences");
+  diff->add_flag("--exit-code", dopt.exit_code, "Exit with 1 when there are differences");
 
   // openapi import
   OpenApiImportOptions oio;
@@ -120,9 +121,10 @@ int main(int argc, char** argv) {
       ->required();
   openapi_import->add_option("--upstream", oio.upstreams,
                              "NAME=http://HOST:PORT: where upstream NAME lives (repeatable)");
+  openapi_import->add_option(
+      "--with", oio.with, "TOML specs whose upstreams and policies the document uses (not copied)");
   openapi_import->add_option("-o,--output", oio.output, "TOML spec to write (default: stdout)");
-  openapi_import->add_flag("--strict", oio.strict,
-                           "Fail when anything is dropped or approximated");
+  openapi_import->add_flag("--strict", oio.strict, "Fail when anything is dropped or approximated");
 
   // Driving a running gwd (control socket).
   StartOptions so;

@@ -8,7 +8,7 @@
 set(GW_SCHEMA_PYTHON "")
 foreach(candidate IN ITEMS "${Python3_EXECUTABLE}" /usr/bin/python3)
   if(candidate AND NOT GW_SCHEMA_PYTHON AND EXISTS "${candidate}")
-    execute_process(COMMAND "${candidate}" -c "import tomllib, jsonschema"
+    execute_process(COMMAND "${candidate}" -c "import tomllib, jsonschema, yaml"
                     RESULT_VARIABLE gw_schema_probe OUTPUT_QUIET ERROR_QUIET)
     if(gw_schema_probe EQUAL 0)
       set(GW_SCHEMA_PYTHON "${candidate}")
@@ -42,5 +42,22 @@ foreach(sample IN LISTS GW_SCHEMA_INVALID)
            COMMAND ${GW_SCHEMA_PYTHON} ${GW_SCHEMA_CHECK} --expect-invalid ${GW_SCHEMA_JSON}
                    ${sample})
   list(APPEND gw_schema_tests schema.rejects.${name})
+endforeach()
+# The x-gw-* extensions schema, on OpenAPI samples (valid-*.yaml, invalid-*.yaml).
+set(GW_OPENAPI_SCHEMA_JSON ${PROJECT_SOURCE_DIR}/specs/gw-openapi.schema.json)
+file(GLOB GW_OPENAPI_SCHEMA_VALID CONFIGURE_DEPENDS
+     ${PROJECT_SOURCE_DIR}/tests/data/openapi/extensions/valid-*)
+file(GLOB GW_OPENAPI_SCHEMA_INVALID CONFIGURE_DEPENDS
+     ${PROJECT_SOURCE_DIR}/tests/data/openapi/extensions/invalid-*)
+add_test(NAME schema.openapi_extensions_are_accepted
+         COMMAND ${GW_SCHEMA_PYTHON} ${GW_SCHEMA_CHECK} ${GW_OPENAPI_SCHEMA_JSON}
+                 ${GW_OPENAPI_SCHEMA_VALID})
+list(APPEND gw_schema_tests schema.openapi_extensions_are_accepted)
+foreach(sample IN LISTS GW_OPENAPI_SCHEMA_INVALID)
+  get_filename_component(name ${sample} NAME_WE)
+  add_test(NAME schema.openapi_rejects.${name}
+           COMMAND ${GW_SCHEMA_PYTHON} ${GW_SCHEMA_CHECK} --expect-invalid ${GW_OPENAPI_SCHEMA_JSON}
+                   ${sample})
+  list(APPEND gw_schema_tests schema.openapi_rejects.${name})
 endforeach()
 set_tests_properties(${gw_schema_tests} PROPERTIES SKIP_RETURN_CODE 77 LABELS schema)

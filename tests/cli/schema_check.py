@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""Validate TOML route specs against the gw JSON Schema (specs/gw.schema.json).
+"""Validate TOML route specs against the gw JSON Schema (specs/gw.schema.json), or OpenAPI
+documents against the schema of gw's extensions (specs/gw-openapi.schema.json).
 
 usage: schema_check.py [--expect-invalid] SCHEMA SPEC...
 
-Each SPEC is parsed as TOML, converted to JSON and validated against SCHEMA. Problems are
+Each SPEC is parsed (TOML; .json and .yaml as such), converted to JSON and validated against SCHEMA. Problems are
 printed as "FILE: /json/pointer: message".
 
 Exit status:
@@ -135,11 +136,21 @@ def errors_of(validator, doc):
 
 
 def load_spec(path):
-    """The spec as JSON and its expected-error pointers; raises OSError or TOMLDecodeError."""
+    """The document as JSON and its expected-error pointers: TOML specs, or OpenAPI documents
+    (.json, .yaml) for the extensions schema. Raises OSError, TOMLDecodeError or ValueError."""
     with open(path, "rb") as f:
-        raw = f.read()
-    doc = to_json(tomllib.loads(raw.decode("utf-8")))
-    return doc, EXPECT_RE.findall(raw.decode("utf-8"))
+        text = f.read().decode("utf-8")
+    if path.endswith(".json"):
+        doc = json.loads(text)
+    elif path.endswith((".yaml", ".yml")):
+        import yaml  # Debian: python3-yaml; only the OpenAPI samples need it
+        try:
+            doc = json.loads(json.dumps(yaml.safe_load(text), default=str))
+        except yaml.YAMLError as e:
+            raise ValueError(str(e)) from e
+    else:
+        doc = to_json(tomllib.loads(text))
+    return doc, EXPECT_RE.findall(text)
 
 
 def main(argv):
@@ -166,8 +177,8 @@ def main(argv):
             print(f"{path}: cannot read: {e}")
             failed = True
             continue
-        except tomllib.TOMLDecodeError as e:
-            print(f"{path}: not valid TOML: {e}")
+        except (tomllib.TOMLDecodeError, ValueError) as e:
+            print(f"{path}: cannot parse: {e}")
             failed = True
             continue
 

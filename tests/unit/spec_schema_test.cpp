@@ -17,6 +17,7 @@
 #include "gw/model/config.hpp"
 #include "gw/model/method.hpp"
 #include "gw/model/validate.hpp"
+#include "gw/spec/openapi_reader.hpp"
 #include "gw/spec/toml_reader.hpp"
 
 using namespace gw;
@@ -264,4 +265,21 @@ TEST_CASE("schema samples are judged the same by the TOML reader and validator",
     INFO(path.filename().string() << " loads without errors, but the schema rejects it");
     CHECK(l.diags.has_errors());
   }
+}
+
+TEST_CASE("the extensions schema declares exactly the x-gw-* keys the OpenAPI reader knows",
+          "[schema][openapi]") {
+  std::ifstream in(GW_SOURCE_DIR "/specs/gw-openapi.schema.json");
+  REQUIRE(in.good());
+  const json schema = json::parse(in);
+  const json& level = schema.at("definitions").at("level");
+  std::set<std::string> declared, allowed, known;
+  for (const auto& [k, _] : level.at("properties").items())
+    declared.insert(k);
+  for (const auto& k : level.at("propertyNames").at("then").at("enum"))
+    allowed.insert(k);
+  for (const auto k : spec::openapi_extensions())
+    known.insert(std::string(k));
+  CHECK(declared == known);
+  CHECK(allowed == known);
 }

@@ -56,12 +56,15 @@ Loaded load(std::span<const std::string> paths, const Options& opts) {
     for (const auto& p : paths) {
       auto text = file::read_all(p, spec::kMaxSpecBytes);
       if (!text) {
-        const char* code = text.error().code == errc::too_large ? "spec.too-large" : "input.unreadable";
+        const char* code =
+            text.error().code == errc::too_large ? "spec.too-large" : "input.unreadable";
         out.diags.error(code, SourceLoc{p, 0, 0}, text.error().message);
         continue;
       }
-      if (spec::looks_like_openapi(*text)) openapi.emplace_back(p, std::move(*text));
-      else spec::read_toml(p, std::move(*text), out.sources, doc, out.diags);
+      if (spec::looks_like_openapi(*text))
+        openapi.emplace_back(p, std::move(*text));
+      else
+        spec::read_toml(p, std::move(*text), out.sources, doc, out.diags);
     }
     for (auto& [p, text] : openapi) {
       spec::ImportSummary summary;

@@ -19,7 +19,7 @@ namespace {
 
 using namespace std::string_view_literals;
 
-constexpr std::array kPolicyKinds = {"api_key"sv,    "basic"sv,   "jwt"sv, "access"sv,
+constexpr std::array kPolicyKinds = {"api_key"sv,    "basic"sv,   "jwt"sv,  "access"sv,
                                      "rate_limit"sv, "headers"sv, "cors"sv, "any_of"sv};
 constexpr std::array kBalanceNames = {"round_robin"sv, "least_request"sv, "hash"sv, "random"sv};
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -16,18 +17,21 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::string_view_literals;
 
-constexpr std::array kMethods = {"get"sv, "put"sv, "post"sv, "delete"sv,
+constexpr std::array kMethods = {"get"sv,     "put"sv,  "post"sv,  "delete"sv,
                                  "options"sv, "head"sv, "patch"sv, "trace"sv};
-constexpr std::array kExtensions = {"x-gw-upstream"sv, "x-gw-timeout"sv, "x-gw-retries"sv,
+constexpr std::array kExtensions = {"x-gw-upstream"sv, "x-gw-timeout"sv,  "x-gw-retries"sv,
                                     "x-gw-max-body"sv, "x-gw-policies"sv, "x-gw-rate-limit"sv,
-                                    "x-gw-hosts"sv, "x-gw-name"sv, "x-gw-ignore"sv};
+                                    "x-gw-hosts"sv,    "x-gw-name"sv,     "x-gw-ignore"sv};
 
 std::string pointer_escape(std::string_view s) {
   std::string out;
   for (const char c : s) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out += c;
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out += c;
   }
   return out;
 }
@@ -38,8 +42,10 @@ std::string pointer_unescape(std::string_view s) {
     if (s[i] == '~' && i + 1 < s.size()) {
       out += s[i + 1] == '1' ? '/' : '~';
       ++i;
-    } else if (s[i] == '%' && i + 2 < s.size()) {
-      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+    } else if (unsigned v = 0;
+               s[i] == '%' && i + 2 < s.size() &&
+               std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16).ptr == s.data() + i + 3) {
+      out += static_cast<char>(v); // a percent-encoded URI fragment
       i += 2;
     } else {
       out += s[i];
@@ -56,34 +62,38 @@ std::string sanitize_name(std::string_view s) {
                     c == '_' || c == '-' || c == '.' || c == ':' || c == '/';
     out += ok ? c : '-';
   }
-  while (out.find("--") != std::string::npos) out.replace(out.find("--"), 2, "-");
-  while (!out.empty() && out.back() == '-') out.pop_back();
-  while (!out.empty() && out.front() == '-') out.erase(0, 1);
+  while (out.find("--") != std::string::npos)
+    out.replace(out.find("--"), 2, "-");
+  while (!out.empty() && out.back() == '-')
+    out.pop_back();
+  while (!out.empty() && out.front() == '-')
+    out.erase(0, 1);
   if (out.size() > 120) out.resize(120);
   return out.empty() ? "route" : out;
 }
 
 /// A parsed, resolved document: the file and its tree.
 struct Loaded {
-  std::string path;            // as given (relative paths resolve from its directory)
+  std::string path; // as given (relative paths resolve from its directory)
   const SourceFile* file = nullptr;
   std::unique_ptr<Node> root;
 };
 
 struct Server {
-  std::string url;       // expanded
-  std::string scheme;    // "http" | "https" | ""
-  std::string host;      // "" for a relative server
+  std::string url;    // expanded
+  std::string scheme; // "http" | "https" | ""
+  std::string host;   // "" for a relative server
   std::uint16_t port = 0;
-  std::string base;      // path part, no trailing "/"
+  std::string base; // path part, no trailing "/"
+  bool bad = false; // reported; its operations get no route
   std::string pointer;
   SourceLoc loc;
 };
 
 struct Scheme {
-  std::string name;      // as in securitySchemes
-  std::string policy;    // the gw policy it becomes ("" when it cannot be enforced)
-  std::string why_not;   // why it cannot be enforced
+  std::string name;    // as in securitySchemes
+  std::string policy;  // the gw policy it becomes ("" when it cannot be enforced)
+  std::string why_not; // why it cannot be enforced
   const Node* node = nullptr;
   std::string pointer;
 };
@@ -120,7 +130,8 @@ public:
     main_ = &docs_.begin()->second;
     const Node& r = *main_->root;
     if (!r.is_object()) {
-      error("openapi.not-openapi", r, "", "not an OpenAPI document: the top level is not an object");
+      error("openapi.not-openapi", r, "",
+            "not an OpenAPI document: the top level is not an object");
       return;
     }
     const std::string fmt_name = fmt == TreeFormat::json ? "JSON" : "YAML";
@@ -134,7 +145,8 @@ public:
       swagger_ = false;
     } else if (const Node* s = r.get("swagger")) {
       if (s->text != "2.0") {
-        error("openapi.unsupported-version", *s, "/swagger", "Swagger " + s->text + " is not supported (2.0 is)");
+        error("openapi.unsupported-version", *s, "/swagger",
+              "Swagger " + s->text + " is not supported (2.0 is)");
         return;
       }
       summary_.format = "Swagger 2.0 (" + fmt_name + ")";
@@ -144,7 +156,8 @@ public:
             "not an OpenAPI document: it has neither an `openapi` nor a `swagger` field");
       return;
     }
-    if (const Node* info = r.get("info")) summary_.title = info->str("title") + " " + info->str("version");
+    if (const Node* info = r.get("info"))
+      summary_.title = info->str("title") + " " + info->str("version");
 
     check_extensions(r, "");
     root_ext_ = extensions(r, Extensions{});
@@ -158,11 +171,14 @@ public:
                  "the document has no paths: it yields zero routes" +
                      std::string(r.get("webhooks") ? " (webhooks are not routes)" : ""));
     } else {
-      for (const auto& [key, item] : paths->members) path_item(key, item);
+      for (const auto& [key, item] : paths->members)
+        path_item(key, item);
     }
     for (const char* skip : {"webhooks"})
       if (const Node* w = r.get(skip); w && w->is_object() && !w->members.empty())
-        note(*w, "/" + std::string(skip), std::to_string(w->members.size()) + " webhook(s) are requests the API sends, not routes");
+        note(*w, "/" + std::string(skip),
+             std::to_string(w->members.size()) +
+                 " webhook(s) are requests the API sends, not routes");
     finish_upstreams();
   }
 
@@ -192,11 +208,10 @@ private:
   void note_at(const SourceLoc& at, const std::string& pointer, std::string msg) {
     diags_.add(Severity::note, "openapi.note", at, std::move(msg)).at_pointer(pointer);
   }
-  static std::string where(const SourceLoc& l) { return std::string(l.file) + ":" + std::to_string(l.line); }
-  bool defined_elsewhere(const std::string& upstream) const {
+  const UpstreamSpec* defined_elsewhere(const std::string& upstream) const {
     for (const auto& u : doc_.upstreams)
-      if (u.name == upstream && !u.imported) return true;
-    return false;
+      if (u.name == upstream && !u.imported) return &u;
+    return nullptr;
   }
   void note(const Node& n, const std::string& pointer, std::string msg) {
     diags_.add(Severity::note, "openapi.note", loc(n), std::move(msg)).at_pointer(pointer);
@@ -231,7 +246,8 @@ private:
         const auto rel = full.lexically_relative(root_dir_);
         if (rel.empty() || rel.native().starts_with("..")) {
           error("openapi.ref-outside", ref, pointer + "/$ref",
-                "$ref " + text::quote(target) + " leaves the document's folder " + root_dir_.string());
+                "$ref " + text::quote(target) + " leaves the document's folder " +
+                    root_dir_.string());
           return {nullptr, nullptr};
         }
         Loaded* next = load_external(full.string(), ref, pointer);
@@ -241,25 +257,31 @@ private:
       const Node* at = doc->root.get();
       if (!frag.empty()) {
         if (frag[0] != '/') {
-          error("openapi.bad-ref", ref, pointer + "/$ref", "$ref fragment " + text::quote(frag) + " is not a JSON pointer");
+          error("openapi.bad-ref", ref, pointer + "/$ref",
+                "$ref fragment " + text::quote(frag) + " is not a JSON pointer");
           return {nullptr, nullptr};
         }
         std::size_t pos = 1;
         while (at && pos <= frag.size()) {
           const std::size_t slash = frag.find('/', pos);
-          const std::string token = pointer_unescape(frag.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos));
-          if (at->is_object()) at = at->get(token);
+          const std::string token = pointer_unescape(
+              frag.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos));
+          if (at->is_object())
+            at = at->get(token);
           else if (at->is_array()) {
             std::size_t idx = 0;
-            const bool ok = !token.empty() && std::all_of(token.begin(), token.end(), ::isdigit) &&
-                            (idx = std::stoul(token)) < at->items.size();
+            const auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), idx);
+            const bool ok = !token.empty() && ec == std::errc{} &&
+                            end == token.data() + token.size() && idx < at->items.size();
             at = ok ? &at->items[idx] : nullptr;
-          } else at = nullptr;
+          } else
+            at = nullptr;
           if (slash == std::string::npos) break;
           pos = slash + 1;
         }
         if (!at) {
-          error("openapi.bad-ref", ref, pointer + "/$ref", "$ref " + text::quote(target) + " points at nothing");
+          error("openapi.bad-ref", ref, pointer + "/$ref",
+                "$ref " + text::quote(target) + " points at nothing");
           return {nullptr, nullptr};
         }
       }
@@ -269,10 +291,12 @@ private:
   }
 
   Loaded* load_external(const std::string& full, const Node& ref, const std::string& pointer) {
-    if (auto it = docs_.find(full); it != docs_.end()) return it->second.root ? &it->second : nullptr;
+    if (auto it = docs_.find(full); it != docs_.end())
+      return it->second.root ? &it->second : nullptr;
     auto text = file::read_all(full, kMaxOpenApiBytes);
     if (!text) {
-      error("openapi.bad-ref", ref, pointer + "/$ref", "$ref file " + full + ": " + text.error().message);
+      error("openapi.bad-ref", ref, pointer + "/$ref",
+            "$ref file " + full + ": " + text.error().message);
       docs_[full] = Loaded{full, nullptr, nullptr};
       return nullptr;
     }
@@ -283,15 +307,56 @@ private:
   }
 
   // ---- extensions
+  /// Unknown x-gw-* keys and values of the wrong type are errors (the JSON Schema in specs/ says
+  /// the same); what the values mean is checked by model::validate, like TOML values.
   void check_extensions(const Node& n, const std::string& pointer) {
     if (!n.is_object()) return;
     for (const auto& [k, v] : n.members) {
       if (!k.starts_with("x-gw-")) continue;
-      if (std::find(kExtensions.begin(), kExtensions.end(), k) != kExtensions.end()) continue;
-      auto& d = diags_.error("openapi.unknown-extension", loc(v), "unknown gw extension " + text::quote(k))
-                    .at_pointer(pointer + "/" + pointer_escape(k));
-      if (auto s = text::suggest(k, std::span<const std::string_view>(kExtensions))) d.with_hint("did you mean \"" + *s + "\"?");
+      if (std::find(kExtensions.begin(), kExtensions.end(), k) != kExtensions.end()) {
+        check_extension_type(k, v, pointer + "/" + pointer_escape(k));
+        continue;
+      }
+      auto& d =
+          diags_
+              .error("openapi.unknown-extension", loc(v), "unknown gw extension " + text::quote(k))
+              .at_pointer(pointer + "/" + pointer_escape(k));
+      if (auto s = text::suggest(k, std::span<const std::string_view>(kExtensions)))
+        d.with_hint("did you mean \"" + *s + "\"?");
     }
+  }
+
+  void check_extension_type(const std::string& k, const Node& v, const std::string& pointer) {
+    using K = Node::Kind;
+    auto strings = [](const Node& n) {
+      return n.is_array() && std::all_of(n.items.begin(), n.items.end(),
+                                         [](const Node& e) { return e.is_string(); });
+    };
+    std::string expected;
+    if (k == "x-gw-name" && !pointer.empty() &&
+        std::count(pointer.begin(), pointer.end(), '/') < 4) {
+      error("openapi.bad-extension", v, pointer,
+            "x-gw-name names one operation's route; put it on an operation");
+      return;
+    }
+    if (k == "x-gw-upstream" || k == "x-gw-timeout" || k == "x-gw-name") {
+      if (!v.is_string()) expected = "a string";
+    } else if (k == "x-gw-retries") {
+      if (v.kind != K::number || v.text.find_first_not_of("0123456789") != std::string::npos)
+        expected = "a non-negative integer";
+    } else if (k == "x-gw-max-body") {
+      if (!v.is_string() &&
+          (v.kind != K::number || v.text.find_first_not_of("0123456789") != std::string::npos))
+        expected = "a size (\"1MiB\") or a number of bytes";
+    } else if (k == "x-gw-policies" || k == "x-gw-hosts") {
+      if (!strings(v)) expected = "an array of strings";
+    } else if (k == "x-gw-rate-limit") {
+      if (!v.is_string() && !v.is_object())
+        expected = "a rate (\"100/s\") or a table { rate, burst, key }";
+    } else if (k == "x-gw-ignore") {
+      if (v.kind != K::boolean) expected = "true or false";
+    }
+    if (!expected.empty()) error("openapi.bad-extension", v, pointer, k + " must be " + expected);
   }
 
   static Extensions extensions(const Node& n, Extensions base) {
@@ -322,20 +387,25 @@ private:
       if (const Node* vars = s.get("variables"); vars && vars->is_object()) {
         for (const auto& [var, spec] : vars->members) {
           const std::string def = spec.str("default");
+          // One pass: a default that contains "{var}" is not expanded again.
           const std::string token = "{" + var + "}";
-          for (auto at = url.find(token); at != std::string::npos; at = url.find(token)) url.replace(at, token.size(), def);
+          for (auto at = url.find(token); at != std::string::npos;
+               at = url.find(token, at + def.size()))
+            url.replace(at, token.size(), def);
           if (const Node* en = spec.get("enum"); en && en->is_array() && en->items.size() > 1) {
             std::string others;
             for (const auto& e : en->items)
               if (e.text != def) others += (others.empty() ? "" : ", ") + e.text;
             loss("openapi.approximated", spec, p + "/variables/" + pointer_escape(var),
-                 "server variable {" + var + "} uses its default " + text::quote(def) + "; other values (" + others + ") are not served",
+                 "server variable {" + var + "} uses its default " + text::quote(def) +
+                     "; other values (" + others + ") are not served",
                  "serve another value with a second import, or edit the upstream");
           }
         }
       }
       if (url.find('{') != std::string::npos)
-        error("openapi.server-variable", s, p + "/url", "server url " + text::quote(url) + " has a variable without a definition");
+        error("openapi.server-variable", s, p + "/url",
+              "server url " + text::quote(url) + " has a variable without a definition");
       out.push_back(parse_server(url, p, s));
     }
     return out;
@@ -353,19 +423,32 @@ private:
       const auto slash = rest.find('/');
       std::string authority = rest.substr(0, slash);
       rest = slash == std::string::npos ? "" : rest.substr(slash);
-      if (const auto at = authority.rfind('@'); at != std::string::npos) authority = authority.substr(at + 1);
+      if (const auto at = authority.rfind('@'); at != std::string::npos)
+        authority = authority.substr(at + 1);
       std::string port;
       if (!authority.empty() && authority[0] == '[') {
         const auto close = authority.find(']');
         sv.host = authority.substr(1, close - 1);
-        if (close + 1 < authority.size() && authority[close + 1] == ':') port = authority.substr(close + 2);
+        if (close + 1 < authority.size() && authority[close + 1] == ':')
+          port = authority.substr(close + 2);
       } else if (const auto colon = authority.rfind(':'); colon != std::string::npos) {
         sv.host = authority.substr(0, colon);
         port = authority.substr(colon + 1);
       } else {
         sv.host = authority;
       }
-      sv.port = static_cast<std::uint16_t>(!port.empty() ? std::stoi(port) : sv.scheme == "https" ? 443 : 80);
+      sv.port = sv.scheme == "https" ? 443 : 80;
+      if (!port.empty()) {
+        unsigned p = 0;
+        const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+        if (ec != std::errc{} || end != port.data() + port.size() || p == 0 || p > 65535) {
+          error("openapi.bad-server", n, pointer + "/url",
+                "server url " + text::quote(url) + " has a bad port " + text::quote(port));
+          sv.bad = true;
+        } else {
+          sv.port = static_cast<std::uint16_t>(p);
+        }
+      }
     } else if (url.starts_with("//")) {
       // Scheme-relative: treat as plain HTTP, reported below with the other approximations.
       return parse_server("http:" + url, pointer, n);
@@ -374,7 +457,8 @@ private:
     if (const auto q = rest.find_first_of("?#"); q != std::string::npos) rest = rest.substr(0, q);
     if (rest.starts_with("./")) rest = rest.substr(1);
     if (!rest.empty() && rest[0] != '/') rest = "/" + rest;
-    while (!rest.empty() && rest.back() == '/') rest.pop_back();
+    while (!rest.empty() && rest.back() == '/')
+      rest.pop_back();
     sv.base = rest;
     return sv;
   }
@@ -384,15 +468,19 @@ private:
     std::string base = r.str("basePath");
     std::vector<std::string> schemes;
     if (const Node* s = r.get("schemes"); s && s->is_array())
-      for (const auto& x : s->items) schemes.push_back(text::lower(x.text));
+      for (const auto& x : s->items)
+        schemes.push_back(text::lower(x.text));
     if (schemes.empty()) schemes.push_back("http");
     std::vector<Server> out;
     // The first scheme serves; others are reported, like extra OpenAPI servers.
-    const std::string scheme = std::find(schemes.begin(), schemes.end(), "http") != schemes.end() ? "http" : schemes[0];
+    const std::string scheme =
+        std::find(schemes.begin(), schemes.end(), "http") != schemes.end() ? "http" : schemes[0];
     const std::string url = host.empty() ? base : scheme + "://" + host + base;
-    out.push_back(parse_server(url, host.empty() ? "/basePath" : "/host", r.get("host") ? *r.get("host") : r));
+    out.push_back(parse_server(url, host.empty() ? "/basePath" : "/host",
+                               r.get("host") ? *r.get("host") : r));
     if (schemes.size() > 1)
-      note(*r.get("schemes"), "/schemes", "schemes " + text::join(schemes, ", ") + ": gw connects to the upstream with " + scheme);
+      note(*r.get("schemes"), "/schemes",
+           "schemes " + text::join(schemes, ", ") + ": gw connects to the upstream with " + scheme);
     return out;
   }
 
@@ -436,17 +524,20 @@ private:
           policy.kind.value = "basic";
         } else if (scheme == "bearer") {
           policy.kind.value = "jwt";
-          if (const std::string fmt = node->str("bearerFormat"); !fmt.empty()) policy.config["bearer_format"] = fmt;
+          if (const std::string fmt = node->str("bearerFormat"); !fmt.empty())
+            policy.config["bearer_format"] = fmt;
           if (!text::iequals(node->str("bearerFormat", "JWT"), "JWT"))
-            loss("openapi.approximated", *node, p, "bearer tokens of format " + text::quote(node->str("bearerFormat")) +
-                                                      " are checked as JWTs");
+            loss("openapi.approximated", *node, p,
+                 "bearer tokens of format " + text::quote(node->str("bearerFormat")) +
+                     " are checked as JWTs");
         } else {
           s.why_not = "HTTP authentication scheme " + text::quote(scheme);
         }
       } else if (type == "oauth2") {
         policy.kind.value = "jwt";
         loss("openapi.approximated", *node, p,
-             "OAuth 2.0 scheme " + text::quote(name) + ": gw does not run OAuth flows; it checks access tokens as JWTs",
+             "OAuth 2.0 scheme " + text::quote(name) +
+                 ": gw does not run OAuth flows; it checks access tokens as JWTs",
              "give the jwt policy its key source (jwks_url or a key) and issuer");
       } else if (type == "openIdConnect") {
         policy.kind.value = "jwt";
@@ -489,7 +580,8 @@ private:
       for (const auto& [name, sc] : req.members) {
         auto it = schemes_.find(name);
         if (it == schemes_.end()) {
-          error("openapi.unknown-scheme", req, p + "/" + pointer_escape(name), "security requirement names unknown scheme " + text::quote(name));
+          error("openapi.unknown-scheme", req, p + "/" + pointer_escape(name),
+                "security requirement names unknown scheme " + text::quote(name));
           return std::nullopt;
         }
         if (it->second.policy.empty()) unenforceable = &it->second;
@@ -500,12 +592,14 @@ private:
           error("openapi.unsupported-security", req, p,
                 "operation " + text::quote(route) + " requires " + unenforceable->why_not +
                     ", which gw cannot enforce; the route would be unprotected",
-                "protect it with x-gw-policies and drop the requirement, or keep this API off the gateway");
+                "protect it with x-gw-policies and drop the requirement, or keep this API off the "
+                "gateway");
           return std::nullopt;
         }
         loss("openapi.dropped", req, p,
-             "security alternative " + std::to_string(i + 1) + " of " + text::quote(route) + " needs " +
-                 unenforceable->why_not + ", which gw cannot enforce; callers must use another alternative");
+             "security alternative " + std::to_string(i + 1) + " of " + text::quote(route) +
+                 " needs " + unenforceable->why_not +
+                 ", which gw cannot enforce; callers must use another alternative");
         continue;
       }
       for (const auto& [name, sc] : req.members) {
@@ -523,7 +617,8 @@ private:
     }
     if (options.size() == 1 && !anonymous && !scopes) {
       std::vector<std::string> out;
-      for (const auto& n : options[0]["policies"]) out.push_back(n.get<std::string>());
+      for (const auto& n : options[0]["policies"])
+        out.push_back(n.get<std::string>());
       return out;
     }
     // Alternatives (OR), scopes or anonymous access: one `any_of` policy, shared by every route
@@ -570,12 +665,14 @@ private:
   }
 
   void operation(const std::string& path, const std::string& method, const Node& op,
-                 const std::string& pointer, const Extensions& parent, const std::vector<Server>& inherited) {
+                 const std::string& pointer, const Extensions& parent,
+                 const std::vector<Server>& inherited) {
     ++summary_.operations;
     check_extensions(op, pointer);
     const Extensions ext = extensions(op, parent);
     if (ext.ignore && ext.ignore->text == "true") {
-      note(op, pointer, "x-gw-ignore: " + text::quote(to_upper(method) + " " + path) + " is not routed");
+      note(op, pointer,
+           "x-gw-ignore: " + text::quote(to_upper(method) + " " + path) + " is not routed");
       return;
     }
     std::vector<Server> op_servers = servers(op.get("servers"), pointer + "/servers");
@@ -586,6 +683,7 @@ private:
 
     RouteSpec r;
     r.loc = loc(op);
+    r.imported = true;
     // Name: x-gw-name, operationId, or METHOD-path; collisions get a suffix and a warning.
     std::string name;
     SourceLoc name_loc = loc(op);
@@ -596,7 +694,8 @@ private:
       name = sanitize_name(id->text);
       name_loc = loc(*id);
       if (name != id->text)
-        note(*id, pointer + "/operationId", "operationId " + text::quote(id->text) + " becomes route name " + text::quote(name));
+        note(*id, pointer + "/operationId",
+             "operationId " + text::quote(id->text) + " becomes route name " + text::quote(name));
     } else {
       std::string synth = method + path; // "get/pets/{id}" -> "get-pets-id"
       std::replace(synth.begin(), synth.end(), '/', '-');
@@ -606,21 +705,27 @@ private:
       std::string unique;
       for (int n = 2;; ++n)
         if (names_.insert(unique = name + "-" + std::to_string(n)).second) break;
-      loss("openapi.name-collision", op, pointer, "route name " + text::quote(name) + " is taken; this operation is " + text::quote(unique));
+      loss("openapi.name-collision", op, pointer,
+           "route name " + text::quote(name) + " is taken; this operation is " +
+               text::quote(unique));
       name = unique;
     }
     r.name = Field<std::string>{name, name_loc, true};
-    r.methods = Field<StringList>{{Field<std::string>{to_upper(method), loc(op), true}}, loc(op), true};
+    r.methods =
+        Field<StringList>{{Field<std::string>{to_upper(method), loc(op), true}}, loc(op), true};
 
     // Upstream: x-gw-upstream, else the server's. Set per server below.
-    if (ext.upstream) named_upstreams_.insert(ext.upstream->text);
+    if (ext.upstream) named_upstreams_.emplace(ext.upstream->text, ext.upstream);
     if (ext.timeout) r.timeout = Field<std::string>{ext.timeout->text, loc(*ext.timeout), true};
-    if (ext.retries) r.retries = Field<std::int64_t>{std::atoll(ext.retries->text.c_str()), loc(*ext.retries), true};
+    if (ext.retries)
+      r.retries =
+          Field<std::int64_t>{std::atoll(ext.retries->text.c_str()), loc(*ext.retries), true};
     if (ext.max_body) r.max_body = Field<std::string>{ext.max_body->text, loc(*ext.max_body), true};
     if (ext.hosts && ext.hosts->is_array()) {
       r.hosts.set = true;
       r.hosts.loc = loc(*ext.hosts);
-      for (const auto& h : ext.hosts->items) r.hosts.value.push_back(Field<std::string>{h.text, loc(h), true});
+      for (const auto& h : ext.hosts->items)
+        r.hosts.value.push_back(Field<std::string>{h.text, loc(h), true});
     }
 
     // Security, then x-gw-policies, then x-gw-rate-limit: authentication runs first.
@@ -630,12 +735,14 @@ private:
       if (!pols) return; // reported: the route is not created unprotected
       r.policies.set = true;
       r.policies.loc = loc(*reqs);
-      for (const auto& pname : *pols) r.policies.value.push_back(Field<std::string>{pname, loc(*reqs), true});
+      for (const auto& pname : *pols)
+        r.policies.value.push_back(Field<std::string>{pname, loc(*reqs), true});
     }
     if (ext.policies && ext.policies->is_array()) {
       r.policies.set = true;
       if (!r.policies.loc.line) r.policies.loc = loc(*ext.policies);
-      for (const auto& pn : ext.policies->items) r.policies.value.push_back(Field<std::string>{pn.text, loc(pn), true});
+      for (const auto& pn : ext.policies->items)
+        r.policies.value.push_back(Field<std::string>{pn.text, loc(pn), true});
     }
     if (ext.rate_limit) {
       const std::string pname = rate_limit_policy(*ext.rate_limit);
@@ -651,12 +758,15 @@ private:
     std::vector<std::string> bases;
     for (std::size_t i = 0; i < std::max<std::size_t>(svs.size(), 1); ++i) {
       const Server& sv = svs.empty() ? none : svs[i];
+      if (sv.bad) continue;
       if (std::find(bases.begin(), bases.end(), sv.base) != bases.end()) {
         upstream_for(sv, op, pointer); // defined, for x-gw-upstream or editing
         if (reported_servers_.insert(sv.pointer).second)
-          loss_at("openapi.approximated", sv.loc, sv.pointer,
-                  "server " + text::quote(sv.url) + " has the same base path as an earlier server; its operations go to the first",
-                  "point routes at it with x-gw-upstream, or import it separately with --upstream");
+          loss_at(
+              "openapi.approximated", sv.loc, sv.pointer,
+              "server " + text::quote(sv.url) +
+                  " has the same base path as an earlier server; its operations go to the first",
+              "point routes at it with x-gw-upstream, or import it separately with --upstream");
         continue;
       }
       bases.push_back(sv.base);
@@ -664,12 +774,16 @@ private:
       if (bases.size() > 1) {
         ri.name.value += ":" + std::to_string(i + 1);
         if (!names_.insert(ri.name.value).second)
-          error("openapi.name-collision", op, pointer, "route name " + text::quote(ri.name.value) + " is taken twice");
+          error("openapi.name-collision", op, pointer,
+                "route name " + text::quote(ri.name.value) + " is taken twice");
       }
       const std::string full = sv.base + path;
-      (full.find('{') != std::string::npos ? ri.template_ : ri.path) = Field<std::string>{full, loc(op), true};
-      if (ext.upstream) ri.upstream = Field<std::string>{ext.upstream->text, loc(*ext.upstream), true};
-      else ri.upstream = Field<std::string>{upstream_for(sv, op, pointer), sv.loc, true};
+      (full.find('{') != std::string::npos ? ri.template_ : ri.path) =
+          Field<std::string>{full, loc(op), true};
+      if (ext.upstream)
+        ri.upstream = Field<std::string>{ext.upstream->text, loc(*ext.upstream), true};
+      else
+        ri.upstream = Field<std::string>{upstream_for(sv, op, pointer), sv.loc, true};
       doc_.routes.push_back(std::move(ri));
       ++summary_.routes;
     }
@@ -679,7 +793,8 @@ private:
     nlohmann::json cfg = nlohmann::json::object();
     if (n.is_object()) {
       for (const auto& [k, v] : n.members)
-        cfg[k] = v.kind == Node::Kind::number ? nlohmann::json(std::atoll(v.text.c_str())) : nlohmann::json(v.text);
+        cfg[k] = v.kind == Node::Kind::number ? nlohmann::json(std::atoll(v.text.c_str()))
+                                              : nlohmann::json(v.text);
     } else {
       cfg["rate"] = n.text;
     }
@@ -702,7 +817,11 @@ private:
   /// The upstream for a server: one per distinct server host (and port); a relative server gets
   /// "default", which needs --upstream default=URL.
   std::string upstream_for(const Server& s, const Node& op, const std::string& pointer) {
-    std::string name = s.host.empty() ? "default" : sanitize_name(s.host + (s.port == 80 || s.port == 443 ? "" : "-" + std::to_string(s.port)));
+    std::string name =
+        s.host.empty()
+            ? "default"
+            : sanitize_name(s.host +
+                            (s.port == 80 || s.port == 443 ? "" : "-" + std::to_string(s.port)));
     auto& u = upstreams_[name];
     if (u.name.empty()) {
       u.name = name;
@@ -719,10 +838,20 @@ private:
     for (const auto& [name, url] : overrides)
       if (!upstreams_.count(name) && !named_upstreams_.count(name)) {
         std::string known;
-        for (const auto& [n, _] : upstreams_) known += (known.empty() ? "" : ", ") + n;
+        for (const auto& [n, _] : upstreams_)
+          known += (known.empty() ? "" : ", ") + n;
         diags_.error("openapi.unknown-upstream", SourceLoc{main_->file->name, 0, 0},
                      "--upstream " + name + ": no server or x-gw-upstream uses that name" +
                          (known.empty() ? "" : " (upstreams: " + known + ")"));
+      }
+    // --upstream may also define an upstream that only x-gw-upstream names.
+    for (const auto& [name, url] : overrides)
+      if (!upstreams_.count(name) && named_upstreams_.count(name)) {
+        auto& u = upstreams_[name];
+        u.name = name;
+        u.op = named_upstreams_[name];
+        u.pointer = "--upstream";
+        u.in = main_;
       }
     for (auto& [name, u] : upstreams_) {
       UpstreamSpec spec;
@@ -736,48 +865,55 @@ private:
                        "--upstream " + name + "=" + it->second + ": not an http://host:port URL");
           continue;
         }
-        address = o.host.find(':') != std::string::npos ? "[" + o.host + "]:" + std::to_string(o.port) : o.host + ":" + std::to_string(o.port);
-      } else if (defined_elsewhere(name)) {
-        continue; // a TOML upstream of this name serves it
+        address = o.host.find(':') != std::string::npos
+                      ? "[" + o.host + "]:" + std::to_string(o.port)
+                      : o.host + ":" + std::to_string(o.port);
+      } else if (const UpstreamSpec* toml = defined_elsewhere(name)) {
+        // A TOML upstream of the same name replaces this one: that is how imported APIs get
+        // their real endpoints.
+        note_at(toml->loc, u.pointer,
+                "upstream " + text::quote(name) + " replaces " +
+                    (u.server.url.empty() ? std::string("the document's missing server")
+                                          : "server " + text::quote(u.server.url)) +
+                    " of " + std::string(main_->file->name));
+        continue;
       } else if (u.server.host.empty()) {
         // One error for the server, not one per route that uses it.
         std::size_t users = 0;
-        for (const auto& r : doc_.routes) users += r.upstream.value == name ? 1 : 0;
+        for (const auto& r : doc_.routes)
+          users += r.upstream.value == name ? 1 : 0;
         std::erase_if(doc_.routes, [&](const RouteSpec& r) { return r.upstream.value == name; });
         summary_.routes -= users;
-        diags_.error("openapi.no-host", spec.loc,
-                     (u.server.pointer == "(none)"
-                          ? "the document has no servers, so its routes have no upstream host"
-                          : "server " + text::quote(u.server.url) + " is relative: it has no host") +
-                         " (" + std::to_string(users) + " operation" + (users == 1 ? "" : "s") + ")")
+        diags_
+            .error("openapi.no-host", spec.loc,
+                   (u.server.pointer == "(none)"
+                        ? "the document has no servers, so its routes have no upstream host"
+                        : "server " + text::quote(u.server.url) + " is relative: it has no host") +
+                       " (" + std::to_string(users) + " operation" + (users == 1 ? "" : "s") + ")")
             .with_hint("give one: --upstream " + name + "=http://HOST:PORT, an [upstreams." + name +
                        "] in a TOML spec loaded alongside, or x-gw-upstream");
         continue;
       } else {
-        address = u.server.host.find(':') != std::string::npos ? "[" + u.server.host + "]:" + std::to_string(u.server.port)
-                                                              : u.server.host + ":" + std::to_string(u.server.port);
+        address = u.server.host.find(':') != std::string::npos
+                      ? "[" + u.server.host + "]:" + std::to_string(u.server.port)
+                      : u.server.host + ":" + std::to_string(u.server.port);
         if (u.server.scheme == "https")
-          loss_at("openapi.approximated", u.server.loc.line ? u.server.loc : loc(*u.op, u.in), u.pointer,
-               "server " + text::quote(u.server.url) + " uses HTTPS; gw connects to upstreams with plain HTTP",
-               "use --upstream " + name + "=http://HOST:PORT for a plain-HTTP endpoint");
+          loss_at("openapi.approximated", u.server.loc.line ? u.server.loc : loc(*u.op, u.in),
+                  u.pointer,
+                  "server " + text::quote(u.server.url) +
+                      " uses HTTPS; gw connects to upstreams with plain HTTP",
+                  "use --upstream " + name + "=http://HOST:PORT for a plain-HTTP endpoint");
       }
       EndpointSpec ep;
       ep.address = Field<std::string>{address, spec.loc, true};
       ep.loc = spec.loc;
       spec.endpoints = Field<std::vector<EndpointSpec>>{{ep}, spec.loc, true};
       spec.imported = true;
-      // A TOML upstream of the same name replaces this one (that is how imported APIs get their
-      // real endpoints); the same upstream from another document is not repeated.
+      // The same upstream from another document is not repeated.
       bool dup = false;
-      for (const auto& existing : doc_.upstreams) {
-        if (existing.name != name) continue;
-        if (!existing.imported) {
-          dup = true;
-          note_at(spec.loc, u.pointer, "upstream " + text::quote(name) + " is defined by " + where(existing.loc) + ", which replaces " + text::quote(u.server.url));
-        } else if (existing.endpoints.value.size() == 1 && existing.endpoints.value[0].address.value == address) {
-          dup = true;
-        }
-      }
+      for (const auto& existing : doc_.upstreams)
+        dup = dup || (existing.name == name && existing.endpoints.value.size() == 1 &&
+                      existing.endpoints.value[0].address.value == address);
       if (!dup) {
         doc_.upstreams.push_back(std::move(spec));
         ++summary_.upstreams;
@@ -790,7 +926,9 @@ private:
         if (existing.name != name) continue;
         if (!existing.imported) {
           dup = true; // the TOML policy gives the scheme its keys, issuer or limits
-          note_at(p.loc, "", "policy " + text::quote(name) + " is defined by " + where(existing.loc));
+          note_at(existing.loc, "",
+                  "policy " + text::quote(name) + " replaces security scheme " + text::quote(name) +
+                      " of " + std::string(main_->file->name));
         } else if (existing.config == p.config && *existing.kind == *p.kind) {
           dup = true;
         }
@@ -803,7 +941,8 @@ private:
   }
 
   static std::string to_upper(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    for (auto& c : s)
+      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     return s;
   }
 
@@ -834,24 +973,33 @@ private:
   std::set<std::string> used_policies_;
   std::map<std::string, std::string> any_of_, rate_limits_;
   std::map<std::string, UpstreamInfo> upstreams_;
-  std::set<std::string> named_upstreams_, names_, reported_servers_;
+  std::map<std::string, const Node*> named_upstreams_; // x-gw-upstream names
+  std::set<std::string> names_, reported_servers_;
 };
 
 } // namespace
 
+std::span<const std::string_view> openapi_extensions() {
+  return kExtensions;
+}
+
 bool looks_like_openapi(std::string_view text) {
   std::size_t i = 0;
-  while (i < text.size() && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t')) ++i;
+  while (i < text.size() &&
+         (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t'))
+    ++i;
   if (text.substr(i, 3) == "\xEF\xBB\xBF") i += 3;
   if (i < text.size() && text[i] == '{') return true; // JSON: a TOML file never starts with '{'
   // YAML: a top-level `openapi:` or `swagger:` key (TOML would write `openapi =`).
   for (std::size_t pos = 0; pos < text.size();) {
     const std::size_t end = text.find('\n', pos);
-    const std::string_view line = text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+    const std::string_view line =
+        text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
     for (auto key : {"openapi"sv, "swagger"sv, "\"openapi\""sv, "'openapi'"sv, "\"swagger\""sv})
       if (line.starts_with(key)) {
         std::size_t j = key.size();
-        while (j < line.size() && line[j] == ' ') ++j;
+        while (j < line.size() && line[j] == ' ')
+          ++j;
         if (j < line.size() && line[j] == ':') return true;
       }
     if (end == std::string_view::npos) break;
@@ -869,7 +1017,8 @@ void read_openapi(std::string name, std::string text, SourceSet& sources, Docume
                     std::to_string(kMaxOpenApiBytes));
     return;
   }
-  Importer(sources, doc, diags, opts, summary ? *summary : local).run(std::move(name), std::move(text));
+  Importer(sources, doc, diags, opts, summary ? *summary : local)
+      .run(std::move(name), std::move(text));
 }
 
 void read_openapi_file(const std::string& path, SourceSet& sources, Document& doc,

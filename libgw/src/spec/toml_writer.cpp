@@ -8,7 +8,8 @@ namespace gw::spec {
 namespace {
 
 // Basic (double-quoted) strings throughout, like hand-written specs.
-constexpr auto kFlags = toml::toml_formatter::default_flags & ~toml::format_flags::allow_literal_strings;
+constexpr auto kFlags =
+    toml::toml_formatter::default_flags & ~toml::format_flags::allow_literal_strings;
 
 std::string str(std::string_view s) {
   std::ostringstream os;
@@ -31,7 +32,6 @@ std::string where(const SourceLoc& loc) {
   return std::string(loc.file) + (loc.line ? ":" + std::to_string(loc.line) : "");
 }
 
-
 /// JSON (policy settings) to toml++ nodes; nested tables are inline.
 void put(toml::table& t, const std::string& k, const nlohmann::json& v);
 
@@ -41,7 +41,8 @@ toml::array to_array(const nlohmann::json& a) {
     if (v.is_object()) {
       toml::table t;
       t.is_inline(true);
-      for (auto it = v.begin(); it != v.end(); ++it) put(t, it.key(), it.value());
+      for (auto it = v.begin(); it != v.end(); ++it)
+        put(t, it.key(), it.value());
       out.push_back(std::move(t));
     } else if (v.is_array()) {
       out.push_back(to_array(v));
@@ -62,7 +63,8 @@ void put(toml::table& t, const std::string& k, const nlohmann::json& v) {
   if (v.is_object()) {
     toml::table sub;
     sub.is_inline(true);
-    for (auto it = v.begin(); it != v.end(); ++it) put(sub, it.key(), it.value());
+    for (auto it = v.begin(); it != v.end(); ++it)
+      put(sub, it.key(), it.value());
     t.insert_or_assign(k, std::move(sub));
   } else if (v.is_array()) {
     t.insert_or_assign(k, to_array(v));
@@ -79,7 +81,8 @@ void put(toml::table& t, const std::string& k, const nlohmann::json& v) {
 
 std::string list(const StringList& l) {
   std::string s = "[";
-  for (std::size_t i = 0; i < l.size(); ++i) s += (i ? ", " : "") + str(*l[i]);
+  for (std::size_t i = 0; i < l.size(); ++i)
+    s += (i ? ", " : "") + str(*l[i]);
   return s + "]";
 }
 
@@ -98,8 +101,12 @@ std::string matchers(const std::vector<MatcherSpec>& ms) {
     add("suffix", m.suffix);
     add("contains", m.contains);
     add("regex", m.regex);
-    if (m.present) body += (body.empty() ? "" : ", ") + std::string("present = ") + (*m.present ? "true" : "false");
-    if (m.invert) body += (body.empty() ? "" : ", ") + std::string("invert = ") + (*m.invert ? "true" : "false");
+    if (m.present)
+      body +=
+          (body.empty() ? "" : ", ") + std::string("present = ") + (*m.present ? "true" : "false");
+    if (m.invert)
+      body +=
+          (body.empty() ? "" : ", ") + std::string("invert = ") + (*m.invert ? "true" : "false");
     s += body + " }";
   }
   return s + "]";
@@ -111,7 +118,8 @@ std::string write_toml(const Document& doc, std::string_view header) {
   std::ostringstream out;
   if (!header.empty()) {
     std::istringstream lines{std::string(header)};
-    for (std::string line; std::getline(lines, line);) out << (line.empty() ? "#" : "# " + line) << '\n';
+    for (std::string line; std::getline(lines, line);)
+      out << (line.empty() ? "#" : "# " + line) << '\n';
   }
   out << "version = 1\n";
 
@@ -134,8 +142,10 @@ std::string write_toml(const Document& doc, std::string_view header) {
       for (std::size_t i = 0; i < u.endpoints.value.size(); ++i) {
         const auto& e = (*u.endpoints)[i];
         out << (i ? ", " : "");
-        if (e.weight) out << "{ address = " << str(*e.address) << ", weight = " << *e.weight << " }";
-        else out << str(*e.address);
+        if (e.weight)
+          out << "{ address = " << str(*e.address) << ", weight = " << *e.weight << " }";
+        else
+          out << str(*e.address);
       }
       out << "]\n";
     }
@@ -149,7 +159,8 @@ std::string write_toml(const Document& doc, std::string_view header) {
     if (auto w = where(p.loc); !w.empty()) out << "  # " << w;
     out << "\nkind = " << str(*p.kind) << '\n';
     toml::table t;
-    for (auto it = p.config.begin(); it != p.config.end(); ++it) put(t, it.key(), it.value());
+    for (auto it = p.config.begin(); it != p.config.end(); ++it)
+      put(t, it.key(), it.value());
     if (!t.empty()) out << toml::toml_formatter{t, kFlags} << '\n';
   }
 

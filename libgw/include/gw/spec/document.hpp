@@ -97,6 +97,7 @@ struct RouteSpec {
   RewriteSpec rewrite;
   SourceLoc loc;
   std::vector<std::string> misspelled; // known keys an unknown key looked like ("upstream")
+  bool imported = false;               // from an OpenAPI operation
 };
 
 /// `[policies.NAME]`: a kind plus kind-specific settings, kept as JSON until the policy's factory

@@ -5,7 +5,9 @@
 // turns into a failure. Read next: toml_writer.hpp (the editable TOML an import writes).
 #pragma once
 
+#include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -21,12 +23,15 @@ struct OpenApiOptions {
 
 /// What an import produced, for the report gwctl prints.
 struct ImportSummary {
-  std::string format;  // "OpenAPI 3.1.0 (YAML)", "Swagger 2.0 (JSON)"
+  std::string format; // "OpenAPI 3.1.0 (YAML)", "Swagger 2.0 (JSON)"
   std::string title;
   std::size_t operations = 0;
   std::size_t routes = 0, upstreams = 0, policies = 0;
   std::size_t losses = 0; // dropped or approximated constructs
 };
+
+/// The x-gw-* extensions the reader understands (specs/gw-openapi.schema.json documents them).
+std::span<const std::string_view> openapi_extensions();
 
 /// True when `text` is an OpenAPI or Swagger document (content sniffing, not extensions).
 bool looks_like_openapi(std::string_view text);

@@ -17,8 +17,8 @@ namespace gw::spec {
 struct Node {
   enum class Kind : std::uint8_t { null, boolean, number, string, array, object };
   Kind kind = Kind::null;
-  std::string text; // scalars as written ("true", "42", "abc")
-  std::vector<Node> items;                          // arrays
+  std::string text;                                  // scalars as written ("true", "42", "abc")
+  std::vector<Node> items;                           // arrays
   std::vector<std::pair<std::string, Node>> members; // objects, in document order
   std::uint32_t line = 0, col = 0;
 
