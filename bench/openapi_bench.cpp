@@ -3,15 +3,10 @@
 // Goal: import + compile in under 0.5 s.
 #include <benchmark/benchmark.h>
 
-#include <memory>
 #include <string>
 
 #include "gw/core/file.hpp"
-#include "gw/model/validate.hpp"
-#include "gw/router/analysis.hpp"
-#include "gw/router/route_table.hpp"
 #include "gw/spec/openapi_reader.hpp"
-#include "gw/table/codec.hpp"
 #include "phases.hpp"
 
 namespace {
@@ -27,7 +22,8 @@ void BM_openapi_github(benchmark::State& state, const char* file) {
     return;
   }
   Phases ph;
-  double import_s = 0, validate_s = 0, build_s = 0, analyze_s = 0, encode_s = 0;
+  bench::CompileTimes times;
+  double import_s = 0;
   std::size_t routes = 0;
   for (auto _ : state) {
     std::string copy = *text; // read_openapi keeps its input
@@ -38,31 +34,14 @@ void BM_openapi_github(benchmark::State& state, const char* file) {
       spec::read_openapi(path, std::move(copy), sources, doc, diags);
       return 0;
     });
-    model::Config cfg = ph.time(validate_s, [&] { return model::validate(doc, diags); });
-    if (diags.has_errors()) {
-      state.SkipWithError("the document does not validate");
-      return;
-    }
-    auto config = std::make_shared<const model::Config>(std::move(cfg));
-    auto rt = ph.time(build_s, [&] { return router::RouteTable::build(config); });
-    if (!rt) {
-      state.SkipWithError("RouteTable::build failed");
-      return;
-    }
-    ph.time(analyze_s, [&] {
-      router::analyze(*rt, diags);
-      return 0;
-    });
-    auto out = ph.time(encode_s, [&] { return table::encode(*config); });
+    auto out = bench::compile_timed(ph, times, doc, diags, state);
+    if (!out) return;
     ph.finish(state);
-    routes = config->routes.size();
-    benchmark::DoNotOptimize(out.data());
+    routes = out->routes;
+    benchmark::DoNotOptimize(out->table.data());
   }
   state.counters["import_ms"] = Phases::avg_ms(import_s, state);
-  state.counters["validate_ms"] = Phases::avg_ms(validate_s, state);
-  state.counters["build_ms"] = Phases::avg_ms(build_s, state);
-  state.counters["analyze_ms"] = Phases::avg_ms(analyze_s, state);
-  state.counters["encode_ms"] = Phases::avg_ms(encode_s, state);
+  times.report(state);
   state.counters["cpu_ms"] = ph.cpu_ms(state);
   state.counters["routes"] = static_cast<double>(routes);
 }

@@ -1,9 +1,18 @@
-// Phase timing shared by the compile benchmarks.
+// Phase timing shared by the compile benchmarks, and the timed half of `gwctl compile` that
+// follows reading a document (validate, build, analyse, encode).
 #pragma once
 
 #include <benchmark/benchmark.h>
 #include <chrono>
 #include <ctime>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "gw/model/validate.hpp"
+#include "gw/router/analysis.hpp"
+#include "gw/router/route_table.hpp"
+#include "gw/table/codec.hpp"
 
 namespace gw::bench {
 
@@ -42,5 +51,47 @@ private:
   }
   double iter_ = 0, cpu_ = 0;
 };
+
+/// Time spent in each step after reading, summed over iterations.
+struct CompileTimes {
+  double validate_s = 0, build_s = 0, analyze_s = 0, encode_s = 0;
+
+  void report(benchmark::State& state) const {
+    state.counters["validate_ms"] = Phases::avg_ms(validate_s, state);
+    state.counters["build_ms"] = Phases::avg_ms(build_s, state);
+    state.counters["analyze_ms"] = Phases::avg_ms(analyze_s, state);
+    state.counters["encode_ms"] = Phases::avg_ms(encode_s, state);
+  }
+};
+
+struct Compiled {
+  std::vector<unsigned char> table;
+  std::size_t routes = 0;
+};
+
+/// A read document to .gwrt bytes, each step timed; nullopt (and the benchmark skipped) when
+/// the document does not compile.
+inline std::optional<Compiled> compile_timed(Phases& ph, CompileTimes& t, const spec::Document& doc,
+                                             Diagnostics& diags, benchmark::State& state) {
+  model::Config cfg = ph.time(t.validate_s, [&] { return model::validate(doc, diags); });
+  if (diags.has_errors()) {
+    state.SkipWithError("the document does not validate");
+    return std::nullopt;
+  }
+  auto config = std::make_shared<const model::Config>(std::move(cfg));
+  auto rt = ph.time(t.build_s, [&] { return router::RouteTable::build(config); });
+  if (!rt) {
+    state.SkipWithError("RouteTable::build failed");
+    return std::nullopt;
+  }
+  ph.time(t.analyze_s, [&] {
+    router::analyze(*rt, diags);
+    return 0;
+  });
+  Compiled out;
+  out.table = ph.time(t.encode_s, [&] { return table::encode(*config); });
+  out.routes = config->routes.size();
+  return out;
+}
 
 } // namespace gw::bench

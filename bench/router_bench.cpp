@@ -296,7 +296,8 @@ const std::string& compile_spec() {
 void BM_compile_100k(benchmark::State& state) {
   const std::string& spec_text = compile_spec();
   Phases ph;
-  double read_s = 0, validate_s = 0, build_s = 0, analyze_s = 0, encode_s = 0;
+  bench::CompileTimes times;
+  double read_s = 0;
   std::size_t bytes = 0, warnings = 0;
   for (auto _ : state) {
     std::string text = spec_text; // read_toml consumes its input
@@ -307,32 +308,15 @@ void BM_compile_100k(benchmark::State& state) {
       spec::read_toml("bench.toml", std::move(text), sources, doc, diags);
       return 0;
     });
-    model::Config cfg = ph.time(validate_s, [&] { return model::validate(doc, diags); });
-    if (diags.has_errors()) {
-      state.SkipWithError("spec does not validate");
-      return;
-    }
-    auto config = std::make_shared<const model::Config>(std::move(cfg));
-    auto rt = ph.time(build_s, [&] { return router::RouteTable::build(config); });
-    if (!rt) {
-      state.SkipWithError("RouteTable::build failed");
-      return;
-    }
-    ph.time(analyze_s, [&] {
-      router::analyze(*rt, diags);
-      return 0;
-    });
-    auto out = ph.time(encode_s, [&] { return table::encode(*config); });
+    auto out = bench::compile_timed(ph, times, doc, diags, state);
+    if (!out) return;
     ph.finish(state);
-    bytes = out.size();
+    bytes = out->table.size();
     warnings = diags.warning_count();
-    benchmark::DoNotOptimize(out.data());
+    benchmark::DoNotOptimize(out->table.data());
   }
   state.counters["read_ms"] = Phases::avg_ms(read_s, state);
-  state.counters["validate_ms"] = Phases::avg_ms(validate_s, state);
-  state.counters["build_ms"] = Phases::avg_ms(build_s, state);
-  state.counters["analyze_ms"] = Phases::avg_ms(analyze_s, state);
-  state.counters["encode_ms"] = Phases::avg_ms(encode_s, state);
+  times.report(state);
   state.counters["cpu_ms"] = ph.cpu_ms(state);
   state.counters["spec_MB"] = static_cast<double>(compile_spec().size()) / 1e6;
   state.counters["gwrt_MB"] = static_cast<double>(bytes) / 1e6;

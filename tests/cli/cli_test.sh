@@ -7,16 +7,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/gwctl-cli.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 demo=$src/specs/demo.toml
 
-fail() { echo "FAIL [$case]: $*" >&2; exit 1; }
-# expect_rc RC CMD...: runs CMD, stores output in $out, fails unless it exits with RC.
-expect_rc() {
-  local want=$1
-  shift
-  out=$("$@" 2>&1)
-  local rc=$?
-  [[ $rc == "$want" ]] || { printf '%s\n' "$out" >&2; fail "'$*' exited $rc, expected $want"; }
-}
-contains() { [[ $out == *"$1"* ]] || { printf '%s\n' "$out" >&2; fail "output lacks: $1"; }; }
+source "$(dirname "$0")/assert.sh"
 
 case $case in
 version)

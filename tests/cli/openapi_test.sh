@@ -8,16 +8,7 @@ trap 'rm -rf "$work"' EXIT
 corpus=$src/tests/data/openapi/corpus
 ext=$src/tests/data/openapi/extensions
 
-fail() { echo "FAIL [$case]: $*" >&2; exit 1; }
-expect_rc() {
-  local want=$1
-  shift
-  out=$("$@" 2>&1)
-  local rc=$?
-  [[ $rc == "$want" ]] || { printf '%s\n' "$out" >&2; fail "'$*' exited $rc, expected $want"; }
-}
-contains() { [[ $out == *"$1"* ]] || { printf '%s\n' "$out" >&2; fail "output lacks: $1"; }; }
-lacks() { [[ $out != *"$1"* ]] || { printf '%s\n' "$out" >&2; fail "output has: $1"; }; }
+source "$(dirname "$0")/assert.sh"
 
 case $case in
 corpus-counts)

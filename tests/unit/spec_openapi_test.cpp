@@ -954,8 +954,7 @@ header = "X-Real-Key"
 
 // ---- malformed values: errors, never exceptions or hangs
 
-TEST_CASE("malformed server ports and $ref pointers are errors, not exceptions",
-          "[openapi]") {
+TEST_CASE("malformed server ports and $ref pointers are errors, not exceptions", "[openapi]") {
   for (const std::string body :
        {"servers: [{url: \"http://h:abc/v1\"}]\npaths: {/x: {get: {}}}\n",
         "servers: [{url: \"http://h:99999/v1\"}]\npaths: {/x: {get: {}}}\n",

@@ -69,6 +69,19 @@ std::optional<std::string> suggest(std::string_view word,
   return suggest_impl(word, candidates);
 }
 
+std::string pointer_token(std::string_view s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out += c;
+  }
+  return out;
+}
+
 std::string quote(std::string_view s) {
   std::string out = "\"";
   for (unsigned char c : s) {

@@ -23,19 +23,6 @@ constexpr std::array kExtensions = {"x-gw-upstream"sv, "x-gw-timeout"sv,  "x-gw-
                                     "x-gw-max-body"sv, "x-gw-policies"sv, "x-gw-rate-limit"sv,
                                     "x-gw-hosts"sv,    "x-gw-name"sv,     "x-gw-ignore"sv};
 
-std::string pointer_escape(std::string_view s) {
-  std::string out;
-  for (const char c : s) {
-    if (c == '~')
-      out += "~0";
-    else if (c == '/')
-      out += "~1";
-    else
-      out += c;
-  }
-  return out;
-}
-
 std::string pointer_unescape(std::string_view s) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -314,13 +301,13 @@ private:
     for (const auto& [k, v] : n.members) {
       if (!k.starts_with("x-gw-")) continue;
       if (std::find(kExtensions.begin(), kExtensions.end(), k) != kExtensions.end()) {
-        check_extension_type(k, v, pointer + "/" + pointer_escape(k));
+        check_extension_type(k, v, pointer + "/" + text::pointer_token(k));
         continue;
       }
       auto& d =
           diags_
               .error("openapi.unknown-extension", loc(v), "unknown gw extension " + text::quote(k))
-              .at_pointer(pointer + "/" + pointer_escape(k));
+              .at_pointer(pointer + "/" + text::pointer_token(k));
       if (auto s = text::suggest(k, std::span<const std::string_view>(kExtensions)))
         d.with_hint("did you mean \"" + *s + "\"?");
     }
@@ -396,7 +383,7 @@ private:
             std::string others;
             for (const auto& e : en->items)
               if (e.text != def) others += (others.empty() ? "" : ", ") + e.text;
-            loss("openapi.approximated", spec, p + "/variables/" + pointer_escape(var),
+            loss("openapi.approximated", spec, p + "/variables/" + text::pointer_token(var),
                  "server variable {" + var + "} uses its default " + text::quote(def) +
                      "; other values (" + others + ") are not served",
                  "serve another value with a second import, or edit the upstream");
@@ -497,7 +484,7 @@ private:
     }
     if (!defs || !defs->is_object()) return;
     for (const auto& [name, raw] : defs->members) {
-      const std::string p = pointer + "/" + pointer_escape(name);
+      const std::string p = pointer + "/" + text::pointer_token(name);
       auto [node, in] = resolve(raw, main_, p);
       if (!node) continue;
       Scheme s;
@@ -580,7 +567,7 @@ private:
       for (const auto& [name, sc] : req.members) {
         auto it = schemes_.find(name);
         if (it == schemes_.end()) {
-          error("openapi.unknown-scheme", req, p + "/" + pointer_escape(name),
+          error("openapi.unknown-scheme", req, p + "/" + text::pointer_token(name),
                 "security requirement names unknown scheme " + text::quote(name));
           return std::nullopt;
         }
@@ -642,7 +629,7 @@ private:
 
   // ---- paths and operations
   void path_item(const std::string& key, const Node& raw) {
-    const std::string p = "/paths/" + pointer_escape(key);
+    const std::string p = "/paths/" + text::pointer_token(key);
     auto [item, in] = resolve(raw, main_, p);
     if (!item) return;
     current_ = in;

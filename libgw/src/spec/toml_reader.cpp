@@ -70,19 +70,6 @@ std::string_view type_name(const toml::node& n) {
   }
 }
 
-std::string escape_pointer(std::string_view token) {
-  std::string out;
-  for (char c : token) {
-    if (c == '~')
-      out += "~0";
-    else if (c == '/')
-      out += "~1";
-    else
-      out += c;
-  }
-  return out;
-}
-
 /// Per-file reading state: where diagnostics go and how locations are made.
 class Reader {
 public:
@@ -122,7 +109,7 @@ private:
       auto& d = diags_
                     .error("spec.unknown-key", loc(k.source()),
                            "unknown key " + text::quote(k.str()) + " in " + std::string(what))
-                    .at_pointer(pointer + "/" + escape_pointer(k.str()));
+                    .at_pointer(pointer + "/" + text::pointer_token(k.str()));
       if (auto s = text::suggest(k.str(), std::span<const std::string_view>(known))) {
         d.with_hint("did you mean \"" + *s + "\"?");
         typos.push_back(*s);
@@ -325,7 +312,7 @@ void Reader::read_upstreams(const toml::node& n) {
 }
 
 void Reader::read_upstream(std::string name, const toml::node& n) {
-  const std::string pointer = "/upstreams/" + escape_pointer(name);
+  const std::string pointer = "/upstreams/" + text::pointer_token(name);
   const std::string what = "upstream " + text::quote(name);
   const auto* t = n.as_table();
   if (!t) return type_error(n, what, "a table", pointer);
@@ -394,7 +381,8 @@ nlohmann::json Reader::to_json(const toml::node& n, const std::string& pointer, 
   case toml::node_type::table: {
     auto out = nlohmann::json::object();
     for (auto&& [k, v] : *n.as_table())
-      out[std::string(k.str())] = to_json(v, pointer + "/" + escape_pointer(k.str()), self, locs);
+      out[std::string(k.str())] =
+          to_json(v, pointer + "/" + text::pointer_token(k.str()), self, locs);
     return out;
   }
   default: {
@@ -416,7 +404,7 @@ void Reader::read_policies(const toml::node& n) {
   if (!t) return type_error(n, "policies", "a table of named policies", "/policies");
   for (auto&& [k, v] : *t) {
     const std::string name(k.str());
-    const std::string pointer = "/policies/" + escape_pointer(name);
+    const std::string pointer = "/policies/" + text::pointer_token(name);
     const auto* pt = v.as_table();
     if (!pt) {
       type_error(v, "policy " + text::quote(name), "a table", pointer);
@@ -428,7 +416,7 @@ void Reader::read_policies(const toml::node& n) {
     p.kind = get_string(*pt, "kind", "policy " + text::quote(name), pointer);
     for (auto&& [ck, cv] : *pt) {
       if (ck.str() == "kind") continue;
-      const std::string cp = "/" + escape_pointer(ck.str());
+      const std::string cp = "/" + text::pointer_token(ck.str());
       p.config[std::string(ck.str())] = to_json(cv, cp, *this, p.locs);
     }
     doc_.policies.push_back(std::move(p));
@@ -546,7 +534,7 @@ Reader::string_map(const toml::node& n, const std::string& what, const std::stri
       out.emplace_back(std::string(k.str()), Field<std::string>{s->get(), loc(v), true});
     else
       type_error(v, what + "." + std::string(k.str()), "a string",
-                 pointer + "/" + escape_pointer(k.str()));
+                 pointer + "/" + text::pointer_token(k.str()));
   }
   return out;
 }

@@ -25,6 +25,9 @@ std::optional<std::string> suggest(std::string_view word,
 /// `"value"` with control characters and quotes escaped, for messages.
 std::string quote(std::string_view s);
 
+/// One JSON pointer reference token (RFC 6901): "~" -> "~0", "/" -> "~1".
+std::string pointer_token(std::string_view s);
+
 /// Joins with a separator.
 std::string join(std::span<const std::string> parts, std::string_view sep);
 
