@@ -9,7 +9,7 @@ PACKAGES=(
   libtomlplusplus-dev nlohmann-json3-dev libcli11-dev catch2 libbenchmark-dev
   libssl-dev libyaml-cpp-dev libnghttp2-dev libhiredis-dev libcrypt-dev
   libre2-dev libgoogle-perftools-dev libsystemd-dev
-  redis-server curl python3 python3-jsonschema python3-yaml zsh fish
+  redis-server openssl curl python3 python3-jsonschema python3-yaml zsh fish
 )
 
 missing=()

@@ -211,6 +211,7 @@ diff)
   expect_rc 0 "$gwctl" compile "$demo" -o "$work/demo.gwrt"
   expect_rc 0 "$gwctl" diff "$demo" "$work/demo.gwrt"
   contains "no differences"
+  cp "$src/specs/partner-keys.txt" "$work/" # the demo's policy file, next to the copy
   sed -e 's/timeout = "2s"/timeout = "3s"/' -e '/^name = "legacy-cgi"/,$d' "$demo" > "$work/new.toml"
   printf '\n[[routes]]\nname = "search"\npath = "/search"\nupstream = "catalog"\n' >> "$work/new.toml"
   # The sed above cut the legacy-cgi route off after its name line; drop its dangling header.

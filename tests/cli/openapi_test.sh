@@ -104,7 +104,7 @@ upstreams)
   expect_rc 2 "$gwctl" openapi import "$corpus/petstore.yaml" --upstream petstore.swagger.io
   ;;
 extensions)
-  printf 'version = 1\n[upstreams.pets-v2]\nendpoints = ["127.0.0.1:9200"]\n[policies.audit]\nkind = "headers"\n' >"$work/x.toml"
+  printf 'version = 1\n[upstreams.pets-v2]\nendpoints = ["127.0.0.1:9200"]\n[policies.audit]\nkind = "headers"\nrequest = { set = { x-audit = "1" } }\n' >"$work/x.toml"
   expect_rc 0 "$gwctl" openapi import "$ext/valid-all-levels.yaml" --with "$work/x.toml" -o "$work/o.toml"
   contains "4 operations -> 3 routes"
   contains "wrote $work/o.toml (3 routes, 1 upstream, 2 policies)"

@@ -102,6 +102,7 @@ TEST_CASE("diff reports added, removed and changed routes, upstreams and policie
   auto a = gwtest::build_spec(std::string(gwtest::kPrelude) + R"(
 [policies.p]
 kind = "cors"
+origins = ["*"]
 [[routes]]
 name = "keep"
 path = "/k"
@@ -117,6 +118,7 @@ upstream = "u"
 endpoints = ["127.0.0.1:9000", "127.0.0.1:9009"]
 [policies.q]
 kind = "cors"
+origins = ["*"]
 [[routes]]
 name = "new"
 path = "/n"

@@ -90,7 +90,7 @@ TEST_CASE("every semantic problem has its own diagnostic code", "[model]") {
        std::string(kPrelude) + "[[routes]]\nname = \"r\"\nupstream = \"uu\"\npath = \"/\"\n"},
       {"ref.unknown-policy", route("path = \"/\"\npolicies = [\"nope\"]")},
       {"ref.duplicate-policy",
-       std::string(kPrelude) + "[policies.p]\nkind = \"cors\"\n" +
+       std::string(kPrelude) + "[policies.p]\nkind = \"cors\"\norigins = [\"*\"]\n" +
            "[[routes]]\nname = \"r\"\nupstream = \"u\"\npath = \"/\"\npolicies = [\"p\", \"p\"]\n"},
       {"ref.unknown-param", route("template = \"/a/{id}\"\nrewrite = { path = \"/b/{idd}\" }")},
       {"route.rewrite-prefix", route("path = \"/a\"\nrewrite = { prefix = \"/b\" }")},

@@ -887,7 +887,7 @@ components:
       describe(a) ==
       L{"upstream api.example.com api.example.com:80",
         "upstream api.example.com-8080 api.example.com:8080",
-        R"(policy key api_key {"header":"X-Key"})", "policy oauth jwt {}",
+        R"(policy key api_key {"header":"X-Key","keys":[]})", "policy oauth jwt {}",
         R"(policy rate-limit-1 rate_limit {"burst":20,"rate":"100/s"})",
         R"(policy security-1 any_of {"options":[{"policies":["oauth"],"scopes":["write"]},)"
         R"({"policies":["key"]}]})",
@@ -942,7 +942,7 @@ header = "X-Real-Key"
   REQUIRE(loaded.ok());
   const auto& cfg = *loaded.config;
   CHECK(describe(cfg) ==
-        L{"upstream default 127.0.0.1:9000", R"(policy key api_key {"header":"X-Real-Key"})",
+        L{"upstream default 127.0.0.1:9000", R"(policy key api_key {"header":"X-Real-Key","keys":[]})",
           "route listPets GET path /pets -> default 30000ms retries=1 max_body=0 +key"});
   CHECK(cfg.sources[cfg.policies.at(0).src.file].name == gw);
   CHECK(std::any_of(loaded.diags.begin(), loaded.diags.end(), [](const Diagnostic& d) {

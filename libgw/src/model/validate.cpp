@@ -1,6 +1,7 @@
 #include "gw/model/validate.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <array>
 #include <charconv>
 #include <map>
@@ -12,6 +13,7 @@
 #include "gw/core/units.hpp"
 #include "gw/model/path_template.hpp"
 #include "gw/model/precedence.hpp"
+#include "gw/policy/settings.hpp"
 #include "gw/uri/normalize.hpp"
 
 namespace gw::model {
@@ -19,8 +21,6 @@ namespace {
 
 using namespace std::string_view_literals;
 
-constexpr std::array kPolicyKinds = {"api_key"sv,    "basic"sv,   "jwt"sv,  "access"sv,
-                                     "rate_limit"sv, "headers"sv, "cors"sv, "any_of"sv};
 constexpr std::array kBalanceNames = {"round_robin"sv, "least_request"sv, "hash"sv, "random"sv};
 
 bool valid_name(std::string_view s) {
@@ -308,19 +308,31 @@ struct Validator {
             .with_hint("kinds: " + kinds_list());
         continue;
       }
-      if (std::find(kPolicyKinds.begin(), kPolicyKinds.end(), *p.kind) == kPolicyKinds.end()) {
+      const auto kind = policy::kind_from_name(*p.kind);
+      if (!kind) {
         auto& d =
             diags.error("value.enum", p.kind.loc, "unknown policy kind " + text::quote(*p.kind));
-        if (auto s = text::suggest(*p.kind, std::span<const std::string_view>(kPolicyKinds)))
+        if (auto s = text::suggest(*p.kind, policy::kind_names()))
           d.with_hint("did you mean \"" + *s + "\"?");
         else
           d.with_hint("kinds: " + kinds_list());
         continue;
       }
+      // Kind-specific settings; files are read relative to the spec that names them.
+      policy::Context ctx;
+      ctx.policy = p.name;
+      ctx.loc = p.loc;
+      ctx.locs = &p.locs;
+      ctx.base_dir = std::filesystem::path(std::string(p.loc.file)).parent_path();
+      auto canonical = policy::compile(*kind, p.config, ctx, diags);
+      if (!canonical) {
+        policy_names.push_back(p.name); // known, so routes naming it get no second error
+        continue;
+      }
       Policy out;
       out.name = p.name;
       out.kind = *p.kind;
-      out.config = p.config.dump(); // nlohmann objects are ordered maps: canonical key order
+      out.config = canonical->dump(); // nlohmann objects are ordered maps: canonical key order
       out.src = ref(p.loc);
       cfg.policies.push_back(std::move(out));
     }
@@ -330,11 +342,157 @@ struct Validator {
       policy_index[cfg.policies[i].name] = i;
     for (const auto& [name, _] : seen)
       policy_names.push_back(name);
+    any_of_references();
+  }
+
+  struct Attach {
+    std::vector<std::uint32_t> policies;
+    std::vector<std::string> hosts; // lowercase
+    std::string prefix;
+  };
+  std::vector<Attach> attachments;
+
+  /// `[[attach]]`: policies for all routes of some hosts and/or under a path prefix.
+  void attach() {
+    for (const auto& a : doc.attach) {
+      Attach out;
+      bool ok = true;
+      if (!a.policies || a.policies.value.empty()) {
+        diags.error("spec.missing-key", a.loc, "[[attach]] has no policies");
+        continue;
+      }
+      for (const auto& p : *a.policies) {
+        auto it = policy_index.find(*p);
+        if (it == policy_index.end()) {
+          if (std::find(policy_names.begin(), policy_names.end(), *p) == policy_names.end()) {
+            auto& d = diags.error("ref.unknown-policy", p.loc,
+                                  "[[attach]] references unknown policy " + text::quote(*p));
+            if (auto s = text::suggest(*p, policy_names)) d.with_hint("did you mean \"" + *s + "\"?");
+          }
+          ok = false;
+          continue;
+        }
+        out.policies.push_back(it->second);
+      }
+      if (a.hosts)
+        for (const auto& h : *a.hosts) out.hosts.push_back(text::lower(*h));
+      if (a.prefix) {
+        out.prefix = *a.prefix;
+        if (out.prefix.empty() || out.prefix[0] != '/') {
+          diags.error("value.path", a.prefix.loc, "[[attach]] prefix must start with \"/\"");
+          ok = false;
+        }
+      }
+      if (!a.hosts && !a.prefix)
+        diags.add(Severity::note, "attach.all-routes", a.loc, "[[attach]] without hosts or prefix applies to every route");
+      if (ok) attachments.push_back(std::move(out));
+    }
+  }
+
+  static bool attached(const Attach& a, const Route& r) {
+    if (!a.hosts.empty()) {
+      if (r.hosts.empty()) return false; // a route for any host is not one of these hosts' routes
+      for (const auto& h : r.hosts)
+        if (std::find(a.hosts.begin(), a.hosts.end(), h) == a.hosts.end()) return false;
+    }
+    if (!a.prefix.empty()) {
+      if (r.kind == MatchKind::regex || !r.pattern.starts_with(a.prefix)) return false;
+      const bool boundary = a.prefix.back() == '/' || r.pattern.size() == a.prefix.size() ||
+                            r.pattern[a.prefix.size()] == '/';
+      if (!boundary) return false;
+    }
+    return true;
+  }
+
+  /// The route's policies: attached ones, then its own, ordered by phase (authentication, access,
+  /// rate limit, transform; CORS first), and the rules between them.
+  bool route_policies(Route& out, const spec::RouteSpec& r, const std::string& label) {
+    std::vector<std::uint32_t> list;
+    for (const auto& a : attachments)
+      if (attached(a, out))
+        for (auto idx : a.policies)
+          if (std::find(list.begin(), list.end(), idx) == list.end()) list.push_back(idx);
+    for (auto idx : out.policies)
+      if (std::find(list.begin(), list.end(), idx) == list.end()) list.push_back(idx);
+    auto kind_of = [&](std::uint32_t idx) { return *policy::kind_from_name(cfg.policies[idx].kind); };
+    std::stable_sort(list.begin(), list.end(), [&](std::uint32_t a, std::uint32_t b) {
+      return policy::phase_of(kind_of(a)) < policy::phase_of(kind_of(b));
+    });
+    out.policies = std::move(list);
+
+    bool ok = true, authenticated = false, jwt = false;
+    int cors = 0;
+    const SourceLoc at = r.policies ? r.policies.loc : r.loc;
+    for (auto idx : out.policies) {
+      const auto k = kind_of(idx);
+      const auto& name = cfg.policies[idx].name;
+      if (policy::authenticates(k)) authenticated = true;
+      if (k == policy::Kind::jwt || k == policy::Kind::any_of) jwt = true;
+      if (k == policy::Kind::cors && ++cors == 2) {
+        diags.error("policy.conflict", at, "route " + label + " has more than one cors policy");
+        ok = false;
+      }
+      if (k == policy::Kind::access && !authenticated) {
+        diags.error("policy.needs-authentication", at,
+                    "route " + label + ": access policy " + text::quote(name) +
+                        " needs an authentication policy (api_key, basic, jwt or any_of) on the route")
+            .with_hint("add one to the route's policies, or [[attach]] it");
+        ok = false;
+      }
+      if (k == policy::Kind::rate_limit) {
+        const auto j = nlohmann::json::parse(cfg.policies[idx].config);
+        const std::string key = j.value("key", "client_ip");
+        if ((key == "consumer" && !authenticated) || (key.starts_with("claim:") && !jwt)) {
+          diags.error("policy.needs-authentication", at,
+                      "route " + label + ": rate_limit " + text::quote(name) + " counts by " + key +
+                          ", which needs " + (key == "consumer" ? "an authentication" : "a jwt") +
+                          " policy on the route");
+          ok = false;
+        }
+      }
+    }
+    return ok;
+  }
+
+  /// An any_of policy's options name authentication policies defined in the spec.
+  void any_of_references() {
+    for (const auto& p : cfg.policies) {
+      if (p.kind != "any_of") continue;
+      const auto j = nlohmann::json::parse(p.config);
+      for (const auto& opt : j["options"]) {
+        for (const auto& n : opt.value("policies", nlohmann::json::array())) {
+          const std::string name = n.get<std::string>();
+          const SourceLoc at = where_defined(p.name);
+          auto it = policy_index.find(name);
+          if (it == policy_index.end()) {
+            if (std::find(policy_names.begin(), policy_names.end(), name) != policy_names.end())
+              continue; // reported already
+            auto& d = diags.error("ref.unknown-policy", at,
+                                  "policy " + text::quote(p.name) + " names unknown policy " +
+                                      text::quote(name) + " in its options");
+            if (auto s = text::suggest(name, policy_names)) d.with_hint("did you mean \"" + *s + "\"?");
+            continue;
+          }
+          const auto& target = cfg.policies[it->second];
+          const auto k = policy::kind_from_name(target.kind);
+          if (!k || !policy::authenticates(*k) || *k == policy::Kind::any_of)
+            diags.error("policy.invalid", at,
+                        "policy " + text::quote(p.name) + ": option policy " + text::quote(name) +
+                            " is a " + target.kind + " policy; options name api_key, basic or jwt policies");
+        }
+      }
+    }
+  }
+
+  SourceLoc where_defined(const std::string& policy) const {
+    for (const auto& p : doc.policies)
+      if (p.name == policy) return p.loc;
+    return SourceLoc{};
   }
 
   static std::string kinds_list() {
     std::string s;
-    for (auto k : kPolicyKinds)
+    for (auto k : policy::kind_names())
       s += (s.empty() ? "" : ", ") + std::string(k);
     return s;
   }
@@ -727,6 +885,7 @@ struct Validator {
       }
     }
 
+    ok &= route_policies(out, r, label);
     if (ok) {
       keys.push_back(precedence_key(out, parsed ? &*parsed : nullptr));
       cfg.routes.push_back(std::move(out));
@@ -741,6 +900,7 @@ struct Validator {
     defaults();
     upstreams();
     policies();
+    attach();
     std::unordered_map<std::string, SourceLoc> names;
     names.reserve(doc.routes.size());
     cfg.routes.reserve(doc.routes.size());
@@ -754,7 +914,7 @@ struct Validator {
 } // namespace
 
 std::span<const std::string_view> policy_kinds() {
-  return kPolicyKinds;
+  return policy::kind_names();
 }
 
 std::string check_host(std::string_view host) {

@@ -1,5 +1,7 @@
 #include "gw/observe/access_log.hpp"
 
+#include <algorithm>
+
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -78,7 +80,7 @@ void timestamp(std::string& out, std::int64_t us) {
 
 } // namespace
 
-void append_redacted_query(std::string_view q, std::string& out) {
+void append_redacted_query(std::string_view q, std::string& out, std::span<const std::string> also) {
   bool first = true;
   while (true) {
     const std::size_t amp = q.find('&');
@@ -86,7 +88,9 @@ void append_redacted_query(std::string_view q, std::string& out) {
     if (!first) out += '&';
     first = false;
     const std::size_t eq = pair.find('=');
-    if (eq != std::string_view::npos && secret_name(pair.substr(0, eq))) {
+    const auto name = pair.substr(0, eq);
+    if (eq != std::string_view::npos &&
+        (secret_name(name) || std::find(also.begin(), also.end(), name) != also.end())) {
       out += pair.substr(0, eq + 1);
       out += "REDACTED";
     } else {
@@ -110,11 +114,12 @@ void format_access_record(const AccessRecord& r, std::string& out) {
   field(out, "path", r.path);
   if (!r.query.empty()) {
     std::string q;
-    append_redacted_query(r.query, q);
+    append_redacted_query(r.query, q, r.secret_params);
     field(out, "query", q);
   }
   field(out, "status", r.status);
   field(out, "route", r.route);
+  if (!r.consumer.empty()) field(out, "consumer", r.consumer);
   field(out, "upstream", r.upstream);
   field(out, "endpoint", r.endpoint);
   if (r.upstream_status) field(out, "upstream_status", r.upstream_status);

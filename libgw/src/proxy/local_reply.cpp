@@ -28,6 +28,8 @@ unsigned status_of(ErrorKind k) noexcept {
     return 403;
   case ErrorKind::rate_limited:
     return 429;
+  case ErrorKind::policy_unavailable:
+    return 503;
   case ErrorKind::no_healthy_upstream:
     return 503;
   case ErrorKind::upstream_connect_failed:
@@ -68,6 +70,8 @@ std::string_view name_of(ErrorKind k) noexcept {
     return "forbidden";
   case ErrorKind::rate_limited:
     return "rate_limited";
+  case ErrorKind::policy_unavailable:
+    return "policy_unavailable";
   case ErrorKind::no_healthy_upstream:
     return "no_healthy_upstream";
   case ErrorKind::upstream_connect_failed:

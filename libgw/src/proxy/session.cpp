@@ -20,6 +20,7 @@
 #include <optional>
 
 #include "gw/proxy/local_reply.hpp"
+#include "gw/redis/client.hpp"
 #include "gw/router/route_table.hpp"
 #include "gw/uri/normalize.hpp"
 #include "worker_state.hpp"
@@ -235,6 +236,83 @@ void header(std::string& out, std::string_view name, std::string_view value) {
   out += "\r\n";
 }
 
+bool listed(const std::vector<std::string>& names, std::string_view name) {
+  for (const auto& n : names)
+    if (iequals(n, name)) return true;
+  return false;
+}
+const std::string* renamed(const std::vector<std::pair<std::string, std::string>>& pairs,
+                           std::string_view name) {
+  for (const auto& [from, to] : pairs)
+    if (iequals(from, name)) return &to;
+  return nullptr;
+}
+bool named(const std::vector<std::pair<std::string, std::string>>& pairs, std::string_view name) {
+  return renamed(pairs, name) != nullptr;
+}
+
+/// A Cookie header without the named cookies (credentials the gateway consumed).
+void append_cookies_without(std::string& out, std::string_view cookies,
+                            const std::vector<std::string>& drop) {
+  bool first = true;
+  while (!cookies.empty()) {
+    const auto semi = cookies.find(';');
+    std::string_view c = cookies.substr(0, semi);
+    while (!c.empty() && c.front() == ' ') c.remove_prefix(1);
+    const auto eq = c.find('=');
+    if (!c.empty() && !listed(drop, c.substr(0, eq))) {
+      if (!first) out += "; ";
+      out += c;
+      first = false;
+    }
+    if (semi == std::string_view::npos) break;
+    cookies.remove_prefix(semi + 1);
+  }
+}
+
+void append_pct(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    }
+  }
+}
+
+/// What policies see of a request: its parsed head.
+class HeadView final : public policy::RequestView {
+public:
+  HeadView(const http::request<http::buffer_body>& req, std::string_view method,
+           std::string_view query, std::string_view ip)
+      : req_(req), method_(method), query_(query), ip_(ip) {}
+  std::string_view method() const noexcept override { return method_; }
+  std::optional<std::string_view> header(std::string_view name) const noexcept override {
+    auto it = req_.find(boost::core::string_view(name.data(), name.size()));
+    if (it == req_.end()) return std::nullopt;
+    return std::string_view(it->value().data(), it->value().size());
+  }
+  std::string_view query() const noexcept override { return query_; }
+  std::string_view client_ip() const noexcept override { return ip_; }
+
+private:
+  const http::request<http::buffer_body>& req_;
+  std::string_view method_, query_, ip_;
+};
+
+ErrorKind kind_for(unsigned status) {
+  switch (status) {
+  case 401: return ErrorKind::unauthorized;
+  case 403: return ErrorKind::forbidden;
+  case 429: return ErrorKind::rate_limited;
+  default: return ErrorKind::policy_unavailable;
+  }
+}
+
 bool valid_host(std::string_view h) {
   for (const char c : h) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -348,6 +426,10 @@ private:
   net::awaitable<bool> reply_local(Request& r, ErrorKind kind, std::string message,
                                    std::string_view extra_headers = {}, bool close = false);
   net::awaitable<std::optional<Failure>> forward(Request& r);
+  /// Runs the route's policies (authentication, access, rate limits); fills ident_ and edits_.
+  net::awaitable<std::optional<policy::Refusal>> run_policies(Request& r,
+                                                              const policy::RoutePolicies& rp);
+  redis::Client& redis_for(const policy::RateLimit& s);
 
   /// Sets the deadline of the next I/O operations (see SessionHandle).
   void arm(Clock::time_point deadline) {
@@ -377,6 +459,10 @@ private:
   Forwarding fwd_;         // forwarding headers, reused
   std::vector<char> body_; // body relay buffer, reused
   std::string pathbuf_;    // canonical path when it differs from the target
+  policy::Identity ident_; // the caller, as the route's policies found it
+  policy::Edits edits_;    // what the policies change in the request and response
+  std::vector<policy::RateCheck> rate_;
+  std::string qbuf_;       // the forwarded query when policies change it
   std::list<SessionHandle>::iterator handle_;
 };
 
@@ -475,6 +561,8 @@ net::awaitable<bool> Session::handle_one() {
     rec.query = r.query;
     if (r.route) {
       rec.route = r.route->name;
+      rec.consumer = ident_.consumer;
+      rec.secret_params = r.snap->policies().route(r.match.route).secret_params();
       rec.upstream = r.snap->config().upstreams[r.route->upstream].name;
     }
     rec.endpoint = r.endpoint;
@@ -725,6 +813,38 @@ net::awaitable<bool> Session::handle_one() {
     log();
     co_return !ec && r.keep_alive && r.body == BodyKind::none;
   }
+  ident_.clear();
+  edits_.clear();
+  rate_.clear();
+  // CORS preflights are answered by the gateway, for the route the real request would take.
+  if (r.method_id == model::Method::OPTIONS && req.find(http::field::origin) != req.end()) {
+    if (auto acrm = req.find(http::field::access_control_request_method); acrm != req.end()) {
+      router::Match m = r.match;
+      const auto asked = model::parse_method(sv(acrm->value()));
+      if ((!m.matched() || !r.snap->policies().route(m.route).has_cors()) && asked) {
+        rreq.method = *asked;
+        m = r.snap->routes().match(rreq);
+      }
+      if (m.matched() && r.snap->policies().route(m.route).has_cors()) {
+        r.match = m;
+        r.route = &r.snap->config().routes[m.route];
+        const HeadView view(req, r.method, r.query, peer_ip_);
+        policy::Refusal pre = r.snap->policies().route(m.route).preflight(view);
+        if (pre.status != 204)
+          co_return co_await refuse(ErrorKind::forbidden, std::move(pre.message), std::move(pre.headers));
+        out_.clear();
+        out_ += "HTTP/1.1 204 No Content\r\n";
+        out_ += pre.headers;
+        header(out_, "x-request-id", r.request_id);
+        out_ += "\r\n";
+        r.status = 204;
+        auto [ec, n] = co_await net::async_write(down_, net::buffer(out_), kTuple);
+        r.bytes_out += n;
+        log();
+        co_return !ec && r.keep_alive && r.body == BodyKind::none;
+      }
+    }
+  }
   if (!r.match.matched()) {
     if (r.match.status == router::MatchStatus::method_not_allowed) {
       std::string msg = "method " + std::string(r.method) + " is not allowed here";
@@ -746,7 +866,16 @@ net::awaitable<bool> Session::handle_one() {
     r.expect_continue = r.version >= 11 && r.body != BodyKind::none;
   }
 
-  // 5. Forward.
+  // 5. Policies: authentication, access control, rate limits, then transforms (in forward).
+  if (const auto& rp = r.snap->policies().route(r.match.route); !rp.empty()) {
+    auto refusal = co_await run_policies(r, rp);
+    if (refusal) {
+      const ErrorKind k = kind_for(refusal->status);
+      co_return co_await refuse(k, std::move(refusal->message), std::move(refusal->headers));
+    }
+  }
+
+  // 6. Forward.
   auto failure = co_await forward(r);
   if (failure) {
     if (r.response_started) {
@@ -760,6 +889,62 @@ net::awaitable<bool> Session::handle_one() {
   }
   log();
   co_return r.keep_alive && !w_.draining;
+}
+
+redis::Client& Session::redis_for(const policy::RateLimit& s) {
+  const std::string id = s.redis_host + ":" + std::to_string(s.redis_port) + "/" +
+                         std::to_string(s.redis_timeout.count());
+  auto& c = w_.redis[id];
+  if (!c)
+    c = std::make_unique<redis::Client>(w_.ioc.get_executor(), s.redis_host, s.redis_port,
+                                        s.redis_timeout);
+  return *c;
+}
+
+net::awaitable<std::optional<policy::Refusal>> Session::run_policies(Request& r,
+                                                                     const policy::RoutePolicies& rp) {
+  const HeadView view(r.parser->get(), r.method, r.query, peer_ip_);
+  const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  if (auto refusal = rp.check(view, r.route->name, now_s, ident_, edits_, rate_)) co_return refusal;
+  for (const auto& c : rate_) {
+    const policy::Limiter& l = *c.limiter;
+    policy::Take t;
+    if (l.local) {
+      t = l.local->take(c.key, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   Clock::now().time_since_epoch())
+                                   .count());
+    } else {
+      redis::Client& client = redis_for(l.settings);
+      const std::string key = l.redis_prefix + c.key;
+      const std::int64_t interval = l.settings.interval_us();
+      const auto burst = static_cast<std::int64_t>(l.settings.burst);
+      auto res = co_await client.take(key, interval, burst);
+      if (!res) {
+        ++w_.rate_limit_store_errors;
+        // One line per second per worker at most: a dead Redis must not flood the log.
+        const auto now = Clock::now();
+        if (now - w_.last_store_error_log > 1s) {
+          w_.last_store_error_log = now;
+          std::fprintf(stderr, "gwd: rate limit %s: redis %s:%u: %s (failing %s)\n", l.name.c_str(),
+                       l.settings.redis_host.c_str(), static_cast<unsigned>(l.settings.redis_port),
+                       res.error().message.c_str(), l.settings.fail_open ? "open" : "closed");
+        }
+        if (l.settings.fail_open) continue;
+        policy::Refusal down;
+        down.status = 503;
+        down.message = "rate limit " + l.name + " cannot be checked";
+        co_return down;
+      }
+      t.allowed = res->allowed;
+      t.remaining = res->remaining;
+      t.retry_after_ms = res->retry_after_ms;
+      t.reset_ms = res->reset_ms;
+    }
+    if (auto refusal = policy::RoutePolicies::rate_result(l, t, edits_)) co_return refusal;
+  }
+  co_return std::nullopt;
 }
 
 net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
@@ -782,9 +967,33 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
   head += r.method;
   head += ' ';
   router::append_rewritten_path(head, route, r.match.params(), r.path);
-  if (!r.query.empty()) {
+  std::string_view query = r.query;
+  if (edits_.query_changes()) {
+    // Parameters policies consume (API keys) or replace are dropped; set ones appended.
+    qbuf_.clear();
+    std::string_view rest = r.query;
+    while (!rest.empty()) {
+      const auto amp = rest.find('&');
+      const std::string_view pair = rest.substr(0, amp);
+      const std::string_view name = pair.substr(0, pair.find('='));
+      if (!pair.empty() && !listed(edits_.drop_query, name) && !named(edits_.set_query, name)) {
+        if (!qbuf_.empty()) qbuf_ += '&';
+        qbuf_ += pair;
+      }
+      if (amp == std::string_view::npos) break;
+      rest.remove_prefix(amp + 1);
+    }
+    for (const auto& [k, v] : edits_.set_query) {
+      if (!qbuf_.empty()) qbuf_ += '&';
+      append_pct(qbuf_, k);
+      qbuf_ += '=';
+      append_pct(qbuf_, v);
+    }
+    query = qbuf_;
+  }
+  if (!query.empty()) {
     head += '?';
-    head += r.query;
+    head += query;
   }
   head += " HTTP/1.1\r\n";
   header(head, "host", route.rewrite.host ? std::string_view(*route.rewrite.host) : r.host);
@@ -823,8 +1032,24 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
       break;
     }
     if (hop_by_hop(f.name(), name) || r.conn.lists(name)) continue;
+    if (listed(edits_.drop, name) || named(edits_.set, name)) continue;
+    if (const std::string* to = renamed(edits_.rename, name)) {
+      header(head, *to, sv(f.value()));
+      continue;
+    }
+    if (f.name() == http::field::cookie && !edits_.drop_cookies.empty()) {
+      const std::size_t mark = head.size();
+      head += "cookie: ";
+      const std::size_t start = head.size();
+      append_cookies_without(head, sv(f.value()), edits_.drop_cookies);
+      if (head.size() == start) head.resize(mark); // nothing left
+      else head += "\r\n";
+      continue;
+    }
     header(head, name, sv(f.value()));
   }
+  for (const auto& [k, v] : edits_.set) header(head, k, v);
+  for (const auto& [k, v] : edits_.add) header(head, k, v);
   Forwarding& fwd = fwd_;
   build_forwarding(ForwardInput{peer_ip_, peer_trusted_, "http", r.host, in_xff, in_proto, in_host,
                                 in_forwarded},
@@ -1267,8 +1492,20 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
     if (f.name() != http::field::content_length &&
         (hop_by_hop(f.name(), name) || rconn.lists(name)))
       continue;
+    if (const policy::HeaderOps* ops = edits_.response) {
+      if (listed(ops->remove, name) || named(ops->set, name)) continue;
+      if (const std::string* to = renamed(ops->rename, name)) {
+        header(out_, *to, sv(f.value()));
+        continue;
+      }
+    }
     header(out_, name, sv(f.value()));
   }
+  if (const policy::HeaderOps* ops = edits_.response) {
+    for (const auto& [k, v] : ops->set) header(out_, k, v);
+    for (const auto& [k, v] : ops->add) header(out_, k, v);
+  }
+  out_ += edits_.response_headers; // CORS, RateLimit
   out_ += "via: ";
   if (!rvia.empty()) {
     out_ += rvia;

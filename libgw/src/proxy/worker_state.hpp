@@ -18,6 +18,7 @@
 #include "gw/runtime/overrides.hpp"
 #include "gw/runtime/snapshot.hpp"
 #include "gw/server/daemon.hpp"
+#include "gw/redis/client.hpp"
 #include "gw/upstream/balancer.hpp"
 
 namespace gw::proxy {
@@ -90,6 +91,10 @@ struct WorkerState {
   std::vector<Cidr> trusted;
   bool draining = false;
   std::list<SessionHandle> sessions;
+  // Distributed rate limits: one Redis connection per server (and timeout) per worker.
+  std::unordered_map<std::string, std::unique_ptr<redis::Client>> redis;
+  std::uint64_t rate_limit_store_errors = 0;
+  std::chrono::steady_clock::time_point last_store_error_log{};
 
   WorkerState(unsigned worker_id, net::io_context& io, const server::DaemonOptions& o,
               observe::LogFile* log_file)

@@ -1,9 +1,11 @@
 #include "gw/runtime/snapshot.hpp"
 
+
 #include <arpa/inet.h>
 #include <cstring>
 #include <netdb.h>
 
+#include "gw/runtime/key_source.hpp"
 #include "gw/table/codec.hpp"
 
 namespace gw::runtime {
@@ -26,6 +28,12 @@ Result<ResolvedEndpoint> resolve(const model::Endpoint& ep) {
   return r;
 }
 
+const policy::Registry& policy_registry() {
+  static policy::BucketRegistry buckets;
+  static const policy::Registry reg{&buckets, &key_source};
+  return reg;
+}
+
 Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
                                                        std::uint64_t generation) {
   auto decoded = table::read_file(path);
@@ -33,7 +41,10 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
   auto config = std::make_shared<const model::Config>(std::move(decoded->config));
   auto routes = router::RouteTable::build(config);
   if (!routes) return std::unexpected(routes.error());
+  auto policies = policy::PolicySet::build(*config, policy_registry());
+  if (!policies) return std::unexpected(policies.error());
   std::shared_ptr<Snapshot> s(new Snapshot(std::move(*routes)));
+  s->policies_ = std::move(*policies);
   s->info_ = std::move(decoded->info);
   s->generation_ = generation;
   s->source_ = path;
@@ -56,6 +67,7 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::republish(const Snapshot& from
   if (!routes) return std::unexpected(routes.error());
   std::shared_ptr<Snapshot> s(new Snapshot(std::move(*routes)));
   s->endpoints_ = from.endpoints_;
+  s->policies_ = from.policies_;
   s->info_ = from.info_;
   s->source_ = from.source_;
   s->generation_ = generation;

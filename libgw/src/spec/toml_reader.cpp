@@ -14,7 +14,7 @@ namespace {
 using namespace std::string_view_literals;
 
 constexpr std::array kRootKeys = {"version"sv, "defaults"sv, "upstreams"sv, "policies"sv,
-                                  "routes"sv};
+                                  "attach"sv,  "routes"sv};
 constexpr std::array kDefaultsKeys = {"timeout"sv, "per_try_timeout"sv, "connect_timeout"sv,
                                       "retries"sv, "max_body"sv};
 constexpr std::array kUpstreamKeys = {"endpoints"sv, "balance"sv, "hash_on"sv, "connect_timeout"sv};
@@ -27,6 +27,7 @@ constexpr std::array kMatcherKeys = {"name"sv,     "exact"sv, "prefix"sv,  "suff
                                      "contains"sv, "regex"sv, "present"sv, "invert"sv};
 constexpr std::array kRewriteKeys = {"path"sv, "prefix"sv, "host"sv};
 constexpr std::array kPolicyKeys = {"kind"sv}; // plus kind-specific keys, checked by the kind
+constexpr std::array kAttachKeys = {"policies"sv, "hosts"sv, "prefix"sv};
 
 constexpr std::array kCasesRootKeys = {"version"sv, "case"sv};
 constexpr std::array kCaseKeys = {"name"sv, "method"sv, "url"sv, "host"sv, "headers"sv, "expect"sv};
@@ -43,6 +44,7 @@ constexpr std::array kKeyTables = {
     KeyTable{"/routes/*/query/*", kMatcherKeys},
     KeyTable{"/routes/*/rewrite", kRewriteKeys},
     KeyTable{"/policies/*", kPolicyKeys},
+    KeyTable{"/attach/*", kAttachKeys},
 };
 
 std::string_view type_name(const toml::node& n) {
@@ -241,6 +243,7 @@ private:
   void read_upstreams(const toml::node& n);
   void read_upstream(std::string name, const toml::node& n);
   void read_policies(const toml::node& n);
+  void read_attach(const toml::node& n);
   void read_routes(const toml::node& n);
   void read_route(const toml::table& t, std::size_t index);
   Field<std::vector<MatcherSpec>> read_matchers(const toml::table& route, std::string_view key,
@@ -274,6 +277,7 @@ void Reader::read_root(const toml::table& root) {
   if (auto* d = root.get("defaults")) read_defaults(*d);
   if (auto* u = root.get("upstreams")) read_upstreams(*u);
   if (auto* p = root.get("policies")) read_policies(*p);
+  if (auto* a = root.get("attach")) read_attach(*a);
   if (auto* r = root.get("routes")) read_routes(*r);
 }
 
@@ -420,6 +424,27 @@ void Reader::read_policies(const toml::node& n) {
       p.config[std::string(ck.str())] = to_json(cv, cp, *this, p.locs);
     }
     doc_.policies.push_back(std::move(p));
+  }
+}
+
+void Reader::read_attach(const toml::node& n) {
+  const auto* arr = n.as_array();
+  if (!arr) return type_error(n, "attach", "an array of tables (write each as [[attach]])", "/attach");
+  std::size_t i = 0;
+  for (const auto& el : *arr) {
+    const std::string pointer = "/attach/" + std::to_string(i++);
+    const auto* t = el.as_table();
+    if (!t) {
+      type_error(el, "each attach", "a table", pointer);
+      continue;
+    }
+    check_keys(*t, kAttachKeys, "[[attach]]", pointer);
+    AttachSpec a;
+    a.loc = loc(*t);
+    a.policies = get_string_list(*t, "policies", "[[attach]]", pointer);
+    a.hosts = get_string_list(*t, "hosts", "[[attach]]", pointer);
+    a.prefix = get_string(*t, "prefix", "[[attach]]", pointer);
+    doc_.attach.push_back(std::move(a));
   }
 }
 

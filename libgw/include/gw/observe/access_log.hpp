@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <span>
 #include <string_view>
 
 #include "gw/core/error.hpp"
@@ -18,6 +19,8 @@ struct AccessRecord {
   unsigned worker = 0;
   std::uint64_t generation = 0;
   std::string_view request_id, client, method, host, path, query, route, upstream, endpoint, error;
+  std::string_view consumer; // who the route's policies authenticated
+  std::span<const std::string> secret_params; // the route's query credentials, redacted too
   unsigned status = 0;
   unsigned upstream_status = 0;
   unsigned attempts = 0;
@@ -28,8 +31,10 @@ struct AccessRecord {
 /// Appends one JSON object and a newline to `out`.
 void format_access_record(const AccessRecord& r, std::string& out);
 
-/// Appends `query` with the values of secret-looking parameters replaced by "REDACTED".
-void append_redacted_query(std::string_view query, std::string& out);
+/// Appends `query` with the values of secret-looking parameters (and of `also`) replaced by
+/// "REDACTED".
+void append_redacted_query(std::string_view query, std::string& out,
+                           std::span<const std::string> also = {});
 
 /// The log destination, shared by all workers. Thread-safe.
 class LogFile {

@@ -21,6 +21,7 @@ enum class ErrorKind : std::uint8_t {
   unauthorized,            // 401
   forbidden,               // 403
   rate_limited,            // 429
+  policy_unavailable,      // 503 a policy's store cannot answer and fails closed
   no_healthy_upstream,     // 503
   upstream_connect_failed, // 502
   upstream_protocol_error, // 502 garbage, bad framing, reset before a response

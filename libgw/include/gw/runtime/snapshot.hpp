@@ -12,6 +12,7 @@
 #include "gw/core/error.hpp"
 #include "gw/core/sha256.hpp"
 #include "gw/model/config.hpp"
+#include "gw/policy/chain.hpp"
 #include "gw/router/route_table.hpp"
 #include "gw/table/format.hpp"
 
@@ -35,6 +36,8 @@ public:
                                                            std::uint64_t generation);
 
   const model::Config& config() const noexcept { return routes_.config(); }
+  /// Each route's policies, ready to run.
+  const policy::PolicySet& policies() const noexcept { return *policies_; }
   const router::RouteTable& routes() const noexcept { return routes_; }
   const std::vector<ResolvedEndpoint>& endpoints(std::uint32_t upstream) const {
     return endpoints_[upstream];
@@ -49,6 +52,7 @@ private:
   Snapshot(router::RouteTable routes) : routes_(std::move(routes)) {}
   router::RouteTable routes_;
   std::vector<std::vector<ResolvedEndpoint>> endpoints_;
+  std::shared_ptr<const policy::PolicySet> policies_;
   std::uint64_t generation_ = 0;
   table::TableInfo info_;
   std::string source_;
@@ -56,6 +60,10 @@ private:
 };
 
 using SnapshotPtr = std::shared_ptr<const Snapshot>;
+
+/// The policy state that outlives generations (rate-limit buckets, fetched JWT keys), one per
+/// process.
+const policy::Registry& policy_registry();
 
 /// Resolves "host:port" parts to a socket address (numeric addresses without DNS).
 Result<ResolvedEndpoint> resolve(const model::Endpoint& ep);

@@ -111,6 +111,14 @@ struct PolicySpec {
   bool imported = false; // derived from OpenAPI: a TOML policy of that name replaces it
 };
 
+/// `[[attach]]`: policies for every route under a host and/or path prefix.
+struct AttachSpec {
+  Field<StringList> policies;
+  Field<StringList> hosts;
+  Field<std::string> prefix;
+  SourceLoc loc;
+};
+
 /// `[defaults]`: values routes inherit when they do not set their own.
 struct DefaultsSpec {
   Field<std::string> timeout, per_try_timeout, connect_timeout;
@@ -123,6 +131,7 @@ struct Document {
   std::vector<const SourceFile*> files;
   std::vector<UpstreamSpec> upstreams;
   std::vector<PolicySpec> policies;
+  std::vector<AttachSpec> attach;
   std::vector<RouteSpec> routes;
   DefaultsSpec defaults;
 };

@@ -1,0 +1,169 @@
+// A route's policies, ready to run: built once per table generation from the canonical settings,
+// shared read-only by the workers. The session calls them in phase order (see settings.hpp):
+//   preflight()   CORS preflights, answered before anything else
+//   check()       authentication and access control; fills the caller's Identity and the edits
+//   rate checks   the keys to count (local buckets here, Redis by the session, which owns I/O)
+//   edits         applied while the upstream request and the response head are written
+// Nothing here does I/O or takes a lock, except the local buckets' per-shard lock and the Basic
+// credential cache (crypt(3) is deliberately slow, so a verified credential is remembered).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gw/core/error.hpp"
+#include "gw/policy/buckets.hpp"
+#include "gw/policy/jwt.hpp"
+#include "gw/policy/settings.hpp"
+
+namespace gw::model {
+struct Config;
+}
+
+namespace gw::policy {
+
+/// What policies read from a request; the session implements it over its parsed head.
+class RequestView {
+public:
+  virtual ~RequestView() = default;
+  virtual std::string_view method() const noexcept = 0;
+  /// The first value of a header (`name` lowercase), or nullopt.
+  virtual std::optional<std::string_view> header(std::string_view name) const noexcept = 0;
+  virtual std::string_view query() const noexcept = 0; // without '?'
+  virtual std::string_view client_ip() const noexcept = 0;
+};
+
+/// Who the caller is, once authenticated.
+struct Identity {
+  bool authenticated = false;
+  std::string consumer;
+  nlohmann::json claims; // a JWT's claims; null otherwise
+  std::vector<std::string> scopes;
+  void clear() {
+    authenticated = false;
+    consumer.clear();
+    claims = nullptr;
+    scopes.clear();
+  }
+};
+
+/// A reply the gateway gives instead of forwarding: 401, 403, 429, or a preflight's 204.
+struct Refusal {
+  unsigned status = 0;
+  std::string message;
+  std::string headers; // "name: value\r\n" lines
+};
+
+/// How the forwarded request and its response change. Reused per session (clear()).
+struct Edits {
+  std::vector<std::string> drop;                                // request headers not forwarded
+  std::vector<std::pair<std::string, std::string>> rename;      // request header renames
+  std::vector<std::pair<std::string, std::string>> set;         // request headers (replacing)
+  std::vector<std::pair<std::string, std::string>> add;         // request headers (appended)
+  std::vector<std::string> drop_query;                          // query parameters
+  std::vector<std::pair<std::string, std::string>> set_query;   // query parameters (replacing)
+  std::vector<std::string> drop_cookies;                        // cookies not forwarded
+  const HeaderOps* response = nullptr;                          // a headers policy's response ops
+  std::string response_headers;                                 // "name: value\r\n" (CORS, RateLimit)
+  void clear();
+  bool drops(std::string_view lower_name) const noexcept;
+  bool query_changes() const noexcept { return !drop_query.empty() || !set_query.empty(); }
+};
+
+/// Public keys fetched in the background (jwks_url, OpenID Connect discovery), shared across
+/// generations. Implemented by the daemon; `keys()` is safe from any worker.
+class KeySource {
+public:
+  virtual ~KeySource() = default;
+  virtual std::shared_ptr<const std::vector<jwt::Key>> keys() const = 0;
+  /// A token named a kid the current keys lack: refetch soon (rate-limited by the source).
+  virtual void refresh_soon() const = 0;
+};
+
+/// Where gwd's long-lived policy state lives: buckets and key sources outlive generations.
+struct Registry {
+  BucketRegistry* buckets = nullptr;
+  /// Returns the key source for a URL (jwks or discovery), creating it on first use.
+  std::function<std::shared_ptr<KeySource>(const std::string& url, bool discovery,
+                                           units::Millis refresh)>
+      key_source;
+};
+
+/// One rate-limit policy on a route.
+struct Limiter {
+  std::string name; // the policy's, for RateLimit headers
+  RateLimit settings;
+  std::shared_ptr<Buckets> local; // null for Redis
+  std::string redis_prefix;       // "gw:rl:NAME:"
+};
+
+/// A rate-limit key to count for this request.
+struct RateCheck {
+  const Limiter* limiter = nullptr;
+  std::string key;
+};
+
+class Authenticator; // api_key, basic or jwt
+
+class RoutePolicies {
+public:
+  bool empty() const noexcept { return auth_.empty() && !cors_ && limiters_.empty() && transforms_.empty() && access_.empty(); }
+  bool has_cors() const noexcept { return cors_ != nullptr; }
+
+  /// A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) for this route:
+  /// the 204 that allows it, or a 403.
+  Refusal preflight(const RequestView& req) const;
+
+  /// Authentication and access control; on success fills `id`, `edits` and the rate-limit keys
+  /// to count. CORS response headers are added for allowed origins, refusals included.
+  std::optional<Refusal> check(const RequestView& req, std::string_view route, std::int64_t now_s,
+                               Identity& id, Edits& edits, std::vector<RateCheck>& rate) const;
+
+  /// The 429 for a refused take, or nothing; adds the RateLimit headers to `edits` either way.
+  static std::optional<Refusal> rate_result(const Limiter& l, const Take& t, Edits& edits);
+
+  const std::vector<Limiter>& limiters() const noexcept { return limiters_; }
+  /// Query parameters that carry credentials on this route (kept out of access logs).
+  const std::vector<std::string>& secret_params() const noexcept { return secret_params_; }
+
+private:
+  friend class PolicySet;
+  struct Step {
+    std::vector<const Authenticator*> all; // every one must pass (AND)
+    std::vector<std::string> scopes;
+  };
+  std::vector<std::vector<Step>> auth_; // each entry: alternatives (OR) of steps
+  std::vector<const Access*> access_;
+  const Cors* cors_ = nullptr;
+  std::vector<Limiter> limiters_;
+  std::vector<const Headers*> transforms_;
+  std::vector<std::string> secret_params_;
+};
+
+/// Every policy of a table generation, and each route's chain.
+class PolicySet {
+public:
+  static Result<std::shared_ptr<const PolicySet>> build(const model::Config& cfg, const Registry& reg);
+  const RoutePolicies& route(std::size_t index) const noexcept { return routes_[index]; }
+  ~PolicySet();
+  PolicySet();
+
+private:
+  std::vector<std::unique_ptr<Authenticator>> authenticators_;
+  std::vector<Settings> settings_; // by policy index
+  std::vector<RoutePolicies> routes_;
+};
+
+/// Scopes granted by JWT claims: "scope" (space-separated) or "scp" (array or string).
+std::vector<std::string> scopes_of(const nlohmann::json& claims);
+
+} // namespace gw::policy

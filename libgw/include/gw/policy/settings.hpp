@@ -1,0 +1,156 @@
+// Policy settings: what each policy kind takes in a spec (`[policies.NAME]` with a `kind`), checked
+// with file:line:col diagnostics by `gwctl validate` and stored in the table as canonical JSON.
+// Files a policy names (API key hashes, htpasswd, public keys) are read when the spec is compiled
+// and embedded, so a table is self-contained and `gwctl diff` sees key changes; secrets (HMAC keys)
+// are never embedded: gwd reads them from the environment or a file when it loads the table.
+// Read next: chain.hpp (how a route's policies run).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gw/core/diagnostics.hpp"
+#include "gw/core/error.hpp"
+#include "gw/core/sha256.hpp"
+#include "gw/core/units.hpp"
+
+namespace gw::policy {
+
+enum class Kind : std::uint8_t { api_key, basic, jwt, access, any_of, rate_limit, headers, cors };
+std::optional<Kind> kind_from_name(std::string_view s) noexcept;
+std::string_view name(Kind k) noexcept;
+std::span<const std::string_view> kind_names() noexcept;
+
+/// The order policies run in on a route, whatever order they are listed in: CORS preflights are
+/// answered first (they carry no credentials), then the caller is authenticated, its rights
+/// checked, its rate counted, and only then is the request transformed.
+enum class Phase : std::uint8_t { cors, authenticate, access, rate_limit, transform };
+Phase phase_of(Kind k) noexcept;
+bool authenticates(Kind k) noexcept; // api_key, basic, jwt, any_of
+
+/// Where a credential is read from. Header names are lowercase.
+struct Credential {
+  enum class In : std::uint8_t { header, query, cookie };
+  In in = In::header;
+  std::string name;
+  bool operator==(const Credential&) const = default;
+};
+
+struct ApiKey {
+  std::vector<Credential> from;
+  std::vector<std::pair<Sha256, std::string>> keys; // SHA-256 of the key -> consumer, sorted
+  bool strip = true;                                 // remove the key before forwarding
+  std::string consumer_header = "x-consumer";       // "" = none
+  std::string realm = "gw";
+};
+
+struct Basic {
+  std::vector<std::pair<std::string, std::string>> users; // user -> crypt(3) hash, sorted
+  bool strip = true;
+  std::string consumer_header = "x-consumer";
+  std::string realm = "gw";
+};
+
+struct Jwt {
+  std::vector<Credential> from;           // default: Authorization: Bearer
+  std::vector<std::string> pems;          // public keys (PEM), embedded
+  std::string jwks;                       // a JWKS document, embedded ("" = none)
+  std::string jwks_url;                   // fetched by gwd, refreshed every `jwks_refresh`
+  std::string openid_connect_url;         // discovery document naming jwks_uri (and issuer)
+  units::Millis jwks_refresh{std::chrono::minutes(5)};
+  std::string secret_env, secret_file;    // HMAC secret, read by gwd at load
+  std::vector<std::string> algorithms;    // allowed "alg" values
+  std::vector<std::string> issuers, audiences;
+  std::int64_t leeway_s = 30;
+  bool require_exp = true;
+  std::vector<std::pair<std::string, std::string>> forward_claims; // claim -> header
+  std::string consumer_claim = "sub";
+  std::string consumer_header = "x-consumer";
+  bool strip = false; // backends often want the token
+  std::string realm = "gw";
+};
+
+struct Access {
+  std::vector<std::string> scopes;                                        // all required
+  std::vector<std::pair<std::string, std::vector<std::string>>> claims; // claim in values
+  std::vector<std::string> consumers;                                     // allow list ("" = any)
+  std::vector<std::string> deny_consumers;
+};
+
+struct AnyOf {
+  struct Option {
+    std::vector<std::string> policies; // authentication policies, all required; none = anonymous
+    std::vector<std::string> scopes;
+  };
+  std::vector<Option> options;
+};
+
+struct RateLimit {
+  enum class Key : std::uint8_t { client_ip, consumer, route, global, header, claim };
+  std::uint64_t count = 0; // `count` requests ...
+  units::Millis per{1000}; // ... per this window
+  std::uint64_t burst = 0; // bucket size (default: count)
+  Key key = Key::client_ip;
+  std::string key_name; // header or claim name
+  bool redis = false;
+  std::string redis_host;
+  std::uint16_t redis_port = 6379;
+  units::Millis redis_timeout{100};
+  bool fail_open = true; // when Redis cannot answer
+  /// Microseconds between tokens.
+  std::int64_t interval_us() const noexcept {
+    return per.count() * 1000 / static_cast<std::int64_t>(count);
+  }
+};
+
+struct HeaderOps {
+  std::vector<std::pair<std::string, std::string>> set, add, rename; // names lowercase
+  std::vector<std::string> remove;
+  bool empty() const noexcept { return set.empty() && add.empty() && rename.empty() && remove.empty(); }
+};
+
+struct Headers {
+  HeaderOps request, response;
+  std::vector<std::pair<std::string, std::string>> query_set;
+  std::vector<std::string> query_remove;
+};
+
+struct Cors {
+  std::vector<std::string> origins; // exact origins ("https://app.example.com"), or "*"
+  std::vector<std::string> methods, headers, expose; // headers lowercase
+  bool credentials = false;
+  units::Millis max_age{std::chrono::minutes(10)};
+};
+
+using Settings = std::variant<ApiKey, Basic, Jwt, Access, AnyOf, RateLimit, Headers, Cors>;
+
+/// Where a policy was written, for diagnostics, and where its files are.
+struct Context {
+  std::string_view policy;                                // its name
+  SourceLoc loc;                                          // the [policies.NAME] table
+  const std::map<std::string, SourceLoc>* locs = nullptr; // "/key" -> where it was written
+  std::filesystem::path base_dir;                         // relative file names start here
+};
+
+/// Checks a policy's settings and returns the canonical JSON to store in the table, with the
+/// files it names read and embedded; nullopt after reporting every problem.
+std::optional<nlohmann::json> compile(Kind kind, const nlohmann::json& settings,
+                                      const Context& ctx, Diagnostics& diags);
+
+/// Typed settings from canonical JSON (a table's), for gwd and gwctl inspect.
+Result<Settings> parse(Kind kind, std::string_view canonical);
+
+/// The line a keys file holds for a key: "CONSUMER sha256:HEX".
+std::string key_file_line(std::string_view consumer, std::string_view key);
+
+} // namespace gw::policy

@@ -1,0 +1,819 @@
+#include "gw/policy/settings.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <set>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "gw/core/file.hpp"
+#include "gw/core/text.hpp"
+
+namespace gw::policy {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::string_view_literals;
+
+constexpr std::array<std::string_view, 8> kKindNames = {
+    "api_key"sv, "basic"sv, "jwt"sv, "access"sv, "any_of"sv, "rate_limit"sv, "headers"sv, "cors"sv};
+
+constexpr std::uint64_t kMaxPolicyFile = 16ULL << 20;
+
+std::string lower(std::string s) {
+  for (auto& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool token_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+bool valid_header_name(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), token_char);
+}
+bool valid_header_value(std::string_view s) {
+  return std::none_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && c != '\t') || u == 0x7f;
+  });
+}
+
+/// Reads one policy's settings: typed getters that report wrong types and values at the key's
+/// location, and a final check that reports every key nobody asked for.
+class Fields {
+public:
+  Fields(const json& j, const Context& ctx, Diagnostics* diags) : j_(j), ctx_(ctx), diags_(diags) {}
+
+  bool ok() const noexcept { return ok_; }
+  const std::string& first_error() const noexcept { return first_error_; }
+
+  SourceLoc at(std::string_view key) const {
+    if (ctx_.locs) {
+      if (auto it = ctx_.locs->find("/" + text::pointer_token(key)); it != ctx_.locs->end())
+        return it->second;
+    }
+    return ctx_.loc;
+  }
+
+  Diagnostic* error(std::string_view key, std::string msg, const char* code = "policy.invalid") {
+    ok_ = false;
+    std::string full = "policy " + text::quote(ctx_.policy) + ": " + msg;
+    if (first_error_.empty()) first_error_ = full;
+    if (!diags_) return nullptr;
+    return &diags_->error(code, at(key), std::move(full))
+                .at_pointer(key.empty() ? "" : "/" + text::pointer_token(key));
+  }
+
+  void warn(std::string_view key, std::string msg, const char* code) {
+    if (!diags_) return;
+    diags_->warning(code, at(key), "policy " + text::quote(ctx_.policy) + ": " + std::move(msg))
+        .at_pointer(key.empty() ? "" : "/" + text::pointer_token(key));
+  }
+
+  const json* get(std::string_view key) {
+    used_.insert(std::string(key));
+    auto it = j_.find(key);
+    return it == j_.end() ? nullptr : &*it;
+  }
+  bool has(std::string_view key) const { return j_.contains(key); }
+
+  std::optional<std::string> str(std::string_view key) {
+    const json* v = get(key);
+    if (!v) return std::nullopt;
+    if (!v->is_string()) {
+      error(key, std::string(key) + " must be a string");
+      return std::nullopt;
+    }
+    return v->get<std::string>();
+  }
+
+  /// A string or an array of strings.
+  std::optional<std::vector<std::string>> strings(std::string_view key) {
+    const json* v = get(key);
+    if (!v) return std::nullopt;
+    std::vector<std::string> out;
+    if (v->is_string()) {
+      out.push_back(v->get<std::string>());
+      return out;
+    }
+    if (!v->is_array() || !std::all_of(v->begin(), v->end(), [](const json& e) { return e.is_string(); })) {
+      error(key, std::string(key) + " must be a string or an array of strings");
+      return std::nullopt;
+    }
+    for (const auto& e : *v)
+      out.push_back(e.get<std::string>());
+    return out;
+  }
+
+  std::optional<bool> boolean(std::string_view key) {
+    const json* v = get(key);
+    if (!v) return std::nullopt;
+    if (!v->is_boolean()) {
+      error(key, std::string(key) + " must be true or false");
+      return std::nullopt;
+    }
+    return v->get<bool>();
+  }
+
+  std::optional<std::int64_t> integer(std::string_view key, std::int64_t min, std::int64_t max) {
+    const json* v = get(key);
+    if (!v) return std::nullopt;
+    if (!v->is_number_integer() || v->get<std::int64_t>() < min || v->get<std::int64_t>() > max) {
+      error(key, std::string(key) + " must be an integer from " + std::to_string(min) + " to " +
+                     std::to_string(max));
+      return std::nullopt;
+    }
+    return v->get<std::int64_t>();
+  }
+
+  std::optional<units::Millis> duration(std::string_view key) {
+    auto s = str(key);
+    if (!s) return std::nullopt;
+    auto d = units::parse_duration(*s);
+    if (!d) {
+      error(key, std::string(key) + ": " + d.error().message);
+      return std::nullopt;
+    }
+    return *d;
+  }
+
+  /// A table of strings: `{ x-a = "1" }`, in key order.
+  std::optional<std::vector<std::pair<std::string, std::string>>> string_table(std::string_view key,
+                                                                             const json* from = nullptr,
+                                                                             std::string_view what = {}) {
+    const json* v = from ? from : get(key);
+    if (!v) return std::nullopt;
+    const std::string label = what.empty() ? std::string(key) : std::string(what);
+    if (!v->is_object()) {
+      error(key, label + " must be a table of strings");
+      return std::nullopt;
+    }
+    std::vector<std::pair<std::string, std::string>> out;
+    for (auto it = v->begin(); it != v->end(); ++it) {
+      if (!it.value().is_string()) {
+        error(key, label + "." + it.key() + " must be a string");
+        continue;
+      }
+      out.emplace_back(it.key(), it.value().get<std::string>());
+    }
+    return out;
+  }
+
+  /// Reports keys that no getter asked for, with a did-you-mean.
+  void finish() {
+    std::vector<std::string> known(used_.begin(), used_.end());
+    for (auto it = j_.begin(); it != j_.end(); ++it) {
+      if (used_.count(it.key())) continue;
+      auto* d = error(it.key(), "unknown setting " + text::quote(it.key()) + " for kind " +
+                                    text::quote(kind_), "spec.unknown-key");
+      if (!d) continue;
+      if (auto s = text::suggest(it.key(), std::span<const std::string>(known)))
+        d->with_hint("did you mean \"" + *s + "\"?");
+      else
+        d->with_hint(kind_ + " takes: " + text::join(known, ", "));
+    }
+  }
+
+  std::string kind_;
+  const Context& ctx() const noexcept { return ctx_; }
+
+private:
+  const json& j_;
+  const Context& ctx_;
+  Diagnostics* diags_;
+  std::set<std::string> used_{"kind"};
+  bool ok_ = true;
+  std::string first_error_;
+};
+
+std::filesystem::path resolve(const Context& ctx, const std::string& file) {
+  const std::filesystem::path p(file);
+  return p.is_absolute() ? p : ctx.base_dir / p;
+}
+
+/// `header`, `query`, `cookie` (each a name or a list of names).
+std::vector<Credential> credentials(Fields& f) {
+  std::vector<Credential> out;
+  for (auto [key, in] : {std::pair{"header"sv, Credential::In::header},
+                         std::pair{"query"sv, Credential::In::query},
+                         std::pair{"cookie"sv, Credential::In::cookie}}) {
+    auto names = f.strings(key);
+    if (!names) continue;
+    for (auto& n : *names) {
+      if (in == Credential::In::header && !valid_header_name(n)) {
+        f.error(key, "header name " + text::quote(n) + " is not a valid field name");
+        continue;
+      }
+      if (n.empty()) {
+        f.error(key, std::string(key) + " names must not be empty");
+        continue;
+      }
+      out.push_back(Credential{in, in == Credential::In::header ? lower(n) : n});
+    }
+  }
+  return out;
+}
+
+std::string header_option(Fields& f, std::string_view key, std::string fallback) {
+  auto v = f.str(key);
+  if (!v) return fallback;
+  if (!v->empty() && !valid_header_name(*v)) f.error(key, text::quote(*v) + " is not a header name");
+  return lower(*v);
+}
+
+// ---- api_key
+
+bool parse_digest(std::string_view hex, Sha256& out) {
+  if (hex.size() != 64) return false;
+  for (std::size_t i = 0; i < 32; ++i) {
+    unsigned v = 0;
+    const auto r = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, v, 16);
+    if (r.ec != std::errc{} || r.ptr != hex.data() + 2 * i + 2) return false;
+    out[i] = static_cast<unsigned char>(v);
+  }
+  return true;
+}
+
+ApiKey read_api_key(Fields& f, json* canonical) {
+  ApiKey a;
+  a.from = credentials(f);
+  if (a.from.empty() && f.ok()) f.error("", "says nowhere to find the key: give header, query or cookie");
+  if (auto v = f.boolean("strip")) a.strip = *v;
+  a.consumer_header = header_option(f, "consumer_header", a.consumer_header);
+  if (auto v = f.str("realm")) a.realm = *v;
+  std::set<std::string> consumers_seen;
+  auto add = [&](std::string_view key, std::string consumer, std::string_view hash, const std::string& where) {
+    Sha256 d{};
+    std::string_view hex = hash;
+    if (hex.starts_with("sha256:")) hex.remove_prefix(7);
+    if (consumer.empty() || !parse_digest(hex, d)) {
+      f.error(key, where + ": expected \"CONSUMER sha256:HEX\" (64 hex digits); make lines with `gwctl key new`");
+      return;
+    }
+    a.keys.emplace_back(d, std::move(consumer));
+  };
+  if (const json* keys = f.get("keys")) {
+    if (!keys->is_array()) {
+      f.error("keys", "keys must be an array of { consumer, sha256 } tables");
+    } else {
+      std::size_t i = 0;
+      for (const auto& k : *keys) {
+        ++i;
+        if (!k.is_object() || !k.contains("consumer") || !k.contains("sha256") ||
+            !k["consumer"].is_string() || !k["sha256"].is_string() || k.size() != 2) {
+          f.error("keys", "keys[" + std::to_string(i) + "] must be { consumer = \"...\", sha256 = \"...\" }");
+          continue;
+        }
+        add("keys", k["consumer"].get<std::string>(), k["sha256"].get<std::string>(),
+            "keys[" + std::to_string(i) + "]");
+      }
+    }
+  }
+  if (auto file = f.str("keys_file")) {
+    const auto path = resolve(f.ctx(), *file);
+    auto text = file::read_all(path.string(), kMaxPolicyFile);
+    if (!text) {
+      f.error("keys_file", "keys_file " + text.error().message, "input.unreadable");
+    } else {
+      std::size_t line_no = 0;
+      std::string_view rest = *text;
+      while (!rest.empty()) {
+        ++line_no;
+        const auto nl = rest.find('\n');
+        std::string_view line = rest.substr(0, nl);
+        rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+          line.remove_suffix(1);
+        while (!line.empty() && (line.front() == ' ' || line.front() == '\t'))
+          line.remove_prefix(1);
+        if (line.empty() || line[0] == '#') continue;
+        const auto sp = line.find_first_of(" \t");
+        const std::string consumer(line.substr(0, sp));
+        std::string_view hash = sp == std::string_view::npos ? "" : line.substr(sp + 1);
+        while (!hash.empty() && (hash.front() == ' ' || hash.front() == '\t'))
+          hash.remove_prefix(1);
+        add("keys_file", consumer, hash, path.string() + ":" + std::to_string(line_no));
+      }
+    }
+  }
+  // Without keys every request is refused (401): safe, but almost certainly unfinished (an
+  // OpenAPI import leaves its policies so, for a TOML spec to complete).
+  if (!f.has("keys") && !f.has("keys_file") && f.ok())
+    f.warn("", "has no keys, so it refuses every request; give keys_file (lines \"CONSUMER sha256:HEX\") or keys", "policy.no-keys");
+  std::sort(a.keys.begin(), a.keys.end());
+  for (std::size_t i = 1; i < a.keys.size(); ++i)
+    if (a.keys[i].first == a.keys[i - 1].first)
+      f.error(f.has("keys_file") ? "keys_file" : "keys",
+              "the same key is listed for " + text::quote(a.keys[i - 1].second) + " and " +
+                  text::quote(a.keys[i].second));
+  if (canonical) {
+    canonical->erase("keys_file");
+    json keys = json::array();
+    for (const auto& [d, c] : a.keys)
+      keys.push_back({{"consumer", c}, {"sha256", to_hex(d)}});
+    (*canonical)["keys"] = std::move(keys);
+  }
+  return a;
+}
+
+// ---- basic
+
+bool supported_crypt_hash(std::string_view h) {
+  // bcrypt, SHA-crypt and yescrypt through libxcrypt; not MD5-apr1 or {SHA} (too weak or unsupported).
+  return h.starts_with("$2y$") || h.starts_with("$2b$") || h.starts_with("$2a$") ||
+         h.starts_with("$5$") || h.starts_with("$6$") || h.starts_with("$y$");
+}
+
+Basic read_basic(Fields& f, json* canonical) {
+  Basic b;
+  if (auto v = f.boolean("strip")) b.strip = *v;
+  b.consumer_header = header_option(f, "consumer_header", b.consumer_header);
+  if (auto v = f.str("realm")) b.realm = *v;
+  auto add = [&](std::string_view key, std::string_view line, const std::string& where) {
+    const auto colon = line.find(':');
+    const std::string user(line.substr(0, colon));
+    const std::string hash(colon == std::string_view::npos ? "" : line.substr(colon + 1));
+    if (user.empty() || hash.empty()) {
+      f.error(key, where + ": expected \"user:hash\"");
+      return;
+    }
+    if (!supported_crypt_hash(hash)) {
+      f.error(key, where + ": the hash of " + text::quote(user) +
+                       " is not bcrypt, SHA-crypt or yescrypt (make one with `htpasswd -B` or `openssl passwd -6`)");
+      return;
+    }
+    b.users.emplace_back(user, hash);
+  };
+  if (const json* users = f.get("users")) {
+    if (!users->is_array() || !std::all_of(users->begin(), users->end(), [](const json& u) { return u.is_string(); })) {
+      f.error("users", "users must be an array of \"user:hash\" strings");
+    } else {
+      std::size_t i = 0;
+      for (const auto& u : *users)
+        add("users", u.get<std::string>(), "users[" + std::to_string(++i) + "]");
+    }
+  }
+  if (auto file = f.str("htpasswd_file")) {
+    const auto path = resolve(f.ctx(), *file);
+    auto text = file::read_all(path.string(), kMaxPolicyFile);
+    if (!text) {
+      f.error("htpasswd_file", "htpasswd_file " + text.error().message, "input.unreadable");
+    } else {
+      std::size_t n = 0;
+      std::string_view rest = *text;
+      while (!rest.empty()) {
+        ++n;
+        const auto nl = rest.find('\n');
+        std::string_view line = rest.substr(0, nl);
+        rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+        if (line.empty() || line[0] == '#') continue;
+        add("htpasswd_file", line, path.string() + ":" + std::to_string(n));
+      }
+    }
+  }
+  if (!f.has("users") && !f.has("htpasswd_file") && f.ok())
+    f.warn("", "has no users, so it refuses every request; give htpasswd_file or users", "policy.no-keys");
+  std::sort(b.users.begin(), b.users.end());
+  for (std::size_t i = 1; i < b.users.size(); ++i)
+    if (b.users[i].first == b.users[i - 1].first)
+      f.error(f.has("htpasswd_file") ? "htpasswd_file" : "users",
+              "user " + text::quote(b.users[i].first) + " is listed twice");
+  if (canonical) {
+    canonical->erase("htpasswd_file");
+    json users = json::array();
+    for (const auto& [u, h] : b.users)
+      users.push_back(u + ":" + h);
+    (*canonical)["users"] = std::move(users);
+  }
+  return b;
+}
+
+// ---- jwt
+
+constexpr std::array kJwtAlgs = {"HS256"sv, "HS384"sv, "HS512"sv, "RS256"sv, "RS384"sv,
+                                 "RS512"sv, "PS256"sv, "PS384"sv, "PS512"sv, "ES256"sv,
+                                 "ES384"sv, "EdDSA"sv};
+
+/// A PEM public key or certificate OpenSSL can read (the jwt module does the real import).
+bool readable_public_pem(const std::string& pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (!bio) return false;
+  EVP_PKEY* k = PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
+  if (!k) {
+    BIO_reset(bio);
+    if (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+      k = X509_get_pubkey(cert);
+      X509_free(cert);
+    }
+  }
+  BIO_free(bio);
+  if (!k) return false;
+  EVP_PKEY_free(k);
+  return true;
+}
+
+bool http_url(std::string_view u) { return u.starts_with("http://") || u.starts_with("https://"); }
+
+Jwt read_jwt(Fields& f, json* canonical) {
+  Jwt j;
+  j.from = credentials(f);
+  if (j.from.empty()) j.from.push_back(Credential{Credential::In::header, "authorization"});
+  if (auto v = f.strings("public_keys")) j.pems = *v;
+  if (auto files = f.strings("public_key_file")) {
+    for (const auto& file : *files) {
+      const auto path = resolve(f.ctx(), file);
+      auto text = file::read_all(path.string(), kMaxPolicyFile);
+      if (!text) f.error("public_key_file", "public_key_file " + text.error().message, "input.unreadable");
+      else j.pems.push_back(std::move(*text));
+    }
+  }
+  for (const auto& pem : j.pems)
+    if (!readable_public_pem(pem))
+      f.error(f.has("public_key_file") ? "public_key_file" : "public_keys",
+              "not a PEM public key or certificate (a private key does not belong here)");
+  if (auto v = f.str("jwks")) j.jwks = *v;
+  if (auto file = f.str("jwks_file")) {
+    const auto path = resolve(f.ctx(), *file);
+    auto text = file::read_all(path.string(), kMaxPolicyFile);
+    if (!text) f.error("jwks_file", "jwks_file " + text.error().message, "input.unreadable");
+    else j.jwks = std::move(*text);
+  }
+  if (!j.jwks.empty()) {
+    const json doc = json::parse(j.jwks, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object() || !doc.contains("keys") || !doc["keys"].is_array())
+      f.error(f.has("jwks_file") ? "jwks_file" : "jwks", "not a JWKS document ({\"keys\": [...]})");
+  }
+  if (auto v = f.str("jwks_url")) {
+    j.jwks_url = *v;
+    if (!http_url(*v)) f.error("jwks_url", "jwks_url must be an http:// or https:// URL");
+  }
+  if (auto v = f.str("openid_connect_url")) {
+    j.openid_connect_url = *v;
+    if (!http_url(*v)) f.error("openid_connect_url", "openid_connect_url must be an http:// or https:// URL");
+  }
+  if (auto v = f.duration("jwks_refresh")) j.jwks_refresh = *v;
+  if (auto v = f.str("secret_env")) j.secret_env = *v;
+  if (auto v = f.str("secret_file")) j.secret_file = resolve(f.ctx(), *v).string();
+  if (!j.secret_env.empty() && !j.secret_file.empty())
+    f.error("secret_file", "give secret_env or secret_file, not both");
+  const bool secret = !j.secret_env.empty() || !j.secret_file.empty();
+  if (j.pems.empty() && j.jwks.empty() && j.jwks_url.empty() && j.openid_connect_url.empty() &&
+      !secret && f.ok())
+    f.warn("", "has no keys, so it refuses every request; give public_key_file, jwks_file, "
+               "jwks_url, openid_connect_url, secret_env or secret_file", "policy.no-keys");
+  if (auto algs = f.strings("algorithms")) {
+    for (const auto& a : *algs) {
+      if (std::find(kJwtAlgs.begin(), kJwtAlgs.end(), a) == kJwtAlgs.end()) {
+        auto* d = f.error("algorithms", "unknown algorithm " + text::quote(a) +
+                                            (a == "none" ? " (unsigned tokens are never accepted)" : ""));
+        if (d) d->with_hint("algorithms: HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA");
+        continue;
+      }
+      const bool hs = a.starts_with("HS");
+      if (hs && !secret)
+        f.error("algorithms", a + " needs an HMAC secret (secret_env or secret_file)");
+      if (!hs && secret && j.pems.empty() && j.jwks.empty() && j.jwks_url.empty() && j.openid_connect_url.empty())
+        f.error("algorithms", a + " needs a public key; this policy has only a secret");
+      j.algorithms.push_back(a);
+    }
+  } else {
+    // Default: what the keys can check. HMAC only with a configured secret, so a public key can
+    // never be misused as an HMAC secret (algorithm confusion).
+    for (auto a : kJwtAlgs) {
+      const bool hs = a.starts_with("HS");
+      if (hs ? secret : !(j.pems.empty() && j.jwks.empty() && j.jwks_url.empty() && j.openid_connect_url.empty()))
+        j.algorithms.emplace_back(a);
+    }
+  }
+  if (auto v = f.strings("issuer")) j.issuers = *v;
+  if (auto v = f.strings("audience")) j.audiences = *v;
+  if (auto v = f.duration("leeway")) j.leeway_s = v->count() / 1000;
+  if (auto v = f.boolean("require_exp")) j.require_exp = *v;
+  if (auto v = f.string_table("forward_claims")) {
+    for (auto& [claim, header] : *v) {
+      if (!valid_header_name(header)) f.error("forward_claims", text::quote(header) + " is not a header name");
+      j.forward_claims.emplace_back(claim, lower(header));
+    }
+  }
+  if (auto v = f.str("consumer_claim")) j.consumer_claim = *v;
+  j.consumer_header = header_option(f, "consumer_header", j.consumer_header);
+  if (auto v = f.boolean("strip")) j.strip = *v;
+  if (auto v = f.str("realm")) j.realm = *v;
+  f.str("bearer_format"); // informational, from OpenAPI
+  if (canonical) {
+    canonical->erase("public_key_file");
+    canonical->erase("jwks_file");
+    if (!j.pems.empty()) (*canonical)["public_keys"] = j.pems;
+    if (!j.jwks.empty()) (*canonical)["jwks"] = j.jwks;
+    if (!j.secret_file.empty()) (*canonical)["secret_file"] = j.secret_file;
+  }
+  return j;
+}
+
+// ---- access, any_of
+
+Access read_access(Fields& f) {
+  Access a;
+  if (auto v = f.strings("scopes")) a.scopes = *v;
+  if (const json* c = f.get("claims")) {
+    if (!c->is_object()) {
+      f.error("claims", "claims must be a table: claim = \"value\" or [\"values\"]");
+    } else {
+      for (auto it = c->begin(); it != c->end(); ++it) {
+        std::vector<std::string> values;
+        if (it.value().is_string()) values.push_back(it.value().get<std::string>());
+        else if (it.value().is_array() && std::all_of(it.value().begin(), it.value().end(), [](const json& e) { return e.is_string(); }))
+          for (const auto& e : it.value()) values.push_back(e.get<std::string>());
+        else {
+          f.error("claims", "claims." + it.key() + " must be a string or an array of strings");
+          continue;
+        }
+        a.claims.emplace_back(it.key(), std::move(values));
+      }
+    }
+  }
+  if (auto v = f.strings("consumers")) a.consumers = *v;
+  if (auto v = f.strings("deny_consumers")) a.deny_consumers = *v;
+  if (a.scopes.empty() && a.claims.empty() && a.consumers.empty() && a.deny_consumers.empty() && f.ok())
+    f.error("", "checks nothing: give scopes, claims, consumers or deny_consumers");
+  return a;
+}
+
+AnyOf read_any_of(Fields& f) {
+  AnyOf a;
+  const json* opts = f.get("options");
+  if (!opts || !opts->is_array() || opts->empty()) {
+    f.error("options", "options must be a non-empty array of { policies = [...], scopes = [...] }");
+    return a;
+  }
+  std::size_t i = 0;
+  for (const auto& o : *opts) {
+    ++i;
+    AnyOf::Option opt;
+    bool good = o.is_object();
+    if (good) {
+      for (auto it = o.begin(); it != o.end(); ++it) {
+        const bool list = it.value().is_array() && std::all_of(it.value().begin(), it.value().end(), [](const json& e) { return e.is_string(); });
+        if (it.key() == "policies" && list) opt.policies = it.value().get<std::vector<std::string>>();
+        else if (it.key() == "scopes" && list) opt.scopes = it.value().get<std::vector<std::string>>();
+        else good = false;
+      }
+    }
+    if (!good) {
+      f.error("options", "options[" + std::to_string(i) + "] must be { policies = [\"name\", ...], scopes = [\"scope\", ...] }");
+      continue;
+    }
+    a.options.push_back(std::move(opt));
+  }
+  return a;
+}
+
+// ---- rate_limit
+
+RateLimit read_rate_limit(Fields& f) {
+  RateLimit r;
+  if (auto rate = f.str("rate")) {
+    // "100/s", "6000/m", "10/h", or "5/10s"
+    const auto slash = rate->find('/');
+    std::uint64_t n = 0;
+    const auto* b = rate->data();
+    const auto res = std::from_chars(b, b + (slash == std::string::npos ? rate->size() : slash), n);
+    bool good = slash != std::string::npos && res.ptr == b + slash && n > 0 && n <= 1'000'000'000;
+    if (good) {
+      std::string per = rate->substr(slash + 1);
+      if (per == "s" || per == "m" || per == "h") per = "1" + per;
+      auto d = units::parse_duration(per);
+      good = d && d->count() > 0;
+      if (good) r.per = *d;
+    }
+    if (!good) f.error("rate", "rate " + text::quote(*rate) + " must be COUNT/UNIT: \"100/s\", \"6000/m\", \"10/h\" or \"5/10s\"");
+    r.count = n;
+  } else {
+    f.error("rate", "has no rate (\"100/s\")", "spec.missing-key");
+  }
+  if (auto v = f.integer("burst", 1, 1'000'000'000)) r.burst = static_cast<std::uint64_t>(*v);
+  else r.burst = r.count;
+  if (auto key = f.str("key")) {
+    if (*key == "client_ip") r.key = RateLimit::Key::client_ip;
+    else if (*key == "consumer") r.key = RateLimit::Key::consumer;
+    else if (*key == "route") r.key = RateLimit::Key::route;
+    else if (*key == "global") r.key = RateLimit::Key::global;
+    else if (key->starts_with("header:") && valid_header_name(key->substr(7))) {
+      r.key = RateLimit::Key::header;
+      r.key_name = lower(key->substr(7));
+    } else if (key->starts_with("claim:") && key->size() > 6) {
+      r.key = RateLimit::Key::claim;
+      r.key_name = key->substr(6);
+    } else {
+      f.error("key", "key " + text::quote(*key) +
+                         " must be client_ip, consumer, route, global, header:NAME or claim:NAME");
+    }
+  }
+  if (auto store = f.str("store")) {
+    if (*store == "redis") r.redis = true;
+    else if (*store != "local") f.error("store", "store must be \"local\" or \"redis\"");
+  }
+  if (auto addr = f.str("redis")) {
+    const auto colon = addr->rfind(':');
+    unsigned port = 0;
+    const auto* b = addr->data();
+    const bool good = colon != std::string::npos && colon > 0 &&
+                      std::from_chars(b + colon + 1, b + addr->size(), port).ptr == b + addr->size() &&
+                      port > 0 && port < 65536;
+    if (!good) f.error("redis", "redis must be \"HOST:PORT\"");
+    r.redis_host = addr->substr(0, colon);
+    r.redis_port = static_cast<std::uint16_t>(port);
+    if (!f.has("store")) r.redis = true;
+  }
+  if (r.redis && r.redis_host.empty() && f.ok()) f.error("store", "store = \"redis\" needs redis = \"HOST:PORT\"");
+  if (auto v = f.duration("redis_timeout")) r.redis_timeout = *v;
+  if (auto v = f.str("on_redis_error")) {
+    if (*v == "allow") r.fail_open = true;
+    else if (*v == "deny") r.fail_open = false;
+    else f.error("on_redis_error", "on_redis_error must be \"allow\" (fail open) or \"deny\" (fail closed)");
+  }
+  if (!r.redis && (f.has("redis_timeout") || f.has("on_redis_error")) && f.ok())
+    f.error(f.has("redis_timeout") ? "redis_timeout" : "on_redis_error", "applies only with store = \"redis\"");
+  if (r.count && r.per.count() * 1000 / static_cast<std::int64_t>(r.count) == 0)
+    f.error("rate", "rate is too high: more than one request per microsecond");
+  return r;
+}
+
+// ---- headers, cors
+
+HeaderOps read_ops(Fields& f, std::string_view key) {
+  HeaderOps ops;
+  const json* v = f.get(key);
+  if (!v) return ops;
+  if (!v->is_object()) {
+    f.error(key, std::string(key) + " must be a table: { set = {...}, add = {...}, remove = [...], rename = {...} }");
+    return ops;
+  }
+  for (auto it = v->begin(); it != v->end(); ++it) {
+    const std::string label = std::string(key) + "." + it.key();
+    if (it.key() == "remove") {
+      if (!it.value().is_array() || !std::all_of(it.value().begin(), it.value().end(), [](const json& e) { return e.is_string(); })) {
+        f.error(key, label + " must be an array of header names");
+        continue;
+      }
+      for (const auto& n : it.value()) {
+        if (!valid_header_name(n.get<std::string>())) f.error(key, text::quote(n.get<std::string>()) + " is not a header name");
+        ops.remove.push_back(lower(n.get<std::string>()));
+      }
+    } else if (it.key() == "set" || it.key() == "add" || it.key() == "rename") {
+      auto t = f.string_table(key, &it.value(), label);
+      if (!t) continue;
+      auto& dst = it.key() == "set" ? ops.set : it.key() == "add" ? ops.add : ops.rename;
+      for (auto& [name, value] : *t) {
+        if (!valid_header_name(name)) f.error(key, text::quote(name) + " is not a header name");
+        if (it.key() == "rename" ? !valid_header_name(value) : !valid_header_value(value))
+          f.error(key, label + "." + name + ": " + text::quote(value) + " is not a valid " +
+                           (it.key() == "rename" ? "header name" : "header value"));
+        dst.emplace_back(lower(name), it.key() == "rename" ? lower(value) : value);
+      }
+    } else {
+      f.error(key, "unknown operation " + text::quote(label) + " (set, add, remove, rename)");
+    }
+  }
+  // Hop-by-hop and framing headers belong to the proxy, not to transforms.
+  auto forbidden = [](const std::string& n) {
+    return n == "host" || n == "content-length" || n == "transfer-encoding" || n == "connection" ||
+           n == "upgrade" || n == "te" || n == "trailer" || n == "keep-alive";
+  };
+  for (const auto* list : {&ops.set, &ops.add, &ops.rename})
+    for (const auto& [n, to] : *list)
+      if (forbidden(n) || (list == &ops.rename && forbidden(to)))
+        f.error(key, text::quote(forbidden(n) ? n : to) + " is managed by the proxy and cannot be changed here");
+  for (const auto& n : ops.remove)
+    if (forbidden(n)) f.error(key, text::quote(n) + " is managed by the proxy and cannot be removed here");
+  return ops;
+}
+
+Headers read_headers(Fields& f) {
+  Headers h;
+  h.request = read_ops(f, "request");
+  h.response = read_ops(f, "response");
+  if (const json* q = f.get("query")) {
+    if (!q->is_object()) {
+      f.error("query", "query must be a table: { set = {...}, remove = [...] }");
+    } else {
+      for (auto it = q->begin(); it != q->end(); ++it) {
+        if (it.key() == "set") {
+          if (auto t = f.string_table("query", &it.value(), "query.set")) h.query_set = *t;
+        } else if (it.key() == "remove" && it.value().is_array() &&
+                   std::all_of(it.value().begin(), it.value().end(), [](const json& e) { return e.is_string(); })) {
+          h.query_remove = it.value().get<std::vector<std::string>>();
+        } else {
+          f.error("query", "query." + it.key() + ": expected set = { name = \"value\" } or remove = [\"name\"]");
+        }
+      }
+    }
+  }
+  if (h.request.empty() && h.response.empty() && h.query_set.empty() && h.query_remove.empty() && f.ok())
+    f.error("", "changes nothing: give request, response or query");
+  return h;
+}
+
+Cors read_cors(Fields& f) {
+  Cors c;
+  if (auto v = f.strings("origins")) {
+    for (const auto& o : *v) {
+      if (o != "*" && !(o.starts_with("http://") || o.starts_with("https://")))
+        f.error("origins", "origin " + text::quote(o) + " must be \"*\" or scheme://host[:port]");
+      else if (o != "*" && o.find('/', o.find("://") + 3) != std::string::npos)
+        f.error("origins", "origin " + text::quote(o) + " has a path; origins are scheme://host[:port]");
+      c.origins.push_back(lower(o));
+    }
+  } else {
+    f.error("origins", "has no origins (\"https://app.example.com\", or \"*\")", "spec.missing-key");
+  }
+  c.methods = {"GET", "HEAD", "POST"};
+  if (auto v = f.strings("methods")) c.methods = *v;
+  if (auto v = f.strings("headers"))
+    for (const auto& h : *v) c.headers.push_back(lower(h));
+  if (auto v = f.strings("expose_headers"))
+    for (const auto& h : *v) c.expose.push_back(lower(h));
+  if (auto v = f.boolean("credentials")) c.credentials = *v;
+  if (auto v = f.duration("max_age")) c.max_age = *v;
+  if (c.credentials && std::find(c.origins.begin(), c.origins.end(), "*") != c.origins.end())
+    f.error("credentials", "credentials = true cannot be combined with origin \"*\" (browsers refuse it)");
+  return c;
+}
+
+std::optional<Settings> read(Kind kind, const json& j, Fields& f, json* canonical) {
+  f.kind_ = std::string(name(kind));
+  if (!j.is_object()) {
+    f.error("", "settings must be a table");
+    return std::nullopt;
+  }
+  Settings s;
+  switch (kind) {
+  case Kind::api_key: s = read_api_key(f, canonical); break;
+  case Kind::basic: s = read_basic(f, canonical); break;
+  case Kind::jwt: s = read_jwt(f, canonical); break;
+  case Kind::access: s = read_access(f); break;
+  case Kind::any_of: s = read_any_of(f); break;
+  case Kind::rate_limit: s = read_rate_limit(f); break;
+  case Kind::headers: s = read_headers(f); break;
+  case Kind::cors: s = read_cors(f); break;
+  }
+  f.finish();
+  if (!f.ok()) return std::nullopt;
+  return s;
+}
+
+} // namespace
+
+std::optional<Kind> kind_from_name(std::string_view s) noexcept {
+  for (std::size_t i = 0; i < kKindNames.size(); ++i)
+    if (kKindNames[i] == s) return static_cast<Kind>(i);
+  return std::nullopt;
+}
+std::string_view name(Kind k) noexcept { return kKindNames[static_cast<std::size_t>(k)]; }
+std::span<const std::string_view> kind_names() noexcept { return kKindNames; }
+
+Phase phase_of(Kind k) noexcept {
+  switch (k) {
+  case Kind::cors: return Phase::cors;
+  case Kind::api_key:
+  case Kind::basic:
+  case Kind::jwt:
+  case Kind::any_of: return Phase::authenticate;
+  case Kind::access: return Phase::access;
+  case Kind::rate_limit: return Phase::rate_limit;
+  case Kind::headers: return Phase::transform;
+  }
+  return Phase::transform;
+}
+
+bool authenticates(Kind k) noexcept { return phase_of(k) == Phase::authenticate; }
+
+std::optional<nlohmann::json> compile(Kind kind, const nlohmann::json& settings, const Context& ctx,
+                                      Diagnostics& diags) {
+  Fields f(settings, ctx, &diags);
+  json canonical = settings;
+  if (!read(kind, settings, f, &canonical)) return std::nullopt;
+  return canonical;
+}
+
+Result<Settings> parse(Kind kind, std::string_view canonical) {
+  const json j = json::parse(canonical, nullptr, false);
+  Context ctx;
+  Fields f(j, ctx, nullptr);
+  auto s = read(kind, j, f, nullptr);
+  if (!s) return fail(errc::invalid_argument, f.first_error().empty() ? "bad policy settings" : f.first_error());
+  return std::move(*s);
+}
+
+std::string key_file_line(std::string_view consumer, std::string_view key) {
+  return std::string(consumer) + " sha256:" + to_hex(sha256(key));
+}
+
+} // namespace gw::policy

@@ -1,0 +1,200 @@
+#include "gw/runtime/key_source.hpp"
+
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/url/parse.hpp>
+#include <cstdio>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+namespace gw::runtime {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kFetchTimeout = std::chrono::seconds(5);
+constexpr auto kSoonestRefetch = std::chrono::seconds(10);
+constexpr std::size_t kMaxBody = 1 << 20;
+
+/// GET `url`; the body of a 200 answer, or an error message.
+net::awaitable<Result<std::string>> get(const std::string& url, ssl::context& tls) {
+  auto parsed = boost::urls::parse_uri(url);
+  if (!parsed) co_return fail(errc::invalid_argument, "bad URL " + url);
+  const bool https = parsed->scheme() == "https";
+  const std::string host = parsed->host();
+  const std::string port = parsed->has_port() ? std::string(parsed->port()) : https ? "443" : "80";
+  std::string target = std::string(parsed->encoded_path());
+  if (target.empty()) target = "/";
+  if (parsed->has_query()) target += "?" + std::string(parsed->encoded_query());
+
+  auto ex = co_await net::this_coro::executor;
+  tcp::resolver resolver(ex);
+  auto [rec, results] = co_await resolver.async_resolve(host, port, net::as_tuple(net::use_awaitable));
+  if (rec) co_return fail(errc::io_error, "cannot resolve " + host + ": " + rec.message());
+
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, host);
+  req.set(http::field::accept, "application/json");
+  req.set(http::field::user_agent, "gwd");
+  beast::flat_buffer buf;
+  http::response_parser<http::string_body> res;
+  res.body_limit(kMaxBody);
+  beast::error_code ec;
+  if (https) {
+    beast::ssl_stream<beast::tcp_stream> s(ex, tls);
+    beast::get_lowest_layer(s).expires_after(kFetchTimeout);
+    // SNI; SSL_set_tlsext_host_name is a macro with an old-style cast.
+    if (!SSL_ctrl(s.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                  const_cast<char*>(host.c_str())))
+      co_return fail(errc::io_error, "TLS: cannot set SNI");
+    s.set_verify_callback(ssl::host_name_verification(host));
+    std::tie(ec, std::ignore) = co_await beast::get_lowest_layer(s).async_connect(results, net::as_tuple(net::use_awaitable));
+    if (!ec) std::tie(ec) = co_await s.async_handshake(ssl::stream_base::client, net::as_tuple(net::use_awaitable));
+    if (!ec) std::tie(ec, std::ignore) = co_await http::async_write(s, req, net::as_tuple(net::use_awaitable));
+    if (!ec) std::tie(ec, std::ignore) = co_await http::async_read(s, buf, res, net::as_tuple(net::use_awaitable));
+  } else {
+    beast::tcp_stream s(ex);
+    s.expires_after(kFetchTimeout);
+    std::tie(ec, std::ignore) = co_await s.async_connect(results, net::as_tuple(net::use_awaitable));
+    if (!ec) std::tie(ec, std::ignore) = co_await http::async_write(s, req, net::as_tuple(net::use_awaitable));
+    if (!ec) std::tie(ec, std::ignore) = co_await http::async_read(s, buf, res, net::as_tuple(net::use_awaitable));
+  }
+  if (ec) co_return fail(errc::io_error, url + ": " + ec.message());
+  if (res.get().result_int() != 200)
+    co_return fail(errc::io_error, url + ": HTTP " + std::to_string(res.get().result_int()));
+  co_return std::move(res.get().body());
+}
+
+class Fetcher final : public policy::KeySource, public std::enable_shared_from_this<Fetcher> {
+public:
+  Fetcher(std::string url, bool discovery, units::Millis refresh)
+      : url_(std::move(url)), discovery_(discovery), refresh_(refresh), timer_(ioc_) {
+    tls_.set_default_verify_paths();
+    tls_.set_verify_mode(ssl::verify_peer);
+  }
+  ~Fetcher() override {
+    work_.reset();
+    ioc_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  /// Fetches once (waiting up to the fetch timeout), then keeps refreshing on its thread.
+  void start() {
+    std::promise<void> first;
+    auto done = first.get_future();
+    net::co_spawn(ioc_, loop(std::move(first)), net::detached);
+    thread_ = std::thread([this] { ioc_.run(); });
+    done.wait_for(kFetchTimeout + std::chrono::seconds(1));
+  }
+
+  std::shared_ptr<const std::vector<policy::jwt::Key>> keys() const override { return keys_.load(); }
+
+  void refresh_soon() const override {
+    const auto now = Clock::now().time_since_epoch().count();
+    auto last = last_soon_.load(std::memory_order_relaxed);
+    if (now - last < std::chrono::duration_cast<Clock::duration>(kSoonestRefetch).count()) return;
+    if (!last_soon_.compare_exchange_strong(last, now)) return;
+    net::post(ioc_, [this] { timer_.cancel(); }); // the loop fetches when its wait ends
+  }
+
+private:
+  net::awaitable<void> loop(std::promise<void> first) {
+    bool told = false;
+    for (;;) {
+      co_await fetch();
+      if (!told) {
+        first.set_value();
+        told = true;
+      }
+      timer_.expires_after(refresh_);
+      auto [ec] = co_await timer_.async_wait(net::as_tuple(net::use_awaitable));
+      (void)ec; // cancelled by refresh_soon: fetch now
+      if (ioc_.stopped()) co_return;
+    }
+  }
+
+  net::awaitable<void> fetch() {
+    std::string jwks_url = url_;
+    if (discovery_) {
+      auto doc = co_await get(url_, tls_);
+      if (!doc) {
+        report(doc.error().message);
+        co_return;
+      }
+      const auto j = nlohmann::json::parse(*doc, nullptr, false);
+      if (!j.is_object() || !j.contains("jwks_uri") || !j["jwks_uri"].is_string()) {
+        report(url_ + ": no jwks_uri in the discovery document");
+        co_return;
+      }
+      jwks_url = j["jwks_uri"].get<std::string>();
+    }
+    auto body = co_await get(jwks_url, tls_);
+    if (!body) {
+      report(body.error().message);
+      co_return;
+    }
+    auto set = policy::jwt::parse_jwks(*body);
+    if (!set) {
+      report(jwks_url + ": " + set.error().message);
+      co_return;
+    }
+    for (const auto& why : set->skipped)
+      std::fprintf(stderr, "gwd: %s: key skipped: %s\n", jwks_url.c_str(), why.c_str());
+    const std::size_t n = set->keys.size();
+    keys_.store(std::make_shared<const std::vector<policy::jwt::Key>>(std::move(set->keys)));
+    std::fprintf(stderr, "gwd: fetched %zu JWT key(s) from %s\n", n, jwks_url.c_str());
+  }
+
+  void report(const std::string& why) {
+    // The last good keys stay in use.
+    std::fprintf(stderr, "gwd: JWT keys: %s%s\n", why.c_str(),
+                 keys_.load() ? " (keeping the previous keys)" : "");
+  }
+
+  std::string url_;
+  bool discovery_;
+  units::Millis refresh_;
+  mutable net::io_context ioc_{1};
+  net::executor_work_guard<net::io_context::executor_type> work_{ioc_.get_executor()};
+  ssl::context tls_{ssl::context::tls_client};
+  mutable net::steady_timer timer_;
+  std::thread thread_;
+  std::atomic<std::shared_ptr<const std::vector<policy::jwt::Key>>> keys_;
+  mutable std::atomic<Clock::rep> last_soon_{0};
+};
+
+} // namespace
+
+std::shared_ptr<policy::KeySource> key_source(const std::string& url, bool discovery,
+                                              units::Millis refresh) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::weak_ptr<Fetcher>> fetchers;
+  std::lock_guard lock(mu);
+  const std::string id = (discovery ? "oidc " : "jwks ") + url;
+  if (auto f = fetchers[id].lock()) return f;
+  auto f = std::make_shared<Fetcher>(url, discovery, refresh);
+  f->start();
+  fetchers[id] = f;
+  return f;
+}
+
+} // namespace gw::runtime

@@ -1,0 +1,380 @@
+// gw::redis::Client against a real redis-server (a declared dependency: these tests fail, not
+// skip, without it) started on a free port, plus a fake server that accepts and never replies.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <csignal>
+#include <cstring>
+#include <optional>
+#include <thread>
+
+#include "gw/redis/client.hpp"
+
+extern char** environ;
+
+namespace {
+
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using gw::redis::Client;
+using TakeResult = gw::Result<Client::Take>;
+
+/// A blocking socket connected to 127.0.0.1:port, or -1.
+int connect_local(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0) return fd;
+  ::close(fd);
+  return -1;
+}
+
+std::uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  REQUIRE(::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0);
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0);
+  ::close(fd);
+  return ntohs(sa.sin_port);
+}
+
+/// redis-server on 127.0.0.1:port, killed by PID when the guard goes away.
+class RedisServer {
+public:
+  explicit RedisServer(std::uint16_t port) : port_(port) { start(); }
+  ~RedisServer() { stop(); }
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  void start() {
+    ::signal(SIGPIPE, SIG_IGN); // as gwd does: hiredis writes with write(2)
+    const std::string port = std::to_string(port_);
+    std::vector<std::string> args{"redis-server", "--port", port,   "--save", "",
+                                  "--appendonly", "no",     "--bind", "127.0.0.1"};
+    std::vector<char*> argv;
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    const int rc = ::posix_spawnp(&pid_, "redis-server", &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+      pid_ = -1;
+      FAIL("cannot run redis-server (" << std::strerror(rc)
+                                       << "): it is a declared dependency of gwd's distributed "
+                                          "rate limits; install redis-server (apt-get install "
+                                          "redis-server)");
+    }
+    // Ready when it answers PING; bounded.
+    for (auto limit = Clock::now() + 10s; Clock::now() < limit;) {
+      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;
+        FAIL("redis-server exited at startup (port " << port_ << ")");
+      }
+      if (const int fd = connect_local(port_); fd >= 0) {
+        timeval tv{1, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char buf[16] = {};
+        const bool pong = ::write(fd, "PING\r\n", 6) == 6 && ::read(fd, buf, 7) >= 5 &&
+                          std::string_view(buf).starts_with("+PONG");
+        ::close(fd);
+        if (pong) return;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    stop();
+    FAIL("redis-server did not answer PING on port " << port_ << " within 10 s");
+  }
+
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+private:
+  std::uint16_t port_;
+  pid_t pid_ = -1;
+};
+
+/// One step of the io_context. run_one_for() stops the context when it runs out of work (e.g. no
+/// connection): restart it, so that later work runs.
+void step(net::io_context& ioc, std::chrono::milliseconds d) {
+  if (ioc.stopped()) ioc.restart();
+  ioc.run_one_for(d);
+}
+
+/// Runs `aw` on `ioc` until it completes (bounded: a hang fails the test instead of blocking).
+template <class T>
+T run(net::io_context& ioc, net::awaitable<T> aw, std::chrono::milliseconds limit = 10s) {
+  std::optional<T> out;
+  net::co_spawn(ioc, std::move(aw), [&](std::exception_ptr e, T v) {
+    if (e) std::rethrow_exception(e);
+    out.emplace(std::move(v));
+  });
+  for (const auto end = Clock::now() + limit; !out && Clock::now() < end;)
+    step(ioc, 20ms);
+  REQUIRE(out.has_value());
+  return std::move(*out);
+}
+
+/// Lets the io_context process whatever is ready (e.g. a connection's EOF) for a while.
+void pump(net::io_context& ioc, std::chrono::milliseconds d) {
+  for (const auto end = Clock::now() + d; Clock::now() < end;)
+    step(ioc, 5ms);
+}
+
+constexpr std::int64_t kSlow = 10'000'000; // 10 s per token: no refill during a test step
+
+} // namespace
+
+TEST_CASE("redis: a burst is allowed, then refused with retry_after", "[redis]") {
+  const auto port = free_port();
+  RedisServer server(port);
+  net::io_context ioc;
+  Client c(ioc.get_executor(), "127.0.0.1", port, 1000ms);
+  CHECK_FALSE(c.connected());
+  for (std::int64_t i = 0; i < 5; ++i) {
+    const TakeResult r = run(ioc, c.take("burst", kSlow, 5));
+    REQUIRE(r.has_value());
+    CHECK(r->allowed);
+    CHECK(r->remaining == 4 - i); // counts down
+    CHECK(r->retry_after_ms == 0);
+    CHECK(r->reset_ms > 0);
+    CHECK(r->reset_ms <= (i + 1) * 10'000);
+  }
+  CHECK(c.connected());
+  const TakeResult r = run(ioc, c.take("burst", kSlow, 5));
+  REQUIRE(r.has_value());
+  CHECK_FALSE(r->allowed);
+  CHECK(r->remaining == 0);
+  CHECK(r->retry_after_ms > 0);
+  CHECK(r->retry_after_ms <= 10'000);
+  CHECK(r->reset_ms <= 50'000);
+  // Another key has its own bucket.
+  const TakeResult other = run(ioc, c.take("burst-other", kSlow, 5));
+  REQUIRE(other.has_value());
+  CHECK(other->allowed);
+  CHECK(other->remaining == 4);
+  CHECK(c.failures() == 0);
+  CHECK(Client::script_sha1().size() == 40);
+}
+
+TEST_CASE("redis: two clients (two gateways) share one bucket", "[redis]") {
+  const auto port = free_port();
+  RedisServer server(port);
+  net::io_context ioc;
+  Client a(ioc.get_executor(), "127.0.0.1", port, 1000ms);
+  Client b(ioc.get_executor(), "127.0.0.1", port, 1000ms);
+  for (std::int64_t i = 0; i < 4; ++i) {
+    Client& c = i % 2 ? b : a;
+    const TakeResult r = run(ioc, c.take("shared", kSlow, 4));
+    REQUIRE(r.has_value());
+    CHECK(r->allowed);
+    CHECK(r->remaining == 3 - i);
+  }
+  const TakeResult ra = run(ioc, a.take("shared", kSlow, 4));
+  const TakeResult rb = run(ioc, b.take("shared", kSlow, 4));
+  REQUIRE(ra.has_value());
+  REQUIRE(rb.has_value());
+  CHECK_FALSE(ra->allowed);
+  CHECK_FALSE(rb->allowed);
+  CHECK(rb->retry_after_ms > 0);
+}
+
+TEST_CASE("redis: concurrent calls get their own replies", "[redis]") {
+  const auto port = free_port();
+  RedisServer server(port);
+  net::io_context ioc;
+  Client c(ioc.get_executor(), "127.0.0.1", port, 2000ms);
+  REQUIRE(run(ioc, c.take("warmup", kSlow, 1)).has_value()); // connect and load the script
+  constexpr int n = 12;
+  std::vector<std::optional<TakeResult>> out(n);
+  for (int i = 0; i < n; ++i)
+    net::co_spawn(ioc, c.take("concurrent", kSlow, 8),
+                  [&out, i](std::exception_ptr e, TakeResult r) {
+                    if (e) std::rethrow_exception(e);
+                    out[static_cast<std::size_t>(i)] = std::move(r);
+                  });
+  const auto all_done = [&] {
+    return std::all_of(out.begin(), out.end(), [](const auto& o) { return o.has_value(); });
+  };
+  for (const auto end = Clock::now() + 10s; !all_done() && Clock::now() < end;)
+    step(ioc, 20ms);
+  REQUIRE(all_done());
+  // Commands go out in spawn order and replies come back in order: call i sees the i-th take.
+  for (int i = 0; i < n; ++i) {
+    const auto& r = *out[static_cast<std::size_t>(i)];
+    REQUIRE(r.has_value());
+    CHECK(r->allowed == (i < 8));
+    CHECK(r->remaining == (i < 8 ? 7 - i : 0));
+  }
+}
+
+TEST_CASE("redis: a token comes back after the interval", "[redis]") {
+  const auto port = free_port();
+  RedisServer server(port);
+  net::io_context ioc;
+  Client c(ioc.get_executor(), "127.0.0.1", port, 1000ms);
+  constexpr std::int64_t interval = 50'000; // 50 ms
+  const TakeResult first = run(ioc, c.take("refill", interval, 1));
+  REQUIRE(first.has_value());
+  CHECK(first->allowed);
+  CHECK(first->remaining == 0);
+  const TakeResult refused = run(ioc, c.take("refill", interval, 1));
+  REQUIRE(refused.has_value());
+  REQUIRE_FALSE(refused->allowed);
+  CHECK(refused->retry_after_ms > 0);
+  CHECK(refused->retry_after_ms <= 50);
+  std::this_thread::sleep_for(std::chrono::milliseconds(refused->retry_after_ms + 5));
+  const TakeResult again = run(ioc, c.take("refill", interval, 1));
+  REQUIRE(again.has_value());
+  CHECK(again->allowed);
+  // A full bucket after reset_ms: burst 3, take 3, wait reset_ms, 3 more are allowed.
+  std::int64_t reset = 0;
+  for (int i = 0; i < 3; ++i) {
+    const TakeResult r = run(ioc, c.take("reset", interval, 3));
+    REQUIRE(r.has_value());
+    reset = r->reset_ms;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(reset + 5));
+  const TakeResult full = run(ioc, c.take("reset", interval, 3));
+  REQUIRE(full.has_value());
+  CHECK(full->allowed);
+  CHECK(full->remaining == 2);
+}
+
+TEST_CASE("redis: a stopped server fails calls fast; a restarted one is used again", "[redis]") {
+  const auto port = free_port();
+  RedisServer server(port);
+  net::io_context ioc;
+  const auto timeout = 1000ms;
+  Client c(ioc.get_executor(), "127.0.0.1", port, timeout);
+  REQUIRE(run(ioc, c.take("down", kSlow, 100)).has_value());
+  CHECK(c.failures() == 0);
+
+  server.stop();
+  auto t0 = Clock::now();
+  const TakeResult r1 = run(ioc, c.take("down", kSlow, 100));
+  CHECK_FALSE(r1.has_value());
+  CHECK(Clock::now() - t0 < 5 * timeout);
+  CHECK(c.failures() == 1);
+  CHECK_FALSE(c.connected());
+  // In backoff: fails without trying.
+  t0 = Clock::now();
+  const TakeResult r2 = run(ioc, c.take("down", kSlow, 100));
+  REQUIRE_FALSE(r2.has_value());
+  CHECK(r2.error().code == std::errc::not_connected);
+  CHECK(Clock::now() - t0 < timeout);
+  CHECK(c.failures() == 2);
+  // After the backoff: a connect attempt, refused.
+  std::this_thread::sleep_for(250ms);
+  t0 = Clock::now();
+  const TakeResult r3 = run(ioc, c.take("down", kSlow, 100));
+  CHECK_FALSE(r3.has_value());
+  CHECK(Clock::now() - t0 < timeout);
+  CHECK(c.failures() == 3);
+
+  server.start(); // same port; the script cache is empty (NOSCRIPT, then EVAL)
+  bool ok = false;
+  for (const auto end = Clock::now() + 10s; !ok && Clock::now() < end;) {
+    const TakeResult r = run(ioc, c.take("down", kSlow, 100));
+    ok = r.has_value() && r->allowed;
+    if (!ok) std::this_thread::sleep_for(50ms);
+  }
+  CHECK(ok);
+  CHECK(c.connected());
+  const auto f = c.failures();
+  REQUIRE(run(ioc, c.take("down", kSlow, 100)).has_value());
+  CHECK(c.failures() == f);
+}
+
+TEST_CASE("redis: a server that never answers fails the call at the timeout", "[redis]") {
+  net::io_context ioc;
+  // A listener that accepts, reads and never replies.
+  net::ip::tcp::acceptor acceptor(ioc, {net::ip::address_v4::loopback(), 0});
+  const auto port = acceptor.local_endpoint().port();
+  std::vector<std::shared_ptr<net::ip::tcp::socket>> peers;
+  auto sink = [&]() -> net::awaitable<void> {
+    for (;;) {
+      auto [ec, s] = co_await acceptor.async_accept(net::as_tuple(net::use_awaitable));
+      if (ec) co_return;
+      auto sock = std::make_shared<net::ip::tcp::socket>(std::move(s));
+      peers.push_back(sock);
+      net::co_spawn(
+          ioc,
+          [sock]() -> net::awaitable<void> {
+            char buf[4096];
+            for (;;) {
+              auto [rec, n] = co_await sock->async_read_some(net::buffer(buf),
+                                                             net::as_tuple(net::use_awaitable));
+              if (rec) co_return;
+            }
+          },
+          net::detached);
+    }
+  };
+  net::co_spawn(ioc, sink, net::detached);
+
+  const auto timeout = 200ms;
+  Client c(ioc.get_executor(), "127.0.0.1", port, timeout);
+  auto t0 = Clock::now();
+  const TakeResult r = run(ioc, c.take("hang", kSlow, 10));
+  const auto took = Clock::now() - t0;
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().code == std::errc::timed_out);
+  CHECK(took < 5 * timeout);
+  CHECK(c.failures() == 1);
+  CHECK_FALSE(c.connected()); // dropped after the timeout
+  // Within the backoff the next call fails at once.
+  t0 = Clock::now();
+  const TakeResult r2 = run(ioc, c.take("hang", kSlow, 10));
+  CHECK_FALSE(r2.has_value());
+  CHECK(Clock::now() - t0 < timeout);
+  CHECK(c.failures() == 2);
+
+  SECTION("destroying the client resumes calls in flight with an error") {
+    std::this_thread::sleep_for(250ms); // past the backoff: the next call connects and waits
+    auto owned = std::make_unique<Client>(ioc.get_executor(), "127.0.0.1", port, 5000ms);
+    std::optional<TakeResult> out;
+    net::co_spawn(ioc, owned->take("hang", kSlow, 10), [&](std::exception_ptr e, TakeResult v) {
+      if (e) std::rethrow_exception(e);
+      out = std::move(v);
+    });
+    pump(ioc, 100ms); // the command is sent and waits
+    REQUIRE_FALSE(out.has_value());
+    t0 = Clock::now();
+    owned.reset();
+    for (const auto end = Clock::now() + 2s; !out && Clock::now() < end;)
+      step(ioc, 5ms);
+    REQUIRE(out.has_value());
+    CHECK_FALSE(out->has_value());
+    CHECK(Clock::now() - t0 < 1s);
+  }
+  acceptor.close();
+  for (auto& p : peers)
+    p->close();
+  pump(ioc, 50ms);
+}
