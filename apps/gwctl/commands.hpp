@@ -95,6 +95,26 @@ struct OpenApiImportOptions {
 };
 int run_openapi_import(const Global& g, const OpenApiImportOptions& o);
 
+struct KeyOptions {
+  std::string consumer;
+  unsigned bytes = 32;
+  std::string append; // keys file to append the line to
+  bool json = false;
+};
+int run_key_new(const Global& g, const KeyOptions& o);
+int run_key_hash(const Global& g, const KeyOptions& o); // the key on stdin
+
+struct JwtSignOptions {
+  std::string alg = "RS256";
+  std::string key;         // private key, PEM
+  std::string secret_file; // HMAC secret
+  std::string secret_env;
+  std::string claims; // JSON object
+  std::string subject, issuer, audience, kid;
+  std::string expires_in; // "1h": adds exp
+};
+int run_jwt_sign(const Global& g, const JwtSignOptions& o);
+
 // Commands that talk to a running gwd over its control socket.
 struct StartOptions {
   std::vector<std::string> inputs; // specs or one table

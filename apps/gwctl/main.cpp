@@ -111,6 +111,37 @@ int main(int argc, char** argv) {
   diff->add_flag("--json", dopt.json, "JSON output");
   diff->add_flag("--exit-code", dopt.exit_code, "Exit with 1 when there are differences");
 
+  // key new|hash, jwt sign: credentials for the policies
+  KeyOptions ko;
+  auto* key = app.add_subcommand("key", "Make API keys and the lines of a keys file");
+  key->require_subcommand(1);
+  auto* key_new = key->add_subcommand("new", "Print a new random API key for a consumer");
+  auto* key_hash =
+      key->add_subcommand("hash", "Print the keys-file line for a key read from standard input");
+  for (auto* c : {key_new, key_hash}) {
+    c->add_option("CONSUMER", ko.consumer, "Consumer name the key identifies")->required();
+    c->add_option("--append", ko.append, "Append the line to this keys file");
+  }
+  key_new->add_option("--bytes", ko.bytes, "Random bytes in the key (16-64, default 32)");
+  key_new->add_flag("--json", ko.json, "JSON output: consumer, key and line");
+
+  JwtSignOptions jso;
+  auto* jwt = app.add_subcommand("jwt", "Work with JSON Web Tokens");
+  jwt->require_subcommand(1);
+  auto* jwt_sign = jwt->add_subcommand("sign", "Sign a token (for tests and service accounts)");
+  jwt_sign->add_option("--alg", jso.alg, "Algorithm (default RS256)")
+      ->check(CLI::IsMember({"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256",
+                             "PS384", "PS512", "ES256", "ES384", "EdDSA"}));
+  jwt_sign->add_option("--key", jso.key, "Private key, PEM (RS*, PS*, ES*, EdDSA)");
+  jwt_sign->add_option("--secret-file", jso.secret_file, "HMAC secret file (HS*)");
+  jwt_sign->add_option("--secret-env", jso.secret_env, "Environment variable with the HMAC secret");
+  jwt_sign->add_option("--claims", jso.claims, "Claims, a JSON object");
+  jwt_sign->add_option("--sub", jso.subject, "Subject (sub)");
+  jwt_sign->add_option("--iss", jso.issuer, "Issuer (iss)");
+  jwt_sign->add_option("--aud", jso.audience, "Audience (aud)");
+  jwt_sign->add_option("--kid", jso.kid, "Key id in the header");
+  jwt_sign->add_option("--expires-in", jso.expires_in, "Lifetime, e.g. 1h: sets exp");
+
   // openapi import
   OpenApiImportOptions oio;
   auto* openapi = app.add_subcommand("openapi", "Work with OpenAPI documents");
@@ -209,6 +240,9 @@ int main(int argc, char** argv) {
     if (test->parsed()) return run_test(g, to);
     if (diff->parsed()) return run_diff(g, dopt);
     if (openapi_import->parsed()) return run_openapi_import(g, oio);
+    if (key_new->parsed()) return run_key_new(g, ko);
+    if (key_hash->parsed()) return run_key_hash(g, ko);
+    if (jwt_sign->parsed()) return run_jwt_sign(g, jso);
     if (start->parsed()) return run_start(g, so);
     if (stop->parsed()) return run_stop(g, sto);
     if (reload->parsed()) return run_reload(g, ro);

@@ -258,6 +258,71 @@ completions-bash)
   [[ $(complete_words gwctl stop --n) == "--now" ]] || fail "options"
   [[ $(complete_words gwctl --socket /tmp/x status --j) == "--json" ]] || fail "after a global option"
   ;;
+keys)
+  expect_rc 0 "$gwctl" key new partner --json
+  read -r key line < <(printf '%s' "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["consumer"] == "partner", d
+print(d["key"], d["line"].replace(" ", "|"))') || fail "key new --json"
+  line=${line//|/ }
+  [[ ${#key} -ge 43 && $key =~ ^[A-Za-z0-9_-]+$ ]] || fail "a 32-byte base64url key: $key"
+  [[ $line =~ ^partner\ sha256:[0-9a-f]{64}$ ]] || fail "keys-file line: $line"
+  [[ $line != *"$key"* ]] || fail "the line must not hold the key"
+  expect_rc 0 "$gwctl" key new partner
+  [[ ${out%%$'\n'*} != "$key" ]] || fail "two keys were the same"
+  # key hash gives the same line for the same key; --append builds a keys file.
+  out=$(printf '%s\n' "$key" | "$gwctl" key hash partner) || fail "key hash"
+  [[ $out == "$line" ]] || fail "key hash: $out, expected $line"
+  printf '%s\n' "$key" | "$gwctl" key hash partner --append "$work/keys.txt" || fail "key hash --append"
+  expect_rc 0 "$gwctl" key new ci --append "$work/keys.txt"
+  [[ $(wc -l < "$work/keys.txt") == 2 ]] || fail "two lines appended"
+  grep -q "^ci sha256:" "$work/keys.txt" || fail "ci's line"
+  printf 'version = 1\n[upstreams.u]\nendpoints = ["127.0.0.1:9"]\n[policies.k]\nkind = "api_key"\nheader = "x-api-key"\nkeys_file = "keys.txt"\n[[routes]]\nname = "r"\nprefix = "/"\nupstream = "u"\npolicies = ["k"]\n' > "$work/keys.toml"
+  expect_rc 0 "$gwctl" validate "$work/keys.toml"
+  expect_rc 0 "$gwctl" compile "$work/keys.toml" -o "$work/keys.gwrt"
+  ! grep -qF "$key" "$work/keys.gwrt" || fail "the plaintext key is in the table"
+  echo "ci not-a-hash" >> "$work/keys.txt"
+  expect_rc 1 "$gwctl" validate "$work/keys.toml"
+  contains "keys.txt:3"
+  expect_rc 2 "$gwctl" key new "two words"
+  expect_rc 2 "$gwctl" key new ci --bytes 8
+  ;;
+jwt-sign)
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/rsa.pem" 2>/dev/null || fail "openssl genpkey"
+  openssl pkey -in "$work/rsa.pem" -pubout -out "$work/rsa.pub" || fail "openssl pkey"
+  expect_rc 0 "$gwctl" jwt sign --key "$work/rsa.pem" --sub alice --aud api --kid k1 \
+    --expires-in 1h --claims '{"scope":"read write"}'
+  token=$out
+  # The signature verifies with OpenSSL, and the parts say what was asked for.
+  python3 - "$token" "$work" <<'PY' || fail "token contents"
+import base64, json, sys, time
+token, work = sys.argv[1], sys.argv[2]
+h, p, s = token.split(".")
+dec = lambda x: base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))
+head, claims = json.loads(dec(h)), json.loads(dec(p))
+assert head == {"alg": "RS256", "kid": "k1", "typ": "JWT"}, head
+assert claims["sub"] == "alice" and claims["aud"] == "api" and claims["scope"] == "read write", claims
+assert 3500 <= claims["exp"] - time.time() <= 3700, claims
+open(work + "/signed", "wb").write((h + "." + p).encode())
+open(work + "/sig", "wb").write(dec(s))
+PY
+  openssl dgst -sha256 -verify "$work/rsa.pub" -signature "$work/sig" "$work/signed" >/dev/null ||
+    fail "OpenSSL does not verify the RS256 signature"
+  # HS256 from an environment variable, checked with Python's hmac.
+  out=$(GW_TEST_SECRET=s3cret "$gwctl" jwt sign --alg HS256 --secret-env GW_TEST_SECRET) || fail "HS256"
+  python3 -c '
+import base64, hashlib, hmac, sys
+h, p, s = sys.argv[1].split(".")
+want = base64.urlsafe_b64encode(hmac.new(b"s3cret", (h + "." + p).encode(), hashlib.sha256).digest()).rstrip(b"=").decode()
+assert s == want, (s, want)' "$out" || fail "HS256 signature"
+  expect_rc 1 "$gwctl" jwt sign --alg HS256 --key "$work/rsa.pem"
+  contains "cannot sign HS256"
+  expect_rc 2 "$gwctl" jwt sign --alg RS256
+  contains "exactly one of"
+  expect_rc 2 "$gwctl" jwt sign --key "$work/rsa.pem" --claims '[1]'
+  expect_rc 2 "$gwctl" jwt sign --alg none --key "$work/rsa.pem"
+  ;;
 *)
   fail "unknown case"
   ;;

@@ -1,0 +1,173 @@
+// gwctl key new|hash and gwctl jwt sign: the credentials the policies check, made without
+// hand-rolled shell pipelines. Keys come from OpenSSL's CSPRNG; only their SHA-256 is ever written
+// to a keys file or a table.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+
+#include <openssl/rand.h>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "gw/core/file.hpp"
+#include "gw/core/units.hpp"
+#include "gw/policy/jwt.hpp"
+#include "gw/policy/settings.hpp"
+
+namespace gwctl {
+namespace {
+
+namespace jwt = gw::policy::jwt;
+using nlohmann::json;
+
+bool valid_consumer(const std::string& c) {
+  if (c.empty() || c.size() > 128) return false;
+  for (char ch : c)
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.' ||
+          ch == '@' || ch == ':'))
+      return false;
+  return true;
+}
+
+int bad_consumer(const std::string& c) {
+  std::fprintf(stderr,
+               "gwctl: consumer \"%s\": expected 1 to 128 letters, digits and _ - . @ :\n",
+               c.c_str());
+  return kUsage;
+}
+
+int append_line(const std::string& file, const std::string& line) {
+  std::ofstream out(file, std::ios::app);
+  out << line << "\n";
+  out.flush();
+  if (!out) {
+    std::fprintf(stderr, "gwctl: %s: cannot append the key's line\n", file.c_str());
+    return kIoError;
+  }
+  return kOk;
+}
+
+} // namespace
+
+int run_key_new(const Global&, const KeyOptions& o) {
+  if (!valid_consumer(o.consumer)) return bad_consumer(o.consumer);
+  if (o.bytes < 16 || o.bytes > 64) {
+    std::fprintf(stderr, "gwctl: --bytes %u: expected 16 to 64\n", o.bytes);
+    return kUsage;
+  }
+  std::string raw(o.bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(raw.size())) != 1) {
+    std::fprintf(stderr, "gwctl: the system's random generator failed\n");
+    return kFailed;
+  }
+  const std::string key = jwt::base64url_encode(raw);
+  const std::string line = gw::policy::key_file_line(o.consumer, key);
+  if (!o.append.empty())
+    if (int rc = append_line(o.append, line); rc != kOk) return rc;
+  if (o.json) {
+    std::printf("%s\n", json{{"consumer", o.consumer}, {"key", key}, {"line", line}}.dump().c_str());
+  } else if (!o.append.empty()) {
+    std::printf("%s\n", key.c_str());
+    std::fprintf(stderr, "added \"%s sha256:...\" to %s; recompile and reload to serve it\n",
+                 o.consumer.c_str(), o.append.c_str());
+  } else {
+    std::printf("%s\n", key.c_str());
+    std::fprintf(stderr, "give the key to %s; put this line in the keys file:\n%s\n",
+                 o.consumer.c_str(), line.c_str());
+  }
+  return kOk;
+}
+
+int run_key_hash(const Global&, const KeyOptions& o) {
+  if (!valid_consumer(o.consumer)) return bad_consumer(o.consumer);
+  std::string key;
+  std::getline(std::cin, key);
+  while (!key.empty() && (key.back() == '\r' || key.back() == ' ')) key.pop_back();
+  if (key.empty()) {
+    std::fprintf(stderr, "gwctl: key hash reads the key from standard input, and got none\n");
+    return kUsage;
+  }
+  const std::string line = gw::policy::key_file_line(o.consumer, key);
+  if (!o.append.empty()) return append_line(o.append, line);
+  std::printf("%s\n", line.c_str());
+  return kOk;
+}
+
+int run_jwt_sign(const Global&, const JwtSignOptions& o) {
+  const auto alg = jwt::alg_from_name(o.alg);
+  if (!alg) {
+    std::fprintf(stderr, "gwctl: --alg %s: expected HS256/384/512, RS256/384/512, PS256/384/512, "
+                         "ES256, ES384 or EdDSA\n", o.alg.c_str());
+    return kUsage;
+  }
+  const int sources = !o.key.empty() + !o.secret_file.empty() + !o.secret_env.empty();
+  if (sources != 1) {
+    std::fprintf(stderr, "gwctl: give exactly one of --key PEM-FILE, --secret-file or --secret-env\n");
+    return kUsage;
+  }
+  gw::Result<jwt::SigningKey> key = std::unexpected(gw::Error{});
+  if (!o.secret_env.empty()) {
+    const char* v = std::getenv(o.secret_env.c_str());
+    if (!v || !*v) {
+      std::fprintf(stderr, "gwctl: --secret-env %s: the variable is not set\n", o.secret_env.c_str());
+      return kUsage;
+    }
+    key = jwt::SigningKey::from_secret(v);
+  } else {
+    const std::string& file = o.key.empty() ? o.secret_file : o.key;
+    auto text = gw::file::read_all(file, 1 << 20);
+    if (!text) {
+      std::fprintf(stderr, "gwctl: %s\n", text.error().to_string().c_str());
+      return kIoError;
+    }
+    if (o.key.empty()) {
+      std::string s = std::move(*text);
+      while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+      key = jwt::SigningKey::from_secret(std::move(s));
+    } else {
+      key = jwt::SigningKey::from_pem(*text);
+    }
+  }
+  if (!key) {
+    std::fprintf(stderr, "gwctl: %s\n", key.error().message.c_str());
+    return kFailed;
+  }
+
+  json claims = json::object();
+  if (!o.claims.empty()) {
+    claims = json::parse(o.claims, nullptr, false);
+    if (claims.is_discarded() || !claims.is_object()) {
+      std::fprintf(stderr, "gwctl: --claims: expected a JSON object, e.g. '{\"scope\":\"read\"}'\n");
+      return kUsage;
+    }
+  }
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  if (!o.subject.empty()) claims["sub"] = o.subject;
+  if (!o.issuer.empty()) claims["iss"] = o.issuer;
+  if (!o.audience.empty()) claims["aud"] = o.audience;
+  if (!claims.contains("iat")) claims["iat"] = now;
+  if (!o.expires_in.empty()) {
+    auto d = gw::units::parse_duration(o.expires_in);
+    if (!d) {
+      std::fprintf(stderr, "gwctl: --expires-in: %s\n", d.error().message.c_str());
+      return kUsage;
+    }
+    claims["exp"] = now + d->count() / 1000;
+  }
+  json header = json::object();
+  if (!o.kid.empty()) header["kid"] = o.kid;
+  auto token = jwt::sign(*alg, *key, claims, header);
+  if (!token) {
+    std::fprintf(stderr, "gwctl: %s\n", token.error().message.c_str());
+    return kFailed;
+  }
+  std::printf("%s\n", token->c_str());
+  return kOk;
+}
+
+} // namespace gwctl
