@@ -44,6 +44,8 @@ Try, in another terminal:
   curl -s http://$listen/users/42/orders -H 'X-Api-Version: 2' -H 'X-User-Id: 42'
   curl -s -X DELETE -i http://$listen/pets                # 405 with Allow
   curl -s -i http://$listen/nowhere                       # 404, JSON with a request id
+  curl -s -i -X POST http://$listen/pets -d '{}'          # 401: the partner-keys policy
+  curl -s -X POST http://$listen/pets -d '{}' -H 'X-Api-Key: demo-partner-key'
   $gwctl explain specs/demo.toml GET http://$listen/pets/7
 Ctrl-C stops everything.
 
