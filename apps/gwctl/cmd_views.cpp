@@ -157,6 +157,10 @@ int run_stats(const Global& g, const ViewOptions& o) {
               rows, st);
   std::printf("\n%sconnections%s %s open\n", st.bold(), st.reset(),
               str(*r.result, "connections").c_str());
+  if (const auto it = r.result->find("rate_limit_store_errors");
+      it != r.result->end() && it->is_number_unsigned() && it->get<std::uint64_t>() > 0)
+    std::printf("%srate_limit_store_errors%s %s (rate limit checks the store could not answer)\n",
+                st.bold(), st.reset(), it->dump().c_str());
   return kOk;
 }
 

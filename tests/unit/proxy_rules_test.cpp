@@ -89,6 +89,23 @@ TEST_CASE("forwarding headers trust only trusted peers", "[proxy]") {
   CHECK(out.forwarded == "for=\"[::1]\";proto=http;host=\"[::1]:8080\"");
 }
 
+TEST_CASE("the client address comes from X-Forwarded-For only through trusted proxies", "[proxy]") {
+  const std::vector<Cidr> trusted{*Cidr::parse("10.0.0.0/8"), *Cidr::parse("127.0.0.1")};
+  // An untrusted peer is the client, whatever it claims.
+  CHECK(client_address("203.0.113.9", false, "198.51.100.1", trusted) == "203.0.113.9");
+  // A trusted peer: walk from the right past trusted hops to the first untrusted address.
+  CHECK(client_address("127.0.0.1", true, "198.51.100.1", trusted) == "198.51.100.1");
+  CHECK(client_address("127.0.0.1", true, "1.2.3.4, 198.51.100.1, 10.0.0.7", trusted) ==
+        "198.51.100.1"); // 1.2.3.4 was written by the client itself: not believed
+  CHECK(client_address("127.0.0.1", true, "2001:db8::1", trusted) == "2001:db8::1");
+  // Every hop trusted: the leftmost one is the client.
+  CHECK(client_address("127.0.0.1", true, "10.1.1.1, 10.0.0.7", trusted) == "10.1.1.1");
+  // Garbage stops the walk at the trusted hop that passed it on.
+  CHECK(client_address("127.0.0.1", true, "198.51.100.1, not-an-ip", trusted) == "127.0.0.1");
+  CHECK(client_address("127.0.0.1", true, "bogus, 10.0.0.7", trusted) == "10.0.0.7");
+  CHECK(client_address("127.0.0.1", true, "", trusted) == "127.0.0.1");
+}
+
 TEST_CASE("request ids: client ids are kept when safe; generated ids are unique", "[proxy]") {
   CHECK(acceptable_request_id("abc-123_x.y:z"));
   CHECK_FALSE(acceptable_request_id(""));

@@ -75,6 +75,28 @@ TEST_CASE("query parameters are decoded for matchers", "[uri]") {
   CHECK(got[3] == std::pair<std::string, std::string>{"flag", ""});
 }
 
+TEST_CASE("query parameters are read from a view, never past its end", "[uri]") {
+  // A view into a request head, as the proxy passes it: more bytes follow, and no NUL.
+  const std::string head = "GET /x?api_key=secret&v=1 HTTP/1.1\r\nX: a&b=c\r\n";
+  const std::string_view query = std::string_view(head).substr(7, 18);
+  REQUIRE(query == "api_key=secret&v=1");
+  std::vector<std::pair<std::string, std::string>> got;
+  gw::uri::for_each_query_param(query, [&](std::string_view k, std::string_view v) {
+    got.emplace_back(k, v);
+    return true;
+  });
+  REQUIRE(got.size() == 2);
+  CHECK(got[0] == std::pair<std::string, std::string>{"api_key", "secret"});
+  CHECK(got[1] == std::pair<std::string, std::string>{"v", "1"});
+}
+
+TEST_CASE("query components decode as the matchers see them", "[uri]") {
+  CHECK(gw::uri::decode_query_component("api%5Fkey") == "api_key");
+  CHECK(gw::uri::decode_query_component("a+b%20c") == "a b c");
+  CHECK(gw::uri::decode_query_component("100%") == "100%");
+  CHECK(gw::uri::decode_query_component("%zz%4") == "%zz%4");
+}
+
 TEST_CASE("spec paths are canonicalised the way requests are", "[uri]") {
   CHECK(*gw::uri::canonical_spec_path("/caf\xc3\xa9") == "/caf%C3%A9");
   CHECK(*gw::uri::canonical_spec_path("/%7euser") == "/~user");

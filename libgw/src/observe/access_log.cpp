@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "gw/uri/normalize.hpp"
+
 namespace gw::observe {
 namespace {
 
@@ -88,7 +90,8 @@ void append_redacted_query(std::string_view q, std::string& out, std::span<const
     if (!first) out += '&';
     first = false;
     const std::size_t eq = pair.find('=');
-    const auto name = pair.substr(0, eq);
+    // Decoded, as policies read names: "api%5Fkey" is "api_key".
+    const std::string name = uri::decode_query_component(pair.substr(0, eq));
     if (eq != std::string_view::npos &&
         (secret_name(name) || std::find(also.begin(), also.end(), name) != also.end())) {
       out += pair.substr(0, eq + 1);

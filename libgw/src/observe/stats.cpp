@@ -94,6 +94,7 @@ void StatsView::merge(const StatsView& o) {
     upstreams[k].merge(v);
   unrouted.merge(o.unrouted);
   connections += o.connections;
+  rate_limit_store_errors += o.rate_limit_store_errors;
   for (const auto& e : o.endpoints) {
     bool found = false;
     for (auto& mine : endpoints) {

@@ -94,6 +94,13 @@ bool header_safe(std::string_view v) {
   });
 }
 
+/// Sets an identity header unless an earlier authenticator on the route already did: the first
+/// one names the caller (as in Identity), and the upstream must never see two different values.
+void set_once(Edits& e, const std::string& name, std::string value) {
+  if (std::none_of(e.set.begin(), e.set.end(), [&](const auto& kv) { return kv.first == name; }))
+    e.set.emplace_back(name, std::move(value));
+}
+
 } // namespace
 
 // ---- authenticators
@@ -151,7 +158,7 @@ public:
   }
   void apply(const Outcome& o, Edits& e) const override {
     if (s_.strip && o.from) strip_credential(*o.from, e);
-    if (!s_.consumer_header.empty()) e.set.emplace_back(s_.consumer_header, o.consumer);
+    if (!s_.consumer_header.empty()) set_once(e, s_.consumer_header, o.consumer);
   }
 
 private:
@@ -195,7 +202,7 @@ public:
   }
   void apply(const Outcome& o, Edits& e) const override {
     if (s_.strip) e.drop.push_back("authorization");
-    if (!s_.consumer_header.empty()) e.set.emplace_back(s_.consumer_header, o.consumer);
+    if (!s_.consumer_header.empty()) set_once(e, s_.consumer_header, o.consumer);
   }
 
 private:
@@ -271,7 +278,9 @@ public:
     if (!verified && source_) {
       fetched = source_->keys();
       if (fetched) try_keys(*fetched);
-      if (!kid_known) source_->refresh_soon(); // a rotated key the source has not seen yet
+      // A rotated key the source has not seen yet, or no keys at all yet (the first fetch
+      // failed): a token without a kid must not wait for the next scheduled refresh either.
+      if (!kid_known || !fetched || fetched->empty()) source_->refresh_soon();
     }
     if (!verified) {
       o.why = "invalid signature";
@@ -298,12 +307,12 @@ public:
   void apply(const Outcome& o, Edits& e) const override {
     if (s_.strip && o.from) strip_credential(*o.from, e);
     if (!s_.consumer_header.empty() && !o.consumer.empty() && header_safe(o.consumer))
-      e.set.emplace_back(s_.consumer_header, o.consumer);
+      set_once(e, s_.consumer_header, o.consumer);
     for (const auto& [claim, header] : s_.forward_claims) {
       auto it = o.claims.find(claim);
       if (it == o.claims.end()) continue;
       std::string v = claim_text(*it);
-      if (header_safe(v)) e.set.emplace_back(header, std::move(v));
+      if (header_safe(v)) set_once(e, header, std::move(v));
     }
   }
 
@@ -333,6 +342,25 @@ void cors_headers(const Cors& c, std::string_view origin, std::string& out) {
   out += "\r\nvary: origin\r\n";
   if (c.credentials) out += "access-control-allow-credentials: true\r\n";
   if (!c.expose.empty()) out += "access-control-expose-headers: " + text::join(c.expose, ", ") + "\r\n";
+}
+
+/// Appends `b`'s operations to `a` as if `b` ran after `a`: a later remove or set of a name
+/// replaces an earlier set or add of it.
+void append_ops(HeaderOps& a, const HeaderOps& b) {
+  auto undo = [&](const std::string& n) {
+    std::erase_if(a.set, [&](const auto& kv) { return kv.first == n; });
+    std::erase_if(a.add, [&](const auto& kv) { return kv.first == n; });
+  };
+  for (const auto& n : b.remove) {
+    undo(n);
+    a.remove.push_back(n);
+  }
+  for (const auto& kv : b.set) {
+    undo(kv.first);
+    a.set.push_back(kv);
+  }
+  a.add.insert(a.add.end(), b.add.begin(), b.add.end());
+  a.rename.insert(a.rename.end(), b.rename.begin(), b.rename.end());
 }
 
 } // namespace
@@ -482,7 +510,17 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
   for (const auto* a : access_) {
     std::string missing;
     if (!id.authenticated) {
-      Refusal r{401, "authentication required", edits.response_headers};
+      // An anonymous option let the caller through; a 401 still says how to authenticate
+      // (RFC 9110 §15.5.2).
+      Refusal r{401, "authentication required", {}};
+      for (const auto& alternatives : auth_)
+        for (const auto& step : alternatives)
+          for (const auto* au : step.all) {
+            const std::string line =
+                "www-authenticate: " + au->challenge(Authenticator::Outcome{}) + "\r\n";
+            if (r.headers.find(line) == std::string::npos) r.headers += line;
+          }
+      r.headers += edits.response_headers;
       return r;
     }
     if (!has_all(id.scopes, a->scopes)) missing = "a required scope";
@@ -513,18 +551,24 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
   for (const auto& l : limiters_) {
     RateCheck c;
     c.limiter = &l;
+    // Values a caller chooses (a header, a claim) and addresses are tagged apart, so nobody can
+    // name a bucket that belongs to another kind of key (X-Tenant: <someone's address>).
+    const auto by_ip = [&] { return "ip:" + std::string(req.client_ip()); };
     switch (l.settings.key) {
-    case RateLimit::Key::client_ip: c.key = req.client_ip(); break;
-    case RateLimit::Key::consumer: c.key = id.consumer; break;
+    case RateLimit::Key::client_ip: c.key = by_ip(); break;
+    case RateLimit::Key::consumer: // anonymous (any_of's empty option): by address, as below
+      c.key = id.consumer.empty() ? by_ip() : "c:" + id.consumer;
+      break;
     case RateLimit::Key::route: c.key = route; break;
     case RateLimit::Key::global: break;
     case RateLimit::Key::header:
-      if (auto v = req.header(l.settings.key_name)) c.key = *v;
-      else c.key = req.client_ip(); // a missing header must not share one bucket with all others
+      // A missing header must not share one bucket with all others.
+      if (auto v = req.header(l.settings.key_name)) c.key = "h:" + std::string(*v);
+      else c.key = by_ip();
       break;
     case RateLimit::Key::claim: {
       auto it = id.claims.is_object() ? id.claims.find(l.settings.key_name) : id.claims.end();
-      c.key = id.claims.is_object() && it != id.claims.end() ? claim_text(*it) : std::string(req.client_ip());
+      c.key = id.claims.is_object() && it != id.claims.end() ? "j:" + claim_text(*it) : by_ip();
       break;
     }
     }
@@ -539,8 +583,8 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
     for (const auto& kv : h->request.add) edits.add.push_back(kv);
     for (const auto& n : h->query_remove) edits.drop_query.push_back(n);
     for (const auto& kv : h->query_set) edits.set_query.push_back(kv);
-    if (!h->response.empty()) edits.response = &h->response;
   }
+  if (!response_.empty()) edits.response = &response_;
   return std::nullopt;
 }
 
@@ -672,6 +716,7 @@ Result<std::shared_ptr<const PolicySet>> PolicySet::build(const model::Config& c
         rp.cors_ = c;
       } else if (const auto* h = std::get_if<Headers>(&s)) {
         rp.transforms_.push_back(h);
+        append_ops(rp.response_, h->response); // a route may have several (e.g. [[attach]])
       } else if (const auto* rl = std::get_if<RateLimit>(&s)) {
         Limiter l;
         l.name = p.name;

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <set>
 
+#include <arpa/inet.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -42,6 +43,13 @@ bool valid_header_value(std::string_view s) {
     const auto u = static_cast<unsigned char>(c);
     return (u < 0x20 && c != '\t') || u == 0x7f;
   });
+}
+/// Hop-by-hop and framing headers belong to the proxy: no policy sets, drops or renames them.
+bool managed_by_proxy(std::string_view lower_name) {
+  for (std::string_view n : {"host"sv, "content-length"sv, "transfer-encoding"sv, "connection"sv,
+                             "upgrade"sv, "te"sv, "trailer"sv, "keep-alive"sv})
+    if (lower_name == n) return true;
+  return false;
 }
 
 /// Reads one policy's settings: typed getters that report wrong types and values at the key's
@@ -210,6 +218,11 @@ std::vector<Credential> credentials(Fields& f) {
         f.error(key, "header name " + text::quote(n) + " is not a valid field name");
         continue;
       }
+      if (in == Credential::In::header && managed_by_proxy(lower(n))) {
+        f.error(key, "header " + text::quote(n) +
+                         " is managed by the proxy and cannot carry a credential");
+        continue;
+      }
       if (n.empty()) {
         f.error(key, std::string(key) + " names must not be empty");
         continue;
@@ -224,6 +237,8 @@ std::string header_option(Fields& f, std::string_view key, std::string fallback)
   auto v = f.str(key);
   if (!v) return fallback;
   if (!v->empty() && !valid_header_name(*v)) f.error(key, text::quote(*v) + " is not a header name");
+  else if (managed_by_proxy(lower(*v)))
+    f.error(key, text::quote(*v) + " is managed by the proxy and cannot be set here");
   return lower(*v);
 }
 
@@ -254,6 +269,10 @@ ApiKey read_api_key(Fields& f, json* canonical) {
     if (hex.starts_with("sha256:")) hex.remove_prefix(7);
     if (consumer.empty() || !parse_digest(hex, d)) {
       f.error(key, where + ": expected \"CONSUMER sha256:HEX\" (64 hex digits); make lines with `gwctl key new`");
+      return;
+    }
+    if (!valid_header_value(consumer)) { // it is sent upstream in the consumer header
+      f.error(key, where + ": consumer " + text::quote(consumer) + " contains control characters");
       return;
     }
     a.keys.emplace_back(d, std::move(consumer));
@@ -341,6 +360,10 @@ Basic read_basic(Fields& f, json* canonical) {
     const std::string hash(colon == std::string_view::npos ? "" : line.substr(colon + 1));
     if (user.empty() || hash.empty()) {
       f.error(key, where + ": expected \"user:hash\"");
+      return;
+    }
+    if (!valid_header_value(user)) { // it is sent upstream in the consumer header
+      f.error(key, where + ": user " + text::quote(user) + " contains control characters");
       return;
     }
     if (!supported_crypt_hash(hash)) {
@@ -460,7 +483,14 @@ Jwt read_jwt(Fields& f, json* canonical) {
   }
   if (auto v = f.duration("jwks_refresh")) j.jwks_refresh = *v;
   if (auto v = f.str("secret_env")) j.secret_env = *v;
-  if (auto v = f.str("secret_file")) j.secret_file = resolve(f.ctx(), *v).string();
+  if (auto v = f.str("secret_file")) {
+    // gwd reads it at load, from its own working directory: store an absolute path.
+    std::error_code ec;
+    const auto path = resolve(f.ctx(), *v);
+    const auto abs = std::filesystem::absolute(path, ec);
+    j.secret_file = (ec ? path : abs).string();
+    if (v->empty()) f.error("secret_file", "secret_file must name a file");
+  }
   if (!j.secret_env.empty() && !j.secret_file.empty())
     f.error("secret_file", "give secret_env or secret_file, not both");
   const bool secret = !j.secret_env.empty() || !j.secret_file.empty();
@@ -499,6 +529,9 @@ Jwt read_jwt(Fields& f, json* canonical) {
   if (auto v = f.string_table("forward_claims")) {
     for (auto& [claim, header] : *v) {
       if (!valid_header_name(header)) f.error("forward_claims", text::quote(header) + " is not a header name");
+      else if (managed_by_proxy(lower(header)))
+        f.error("forward_claims",
+                text::quote(header) + " is managed by the proxy and cannot be set here");
       j.forward_claims.emplace_back(claim, lower(header));
     }
   }
@@ -621,18 +654,42 @@ RateLimit read_rate_limit(Fields& f) {
     else if (*store != "local") f.error("store", "store must be \"local\" or \"redis\"");
   }
   if (auto addr = f.str("redis")) {
-    const auto colon = addr->rfind(':');
-    unsigned port = 0;
-    const auto* b = addr->data();
-    const bool good = colon != std::string::npos && colon > 0 &&
-                      std::from_chars(b + colon + 1, b + addr->size(), port).ptr == b + addr->size() &&
-                      port > 0 && port < 65536;
-    if (!good) f.error("redis", "redis must be \"HOST:PORT\"");
-    r.redis_host = addr->substr(0, colon);
+    // An IP literal: hiredis resolves a host name with a blocking getaddrinfo, which must never
+    // sit on a worker's request path. IPv6 goes in brackets ("[::1]:6379"); the port defaults
+    // to 6379.
+    std::string_view a = *addr, host = a, port_text;
+    bool v6 = false, good = true;
+    if (a.starts_with('[')) {
+      const auto close = a.find(']');
+      v6 = true;
+      good = close != std::string_view::npos &&
+             (close + 1 == a.size() || (a[close + 1] == ':' && close + 2 < a.size()));
+      if (good) {
+        host = a.substr(1, close - 1);
+        if (close + 1 < a.size()) port_text = a.substr(close + 2);
+      }
+    } else if (const auto colon = a.rfind(':'); colon != std::string_view::npos) {
+      host = a.substr(0, colon);
+      port_text = a.substr(colon + 1);
+      good = !port_text.empty();
+    }
+    unsigned port = r.redis_port;
+    if (good && !port_text.empty()) {
+      const auto* end = port_text.data() + port_text.size();
+      const auto res = std::from_chars(port_text.data(), end, port);
+      good = res.ec == std::errc{} && res.ptr == end && port > 0 && port < 65536;
+    }
+    unsigned char ip[16];
+    good = good && ::inet_pton(v6 ? AF_INET6 : AF_INET, std::string(host).c_str(), ip) == 1;
+    if (!good)
+      f.error("redis", "redis must be \"IP:PORT\" with an IP address, not a host name "
+                       "(\"127.0.0.1:6379\", \"[::1]:6379\")");
+    r.redis_host = host;
     r.redis_port = static_cast<std::uint16_t>(port);
     if (!f.has("store")) r.redis = true;
   }
-  if (r.redis && r.redis_host.empty() && f.ok()) f.error("store", "store = \"redis\" needs redis = \"HOST:PORT\"");
+  if (r.redis && r.redis_host.empty() && f.ok())
+    f.error("store", "store = \"redis\" needs redis = \"IP:PORT\"");
   if (auto v = f.duration("redis_timeout")) r.redis_timeout = *v;
   if (auto v = f.str("on_redis_error")) {
     if (*v == "allow") r.fail_open = true;
@@ -643,6 +700,13 @@ RateLimit read_rate_limit(Fields& f) {
     f.error(f.has("redis_timeout") ? "redis_timeout" : "on_redis_error", "applies only with store = \"redis\"");
   if (r.count && r.per.count() * 1000 / static_cast<std::int64_t>(r.count) == 0)
     f.error("rate", "rate is too high: more than one request per microsecond");
+  // The buckets keep times in nanoseconds: a bucket that takes more than a year to fill is surely
+  // a mistake, and far beyond that burst × interval overflows.
+  constexpr std::int64_t kMaxBucketUs = 366LL * 24 * 3600 * 1'000'000;
+  if (r.count && r.burst && r.interval_us() > 0 &&
+      r.burst > static_cast<std::uint64_t>(kMaxBucketUs / r.interval_us()))
+    f.error("burst", "burst " + std::to_string(r.burst) +
+                         " at this rate takes more than a year to refill");
   return r;
 }
 
@@ -683,10 +747,7 @@ HeaderOps read_ops(Fields& f, std::string_view key) {
     }
   }
   // Hop-by-hop and framing headers belong to the proxy, not to transforms.
-  auto forbidden = [](const std::string& n) {
-    return n == "host" || n == "content-length" || n == "transfer-encoding" || n == "connection" ||
-           n == "upgrade" || n == "te" || n == "trailer" || n == "keep-alive";
-  };
+  auto forbidden = [](const std::string& n) { return managed_by_proxy(n); };
   for (const auto* list : {&ops.set, &ops.add, &ops.rename})
     for (const auto& [n, to] : *list)
       if (forbidden(n) || (list == &ops.rename && forbidden(to)))
@@ -735,7 +796,13 @@ Cors read_cors(Fields& f) {
     f.error("origins", "has no origins (\"https://app.example.com\", or \"*\")", "spec.missing-key");
   }
   c.methods = {"GET", "HEAD", "POST"};
-  if (auto v = f.strings("methods")) c.methods = *v;
+  if (auto v = f.strings("methods")) {
+    c.methods = *v;
+    // Browsers send the method in upper case, and CORS compares it exactly.
+    for (const auto& m : c.methods)
+      if (m.empty() || !std::all_of(m.begin(), m.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; }))
+        f.error("methods", "method " + text::quote(m) + " must be an upper-case method name, e.g. \"PUT\"");
+  }
   if (auto v = f.strings("headers"))
     for (const auto& h : *v) c.headers.push_back(lower(h));
   if (auto v = f.strings("expose_headers"))

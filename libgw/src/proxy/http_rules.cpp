@@ -204,6 +204,25 @@ void build_forwarding(const ForwardInput& in, Forwarding& out) {
   }
 }
 
+std::string_view client_address(std::string_view peer_ip, bool peer_trusted, std::string_view xff,
+                                std::span<const Cidr> trusted) noexcept {
+  std::string_view client = peer_ip;
+  if (!peer_trusted) return client;
+  while (!xff.empty()) {
+    const auto comma = xff.rfind(',');
+    const std::string_view entry =
+        trim(comma == std::string_view::npos ? xff : xff.substr(comma + 1));
+    xff = comma == std::string_view::npos ? std::string_view() : xff.substr(0, comma);
+    const auto ip = parse_ip(entry);
+    if (!ip) break; // garbage from the hop we trust: believe that hop, nothing further left
+    client = entry;
+    bool is_trusted = false;
+    for (const auto& c : trusted) is_trusted = is_trusted || c.contains(*ip);
+    if (!is_trusted) break;
+  }
+  return client;
+}
+
 bool acceptable_request_id(std::string_view id) noexcept {
   if (id.empty() || id.size() > 128) return false;
   for (const char c : id) {

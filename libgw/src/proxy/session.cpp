@@ -112,6 +112,7 @@ observe::StatsView WorkerState::stats() const {
     v.upstreams[k] = c;
   v.unrouted = unrouted;
   v.connections = sessions.size();
+  v.rate_limit_store_errors = rate_limit_store_errors;
   for (const auto& [k, e] : endpoints) {
     if (e.use_count() == 1) continue; // no table generation lists it and no request holds it
     v.endpoints.push_back(observe::EndpointView{
@@ -485,6 +486,7 @@ struct Session::Request {
   ConnectionTokens conn;
   std::array<char, 32> id_buf{};
   std::string_view request_id;
+  std::string_view client; // the peer, or the client a trusted proxy names (client_address)
   std::optional<std::uint64_t> max_forwards;
   router::Match match;
   const model::Route* route = nullptr;
@@ -554,7 +556,7 @@ net::awaitable<bool> Session::handle_one() {
     rec.worker = w_.id;
     rec.generation = r.snap->generation();
     rec.request_id = r.request_id;
-    rec.client = peer_ip_;
+    rec.client = r.client.empty() ? std::string_view(peer_ip_) : r.client;
     rec.method = r.method;
     rec.host = r.host;
     rec.path = r.path.empty() ? r.target : r.path;
@@ -696,6 +698,10 @@ net::awaitable<bool> Session::handle_one() {
     w_.ids.next(r.id_buf);
     r.request_id = std::string_view(r.id_buf.data(), r.id_buf.size());
   }
+  r.client = peer_ip_;
+  if (peer_trusted_)
+    if (auto xff = req.find("x-forwarded-for"); xff != req.end())
+      r.client = client_address(peer_ip_, true, sv(xff->value()), w_.trusted);
   if (cl_count > 1) co_return co_await bad(ErrorKind::bad_request, "more than one Content-Length");
   if (te_count > 0) {
     if (r.version < 11)
@@ -828,7 +834,7 @@ net::awaitable<bool> Session::handle_one() {
       if (m.matched() && r.snap->policies().route(m.route).has_cors()) {
         r.match = m;
         r.route = &r.snap->config().routes[m.route];
-        const HeadView view(req, r.method, r.query, peer_ip_);
+        const HeadView view(req, r.method, r.query, r.client);
         policy::Refusal pre = r.snap->policies().route(m.route).preflight(view);
         if (pre.status != 204)
           co_return co_await refuse(ErrorKind::forbidden, std::move(pre.message), std::move(pre.headers));
@@ -903,7 +909,7 @@ redis::Client& Session::redis_for(const policy::RateLimit& s) {
 
 net::awaitable<std::optional<policy::Refusal>> Session::run_policies(Request& r,
                                                                      const policy::RoutePolicies& rp) {
-  const HeadView view(r.parser->get(), r.method, r.query, peer_ip_);
+  const HeadView view(r.parser->get(), r.method, r.query, r.client);
   const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
@@ -927,8 +933,8 @@ net::awaitable<std::optional<policy::Refusal>> Session::run_policies(Request& r,
         const auto now = Clock::now();
         if (now - w_.last_store_error_log > 1s) {
           w_.last_store_error_log = now;
-          std::fprintf(stderr, "gwd: rate limit %s: redis %s:%u: %s (failing %s)\n", l.name.c_str(),
-                       l.settings.redis_host.c_str(), static_cast<unsigned>(l.settings.redis_port),
+          // The message names the server: "redis HOST:PORT: ...".
+          std::fprintf(stderr, "gwd: rate limit %s: %s (failing %s)\n", l.name.c_str(),
                        res.error().message.c_str(), l.settings.fail_open ? "open" : "closed");
         }
         if (l.settings.fail_open) continue;
@@ -975,7 +981,8 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
     while (!rest.empty()) {
       const auto amp = rest.find('&');
       const std::string_view pair = rest.substr(0, amp);
-      const std::string_view name = pair.substr(0, pair.find('='));
+      // Compared decoded, as policies read it: "api%5Fkey" is the parameter "api_key".
+      const std::string name = uri::decode_query_component(pair.substr(0, pair.find('=')));
       if (!pair.empty() && !listed(edits_.drop_query, name) && !named(edits_.set_query, name)) {
         if (!qbuf_.empty()) qbuf_ += '&';
         qbuf_ += pair;
@@ -1092,7 +1099,7 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
   if (up.balance == model::Balance::hash) {
     std::string_view key;
     if (up.hash_on == model::HashOn::client_ip)
-      key = peer_ip_;
+      key = r.client;
     else if (up.hash_on == model::HashOn::header) {
       auto it = req.find(boost::core::string_view(up.hash_key.data(), up.hash_key.size()));
       if (it != req.end()) key = sv(it->value());

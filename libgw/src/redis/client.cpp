@@ -318,13 +318,18 @@ std::string_view Client::script_sha1() noexcept {
 }
 
 namespace {
-Result<Client::Take> to_take(const Reply& r) {
-  if (r.type == REDIS_REPLY_ERROR) return fail(errc::io_error, "redis: " + r.str);
+/// "redis HOST:PORT", as every error message starts.
+std::string where_of(const Client::Impl& impl) {
+  return "redis " + impl.host + ":" + std::to_string(impl.port);
+}
+
+Result<Client::Take> to_take(const Reply& r, const Client::Impl& impl) {
+  if (r.type == REDIS_REPLY_ERROR) return fail(errc::io_error, where_of(impl) + ": " + r.str);
   if (r.type != REDIS_REPLY_ARRAY || r.elements.size() != 4)
-    return fail(errc::io_error, "redis: unexpected reply to the rate limit script");
+    return fail(errc::io_error, where_of(impl) + ": unexpected reply to the rate limit script");
   for (const auto& e : r.elements)
     if (e.type != REDIS_REPLY_INTEGER)
-      return fail(errc::io_error, "redis: unexpected reply to the rate limit script");
+      return fail(errc::io_error, where_of(impl) + ": unexpected reply to the rate limit script");
   return Client::Take{r.elements[0].integer == 1, r.elements[1].integer, r.elements[2].integer,
                       r.elements[3].integer};
 }
@@ -334,7 +339,7 @@ net::awaitable<Result<Client::Take>> Client::take(std::string_view key, std::int
                                                   std::int64_t burst) {
   const std::shared_ptr<Impl> self = impl_; // keeps the state alive if *this dies meanwhile
   if (interval_us <= 0 || burst <= 0)
-    co_return fail(errc::invalid_argument, "redis: interval and burst must be positive");
+    co_return fail(errc::invalid_argument, where_of(*self) + ": interval and burst must be positive");
   const std::string k(key);
   const std::string iv = std::to_string(interval_us);
   const std::string bs = std::to_string(burst);
@@ -347,7 +352,7 @@ net::awaitable<Result<Client::Take>> Client::take(std::string_view key, std::int
     args[1] = kScript;
     r = co_await self->call(argspan, deadline);
   }
-  Result<Take> out = r ? to_take(*r) : Result<Take>(std::unexpected<Error>(r.error()));
+  Result<Take> out = r ? to_take(*r, *self) : Result<Take>(std::unexpected<Error>(r.error()));
   if (!out) ++self->failures;
   co_return out;
 }

@@ -113,7 +113,12 @@ public:
     auto last = last_soon_.load(std::memory_order_relaxed);
     if (now - last < std::chrono::duration_cast<Clock::duration>(kSoonestRefetch).count()) return;
     if (!last_soon_.compare_exchange_strong(last, now)) return;
-    net::post(ioc_, [this] { timer_.cancel(); }); // the loop fetches when its wait ends
+    // The loop fetches when its wait ends; a request that comes while a fetch is under way (no
+    // wait to cancel) is remembered, or it would be lost until the next scheduled refresh.
+    net::post(ioc_, [this] {
+      soon_ = true;
+      timer_.cancel();
+    });
   }
 
 private:
@@ -125,9 +130,14 @@ private:
         first.set_value();
         told = true;
       }
+      if (soon_) { // asked for during the fetch, which may have read the old keys
+        soon_ = false;
+        continue;
+      }
       timer_.expires_after(refresh_);
       auto [ec] = co_await timer_.async_wait(net::as_tuple(net::use_awaitable));
       (void)ec; // cancelled by refresh_soon: fetch now
+      soon_ = false;
       if (ioc_.stopped()) co_return;
     }
   }
@@ -180,6 +190,7 @@ private:
   std::thread thread_;
   std::atomic<std::shared_ptr<const std::vector<policy::jwt::Key>>> keys_;
   mutable std::atomic<Clock::rep> last_soon_{0};
+  mutable bool soon_ = false; // a refetch was asked for; only touched on the fetcher's thread
 };
 
 } // namespace

@@ -151,6 +151,7 @@ struct ControlServer::Impl {
         ups[k] = c.to_json();
       r.result = {{"generation", d.current()->generation()},
                   {"connections", view.connections},
+                  {"rate_limit_store_errors", view.rate_limit_store_errors},
                   {"routes", routes},
                   {"upstreams", ups},
                   {"unrouted", view.unrouted.to_json()}};

@@ -232,7 +232,13 @@ Result<UrlParts> split_url(std::string_view url) {
 void for_each_query_param(std::string_view query,
                           const std::function<bool(std::string_view, std::string_view)>& fn) {
   if (query.empty()) return; // also keeps a null data() away from Boost.URL
-  auto encoded = boost::urls::parse_query(boost::core::string_view(query.data(), query.size()));
+  // Boost.URL 1.81's parse_query rebuilds its view from data() alone, measuring it with strlen
+  // (boostorg/url#757): given a view into a request buffer it reads on past the query, into the
+  // rest of the head or stale heap bytes, and the last value comes out wrong. It gets a
+  // NUL-terminated copy.
+  const std::string copy(query);
+  if (copy.find('\0') != std::string::npos) return;
+  auto encoded = boost::urls::parse_query(boost::core::string_view(copy.data(), copy.size()));
   if (!encoded) return;
   boost::urls::encoding_opts opt;
   opt.space_as_plus = true;
@@ -241,6 +247,23 @@ void for_each_query_param(std::string_view query,
     const std::string value = p.has_value ? p.value.decode(opt) : std::string();
     if (!fn(key, value)) return;
   }
+}
+
+std::string decode_query_component(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 &&
+               hex_value(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
 }
 
 } // namespace gw::uri

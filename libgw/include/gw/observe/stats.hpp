@@ -58,6 +58,7 @@ struct StatsView {
   Counters unrouted; // requests no route took (400, 404, 405, ...)
   std::vector<EndpointView> endpoints;
   std::uint64_t connections = 0;
+  std::uint64_t rate_limit_store_errors = 0; // rate limit checks the store (Redis) could not answer
   void merge(const StatsView& o);
 };
 

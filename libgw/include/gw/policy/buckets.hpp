@@ -44,6 +44,7 @@ private:
   struct Shard {
     mutable std::mutex mu;
     std::unordered_map<std::string, Slot, Hash, std::equal_to<>> map;
+    std::size_t sweep_at = kSweepAbove; // map size that triggers the next sweep; guarded by mu
   };
   static constexpr std::size_t kShards = 32;
   static constexpr std::size_t kSweepAbove = 4096; // keys per shard before full buckets are dropped

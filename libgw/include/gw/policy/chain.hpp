@@ -146,6 +146,7 @@ private:
   const Cors* cors_ = nullptr;
   std::vector<Limiter> limiters_;
   std::vector<const Headers*> transforms_;
+  HeaderOps response_; // every headers policy's response operations, in order
   std::vector<std::string> secret_params_;
 };
 

@@ -80,6 +80,14 @@ struct ForwardInput {
 
 void build_forwarding(const ForwardInput& in, Forwarding& out);
 
+/// The client a request comes from, as nginx's realip module (recursive) decides it: the direct
+/// peer, unless that peer is a trusted proxy, in which case X-Forwarded-For is walked from the
+/// right past trusted addresses to the first untrusted one. A malformed entry ends the walk at
+/// the trusted hop that passed it on. Rate limits, `hash_on = "client_ip"` and the access log
+/// use this address. Returns a view into `peer_ip` or `xff`.
+std::string_view client_address(std::string_view peer_ip, bool peer_trusted, std::string_view xff,
+                                std::span<const Cidr> trusted) noexcept;
+
 /// A request id supplied by a client is kept when it is 1..128 characters of [A-Za-z0-9._:-].
 bool acceptable_request_id(std::string_view id) noexcept;
 

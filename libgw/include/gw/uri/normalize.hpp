@@ -63,6 +63,11 @@ Result<UrlParts> split_url(std::string_view url);
 void for_each_query_param(std::string_view query,
                           const std::function<bool(std::string_view, std::string_view)>& fn);
 
+/// One query parameter name or value, percent- and `+`-decoded as for_each_query_param does
+/// (a malformed escape stays as it is): how a raw "name=value" pair's name is compared with the
+/// names policies use.
+std::string decode_query_component(std::string_view s);
+
 } // namespace gw::uri
 
 template <>
