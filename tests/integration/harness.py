@@ -355,3 +355,90 @@ class GatewayTest(unittest.TestCase):
 
     def request(self, *a, **kw):
         return request(self.gw.port, *a, **kw)
+
+
+import shutil  # noqa: E402  (used by Redis only)
+
+
+class Redis(Process):
+    """A throwaway redis-server on 127.0.0.1 (no persistence), for distributed rate limits.
+
+    redis-server is a declared dependency: when it is missing this raises (the test fails, it
+    is not skipped). `port` reuses a port, e.g. to bring a stopped server back."""
+
+    def __init__(self, workdir, name="redis", port=None, timeout=10.0):
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise AssertionError("redis-server is not installed (distributed rate limits need it): "
+                                 "run ./install-deps.sh")
+        self.port = port or free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        super().__init__([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no", "--dir", workdir],
+                         os.path.join(workdir, f"{name}.log"))
+        try:
+            wait_until(lambda: self.ping() or not self.alive(), timeout, what="redis-server to answer PING")
+            assert self.alive(), "redis-server exited at startup:\n" + self.output()
+        except BaseException:
+            self.stop()
+            raise
+
+    def command(self, *args, timeout=2.0):
+        """Sends one command; returns the reply: bytes (status, bulk), int, list, None, or a
+        RedisError instance for an error reply."""
+        req = f"*{len(args)}\r\n".encode()
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            req += b"$%d\r\n%s\r\n" % (len(a), a)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            s.sendall(req)
+            buf = bytearray()
+
+            def need(n):
+                while len(buf) < n:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        raise EOFError("redis-server closed the connection")
+                    buf.extend(chunk)
+
+            def line():
+                while b"\r\n" not in buf:
+                    need(len(buf) + 1)
+                end = buf.index(b"\r\n")
+                out = bytes(buf[:end])
+                del buf[:end + 2]
+                return out
+
+            def reply():
+                head = line()
+                kind, rest = head[:1], head[1:]
+                if kind == b"+":
+                    return rest
+                if kind == b"-":
+                    return RedisError(rest.decode(errors="replace"))
+                if kind == b":":
+                    return int(rest)
+                if kind == b"$":
+                    n = int(rest)
+                    if n < 0:
+                        return None
+                    need(n + 2)
+                    out = bytes(buf[:n])
+                    del buf[:n + 2]
+                    return out
+                if kind == b"*":
+                    n = int(rest)
+                    return None if n < 0 else [reply() for _ in range(n)]
+                raise ValueError(f"bad RESP reply {head!r}")
+
+            return reply()
+
+    def ping(self):
+        try:
+            return self.command("PING", timeout=0.5) == b"PONG"
+        except (OSError, EOFError, ValueError):
+            return False
+
+
+class RedisError(Exception):
+    pass
