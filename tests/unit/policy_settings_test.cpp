@@ -376,7 +376,11 @@ TEST_CASE("identity and credential headers cannot be the proxy's own headers", "
                "\"Host\" is managed by the proxy");
   expect_error(Kind::jwt, {{"jwks_url", "https://idp/jwks"}, {"consumer_header", "connection"}}, "policy.invalid",
                "managed by the proxy");
-  expect_error(Kind::api_key, {{"header", "Host"}, {"keys", key}}, "policy.invalid", "cannot carry a credential");
+  // Stripping Host would break the request; reading it is harmless.
+  expect_error(Kind::api_key, {{"header", "Host"}, {"keys", key}}, "policy.invalid",
+               "\"Host\" is managed by the proxy and cannot be stripped; set strip = false to read it");
+  CHECK(typed<ApiKey>(Kind::api_key, {{"header", "Host"}, {"keys", key}, {"strip", false}}).from ==
+        std::vector<Credential>{{Credential::In::header, "host"}});
   CHECK(typed<ApiKey>(Kind::api_key, {{"header", "x-k"}, {"keys", key}, {"consumer_header", ""}}).consumer_header.empty());
 }
 

@@ -588,19 +588,32 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
   return std::nullopt;
 }
 
+namespace {
+std::string limiter_fields(const std::string& name, const RateLimit& rl) {
+  const auto window_s = std::max<std::int64_t>(1, (rl.per.count() + 999) / 1000);
+  return "ratelimit-policy: " + qstr(name) + ";q=" + std::to_string(rl.count) +
+         ";w=" + std::to_string(window_s) + "\r\nratelimit: " + qstr(name) + ";r=";
+}
+} // namespace
+
 std::optional<Refusal> RoutePolicies::rate_result(const Limiter& l, const Take& t, Edits& edits) {
-  const auto window_s = std::max<std::int64_t>(1, (l.settings.per.count() + 999) / 1000);
-  std::string h = "ratelimit-policy: " + qstr(l.name) + ";q=" + std::to_string(l.settings.count) +
-                  ";w=" + std::to_string(window_s) + "\r\nratelimit: " + qstr(l.name) +
-                  ";r=" + std::to_string(t.remaining) + ";t=" + std::to_string((t.reset_ms + 999) / 1000) + "\r\n";
+  auto append = [&](std::string& out) {
+    out += l.fields.empty() ? limiter_fields(l.name, l.settings) : l.fields;
+    out += std::to_string(t.remaining);
+    out += ";t=";
+    out += std::to_string((t.reset_ms + 999) / 1000);
+    out += "\r\n";
+  };
   if (t.allowed) {
-    edits.response_headers += h;
+    append(edits.response_headers);
     return std::nullopt;
   }
   Refusal r;
   r.status = 429;
   r.message = "rate limit " + l.name + " exceeded";
-  r.headers = "retry-after: " + std::to_string(std::max<std::int64_t>(1, (t.retry_after_ms + 999) / 1000)) + "\r\n" + h + edits.response_headers;
+  r.headers = "retry-after: " + std::to_string(std::max<std::int64_t>(1, (t.retry_after_ms + 999) / 1000)) + "\r\n";
+  append(r.headers);
+  r.headers += edits.response_headers;
   return r;
 }
 
@@ -721,6 +734,7 @@ Result<std::shared_ptr<const PolicySet>> PolicySet::build(const model::Config& c
         Limiter l;
         l.name = p.name;
         l.settings = *rl;
+        l.fields = limiter_fields(p.name, *rl);
         if (rl->redis) {
           l.redis_prefix = "gw:rl:" + p.name + ":";
         } else {

@@ -206,8 +206,11 @@ std::filesystem::path resolve(const Context& ctx, const std::string& file) {
 }
 
 /// `header`, `query`, `cookie` (each a name or a list of names).
-std::vector<Credential> credentials(Fields& f) {
+std::vector<Credential> credentials(Fields& f, bool strip_default) {
   std::vector<Credential> out;
+  // Reading a header the proxy owns (Host, say) is harmless; removing it is not.
+  const json* strip_value = f.get("strip");
+  const bool strip = strip_value && strip_value->is_boolean() ? strip_value->get<bool>() : strip_default;
   for (auto [key, in] : {std::pair{"header"sv, Credential::In::header},
                          std::pair{"query"sv, Credential::In::query},
                          std::pair{"cookie"sv, Credential::In::cookie}}) {
@@ -218,9 +221,9 @@ std::vector<Credential> credentials(Fields& f) {
         f.error(key, "header name " + text::quote(n) + " is not a valid field name");
         continue;
       }
-      if (in == Credential::In::header && managed_by_proxy(lower(n))) {
+      if (in == Credential::In::header && strip && managed_by_proxy(lower(n))) {
         f.error(key, "header " + text::quote(n) +
-                         " is managed by the proxy and cannot carry a credential");
+                         " is managed by the proxy and cannot be stripped; set strip = false to read it");
         continue;
       }
       if (n.empty()) {
@@ -257,7 +260,7 @@ bool parse_digest(std::string_view hex, Sha256& out) {
 
 ApiKey read_api_key(Fields& f, json* canonical) {
   ApiKey a;
-  a.from = credentials(f);
+  a.from = credentials(f, true);
   if (a.from.empty() && f.ok()) f.error("", "says nowhere to find the key: give header, query or cookie");
   if (auto v = f.boolean("strip")) a.strip = *v;
   a.consumer_header = header_option(f, "consumer_header", a.consumer_header);
@@ -446,7 +449,7 @@ bool http_url(std::string_view u) { return u.starts_with("http://") || u.starts_
 
 Jwt read_jwt(Fields& f, json* canonical) {
   Jwt j;
-  j.from = credentials(f);
+  j.from = credentials(f, false);
   if (j.from.empty()) j.from.push_back(Credential{Credential::In::header, "authorization"});
   if (auto v = f.strings("public_keys")) j.pems = *v;
   if (auto files = f.strings("public_key_file")) {
