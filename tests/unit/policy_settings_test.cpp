@@ -404,6 +404,21 @@ TEST_CASE("api_key without keys compiles with a policy.no-keys warning", "[polic
   }
 }
 
+TEST_CASE("an empty keys file or list warns policy.no-keys at that key", "[policy]") {
+  TempDir dir;
+  dir.write("keys.txt", "# nobody yet\n");
+  auto file = compile_settings(Kind::api_key, {{"header", "x-api-key"}, {"keys_file", "keys.txt"}}, dir.path());
+  REQUIRE(file.find("policy.no-keys"));
+  CHECK(file.find("policy.no-keys")->pointer == "/keys_file");
+  CHECK(file.find("policy.no-keys")->message.find("lists no keys") != std::string::npos);
+  auto list = compile_settings(Kind::api_key, {{"header", "x-api-key"}, {"keys", json::array()}});
+  REQUIRE(list.find("policy.no-keys"));
+  CHECK(list.find("policy.no-keys")->pointer == "/keys");
+  auto users = compile_settings(Kind::basic, {{"users", json::array()}});
+  REQUIRE(users.find("policy.no-keys"));
+  CHECK(users.find("policy.no-keys")->message.find("lists no users") != std::string::npos);
+}
+
 // ---- basic
 
 TEST_CASE("basic: users and htpasswd files are embedded with their hashes", "[policy]") {

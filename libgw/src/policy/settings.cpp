@@ -326,8 +326,12 @@ ApiKey read_api_key(Fields& f, json* canonical) {
   }
   // Without keys every request is refused (401): safe, but almost certainly unfinished (an
   // OpenAPI import leaves its policies so, for a TOML spec to complete).
-  if (!f.has("keys") && !f.has("keys_file") && f.ok())
-    f.warn("", "has no keys, so it refuses every request; give keys_file (lines \"CONSUMER sha256:HEX\") or keys", "policy.no-keys");
+  if (a.keys.empty() && f.ok()) {
+    if (!f.has("keys") && !f.has("keys_file"))
+      f.warn("", "has no keys, so it refuses every request; give keys_file (lines \"CONSUMER sha256:HEX\") or keys", "policy.no-keys");
+    else // an empty file or list: as unfinished as no keys at all
+      f.warn(f.has("keys_file") ? "keys_file" : "keys", "lists no keys, so it refuses every request", "policy.no-keys");
+  }
   std::sort(a.keys.begin(), a.keys.end());
   for (std::size_t i = 1; i < a.keys.size(); ++i)
     if (a.keys[i].first == a.keys[i - 1].first)
@@ -404,8 +408,12 @@ Basic read_basic(Fields& f, json* canonical) {
       }
     }
   }
-  if (!f.has("users") && !f.has("htpasswd_file") && f.ok())
-    f.warn("", "has no users, so it refuses every request; give htpasswd_file or users", "policy.no-keys");
+  if (b.users.empty() && f.ok()) {
+    if (!f.has("users") && !f.has("htpasswd_file"))
+      f.warn("", "has no users, so it refuses every request; give htpasswd_file or users", "policy.no-keys");
+    else
+      f.warn(f.has("htpasswd_file") ? "htpasswd_file" : "users", "lists no users, so it refuses every request", "policy.no-keys");
+  }
   std::sort(b.users.begin(), b.users.end());
   for (std::size_t i = 1; i < b.users.size(); ++i)
     if (b.users[i].first == b.users[i - 1].first)
