@@ -1080,3 +1080,21 @@ query = { set = { v = "2" }, remove = ["debug"] }
   CHECK_FALSE(c.edits.query_changes());
   CHECK(c.edits.response == nullptr);
 }
+
+TEST_CASE("a later headers policy overrides what an earlier one set", "[policy]") {
+  Gateway gw(std::string(kPrelude) + R"(
+[policies.site]
+kind = "headers"
+request = { set = { X-Env = "prod", X-Trace = "on" }, add = { X-Tag = "a" } }
+query = { set = { v = "1" } }
+[policies.route-only]
+kind = "headers"
+request = { remove = ["X-Trace", "X-Tag"], set = { X-Env = "canary" } }
+query = { set = { v = "2" } }
+)" + route_toml("r", "/", "\"site\", \"route-only\""));
+  auto c = check(gw.route("r"), FakeRequest());
+  REQUIRE_FALSE(c.refusal);
+  CHECK(c.edits.set == Pairs{{"x-env", "canary"}});
+  CHECK(c.edits.add.empty());
+  CHECK(c.edits.set_query == Pairs{{"v", "2"}});
+}

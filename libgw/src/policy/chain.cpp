@@ -576,13 +576,31 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
   }
 
   // Transforms, in the route's order.
+  // A later policy overrides an earlier one: its remove or set undoes what was set before.
+  const auto forget = [](std::vector<std::pair<std::string, std::string>>& ops, const std::string& name) {
+    std::erase_if(ops, [&](const auto& kv) { return kv.first == name; });
+  };
   for (const auto* h : transforms_) {
-    for (const auto& n : h->request.remove) edits.drop.push_back(n);
+    for (const auto& n : h->request.remove) {
+      forget(edits.set, n);
+      forget(edits.add, n);
+      edits.drop.push_back(n);
+    }
     for (const auto& kv : h->request.rename) edits.rename.push_back(kv);
-    for (const auto& kv : h->request.set) edits.set.push_back(kv);
+    for (const auto& kv : h->request.set) {
+      forget(edits.set, kv.first);
+      forget(edits.add, kv.first);
+      edits.set.push_back(kv);
+    }
     for (const auto& kv : h->request.add) edits.add.push_back(kv);
-    for (const auto& n : h->query_remove) edits.drop_query.push_back(n);
-    for (const auto& kv : h->query_set) edits.set_query.push_back(kv);
+    for (const auto& n : h->query_remove) {
+      forget(edits.set_query, n);
+      edits.drop_query.push_back(n);
+    }
+    for (const auto& kv : h->query_set) {
+      forget(edits.set_query, kv.first);
+      edits.set_query.push_back(kv);
+    }
   }
   if (!response_.empty()) edits.response = &response_;
   return std::nullopt;
