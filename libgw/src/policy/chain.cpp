@@ -187,7 +187,14 @@ public:
     const std::string user = raw.substr(0, colon), pass = raw.substr(colon + 1);
     auto it = std::lower_bound(s_.users.begin(), s_.users.end(), user,
                                [](const auto& kv, const std::string& u) { return kv.first < u; });
-    if (it == s_.users.end() || it->first != user) return o;
+    if (it == s_.users.end() || it->first != user) {
+      // The same crypt work as for a known name, so response times do not reveal user names.
+      if (!s_.users.empty()) {
+        thread_local crypt_data data{};
+        (void)crypt_rn(pass.c_str(), s_.users.front().second.c_str(), &data, sizeof data);
+      }
+      return o;
+    }
     if (!check(user, pass, it->second)) return o;
     o.status = Status::ok;
     o.consumer = user;
