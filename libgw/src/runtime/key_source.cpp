@@ -200,7 +200,8 @@ std::shared_ptr<policy::KeySource> key_source(const std::string& url, bool disco
   static std::mutex mu;
   static std::unordered_map<std::string, std::weak_ptr<Fetcher>> fetchers;
   std::lock_guard lock(mu);
-  const std::string id = (discovery ? "oidc " : "jwks ") + url;
+  // One fetcher per URL and refresh interval: policies that ask for a different interval get it.
+  const std::string id = (discovery ? "oidc " : "jwks ") + url + " " + std::to_string(refresh.count());
   if (auto f = fetchers[id].lock()) return f;
   auto f = std::make_shared<Fetcher>(url, discovery, refresh);
   f->start();
