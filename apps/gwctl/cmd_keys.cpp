@@ -33,8 +33,7 @@ bool valid_consumer(const std::string& c) {
 }
 
 int bad_consumer(const std::string& c) {
-  std::fprintf(stderr,
-               "gwctl: consumer \"%s\": expected 1 to 128 letters, digits and _ - . @ :\n",
+  std::fprintf(stderr, "gwctl: consumer \"%s\": expected 1 to 128 letters, digits and _ - . @ :\n",
                c.c_str());
   return kUsage;
 }
@@ -68,7 +67,8 @@ int run_key_new(const Global&, const KeyOptions& o) {
   if (!o.append.empty())
     if (int rc = append_line(o.append, line); rc != kOk) return rc;
   if (o.json) {
-    std::printf("%s\n", json{{"consumer", o.consumer}, {"key", key}, {"line", line}}.dump().c_str());
+    std::printf("%s\n",
+                json{{"consumer", o.consumer}, {"key", key}, {"line", line}}.dump().c_str());
   } else if (!o.append.empty()) {
     std::printf("%s\n", key.c_str());
     std::fprintf(stderr, "added \"%s sha256:...\" to %s; recompile and reload to serve it\n",
@@ -85,7 +85,8 @@ int run_key_hash(const Global&, const KeyOptions& o) {
   if (!valid_consumer(o.consumer)) return bad_consumer(o.consumer);
   std::string key;
   std::getline(std::cin, key);
-  while (!key.empty() && (key.back() == '\r' || key.back() == ' ')) key.pop_back();
+  while (!key.empty() && (key.back() == '\r' || key.back() == ' '))
+    key.pop_back();
   if (key.empty()) {
     std::fprintf(stderr, "gwctl: key hash reads the key from standard input, and got none\n");
     return kUsage;
@@ -99,20 +100,24 @@ int run_key_hash(const Global&, const KeyOptions& o) {
 int run_jwt_sign(const Global&, const JwtSignOptions& o) {
   const auto alg = jwt::alg_from_name(o.alg);
   if (!alg) {
-    std::fprintf(stderr, "gwctl: --alg %s: expected HS256/384/512, RS256/384/512, PS256/384/512, "
-                         "ES256, ES384 or EdDSA\n", o.alg.c_str());
+    std::fprintf(stderr,
+                 "gwctl: --alg %s: expected HS256/384/512, RS256/384/512, PS256/384/512, "
+                 "ES256, ES384 or EdDSA\n",
+                 o.alg.c_str());
     return kUsage;
   }
   const int sources = !o.key.empty() + !o.secret_file.empty() + !o.secret_env.empty();
   if (sources != 1) {
-    std::fprintf(stderr, "gwctl: give exactly one of --key PEM-FILE, --secret-file or --secret-env\n");
+    std::fprintf(stderr,
+                 "gwctl: give exactly one of --key PEM-FILE, --secret-file or --secret-env\n");
     return kUsage;
   }
   gw::Result<jwt::SigningKey> key = std::unexpected(gw::Error{});
   if (!o.secret_env.empty()) {
     const char* v = std::getenv(o.secret_env.c_str());
     if (!v || !*v) {
-      std::fprintf(stderr, "gwctl: --secret-env %s: the variable is not set\n", o.secret_env.c_str());
+      std::fprintf(stderr, "gwctl: --secret-env %s: the variable is not set\n",
+                   o.secret_env.c_str());
       return kUsage;
     }
     key = jwt::SigningKey::from_secret(v);
@@ -125,7 +130,8 @@ int run_jwt_sign(const Global&, const JwtSignOptions& o) {
     }
     if (o.key.empty()) {
       std::string s = std::move(*text);
-      while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+      while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
+        s.pop_back();
       key = jwt::SigningKey::from_secret(std::move(s));
     } else {
       key = jwt::SigningKey::from_pem(*text);
@@ -140,7 +146,8 @@ int run_jwt_sign(const Global&, const JwtSignOptions& o) {
   if (!o.claims.empty()) {
     claims = json::parse(o.claims, nullptr, false);
     if (claims.is_discarded() || !claims.is_object()) {
-      std::fprintf(stderr, "gwctl: --claims: expected a JSON object, e.g. '{\"scope\":\"read\"}'\n");
+      std::fprintf(stderr,
+                   "gwctl: --claims: expected a JSON object, e.g. '{\"scope\":\"read\"}'\n");
       return kUsage;
     }
   }

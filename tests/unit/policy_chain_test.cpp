@@ -29,9 +29,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::int64_t kNow = 1'700'000'000; // seconds, for JWT times
+constexpr std::int64_t kNow = 1'700'000'000;   // seconds, for JWT times
 constexpr std::int64_t kT = 5'000'000'000'000; // nanoseconds, a steady-clock reading
-constexpr std::int64_t kMs = 1'000'000;         // nanoseconds
+constexpr std::int64_t kMs = 1'000'000;        // nanoseconds
 
 class TempDir {
 public:
@@ -59,7 +59,8 @@ private:
 class FakeRequest final : public RequestView {
 public:
   FakeRequest& header(std::string name, std::string value) {
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     headers_.emplace_back(std::move(name), std::move(value));
     return *this;
   }
@@ -92,7 +93,8 @@ private:
 /// A spec built through the real reader and validator, and its policies ready to run.
 class Gateway {
 public:
-  explicit Gateway(const std::string& toml, const std::string& name = "test.toml", Registry reg = {})
+  explicit Gateway(const std::string& toml, const std::string& name = "test.toml",
+                   Registry reg = {})
       : b_(build_spec(toml, false, name)) {
     INFO(b_.dump());
     REQUIRE(b_.config);
@@ -141,8 +143,9 @@ using Pairs = std::vector<std::pair<std::string, std::string>>;
 
 std::string base64(std::string_view s) {
   std::string out(4 * ((s.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
+  const int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
   out.resize(static_cast<std::size_t>(n));
   return out;
 }
@@ -194,15 +197,16 @@ jwt::SigningKey signer(const TestKey& k) {
   return *s;
 }
 
-std::string token(jwt::Alg alg, const jwt::SigningKey& key, const json& claims, const json& header = json::object()) {
+std::string token(jwt::Alg alg, const jwt::SigningKey& key, const json& claims,
+                  const json& header = json::object()) {
   auto t = jwt::sign(alg, key, claims, header);
   REQUIRE(t);
   return *t;
 }
 
 json staff_claims() {
-  return {{"sub", "alice"},         {"iss", "https://idp.example"}, {"aud", "shop-api"},
-          {"exp", kNow + 600},      {"email", "alice@example.com"}, {"tenant", "t1"},
+  return {{"sub", "alice"},        {"iss", "https://idp.example"}, {"aud", "shop-api"},
+          {"exp", kNow + 600},     {"email", "alice@example.com"}, {"tenant", "t1"},
           {"scope", "orders:read"}};
 }
 
@@ -217,9 +221,10 @@ std::string crypt_hash(const std::string& pass, const char* prefix, unsigned lon
   return h;
 }
 
-std::string route_toml(const std::string& name, const std::string& prefix, const std::string& policies) {
-  return "[[routes]]\nname = \"" + name + "\"\nupstream = \"u\"\nprefix = \"" + prefix + "\"\npolicies = [" +
-         policies + "]\n";
+std::string route_toml(const std::string& name, const std::string& prefix,
+                       const std::string& policies) {
+  return "[[routes]]\nname = \"" + name + "\"\nupstream = \"u\"\nprefix = \"" + prefix +
+         "\"\npolicies = [" + policies + "]\n";
 }
 
 } // namespace
@@ -260,7 +265,8 @@ TEST_CASE("gcra allows a full burst at once, then refuses until the next token",
 
   // Long idle: the bucket is full again, but never holds more than the burst.
   int allowed = 0;
-  for (int i = 0; i < 10; ++i) allowed += gcra(tat, kT + 60'000 * kMs, interval, 3).allowed ? 1 : 0;
+  for (int i = 0; i < 10; ++i)
+    allowed += gcra(tat, kT + 60'000 * kMs, interval, 3).allowed ? 1 : 0;
   CHECK(allowed == 3);
 }
 
@@ -269,7 +275,8 @@ TEST_CASE("gcra spreads a steady rate: one request per interval", "[policy]") {
   std::int64_t tat = 0;
   int allowed = 0;
   // 1000 requests, one every millisecond, bucket of 5 tokens at 100/s: 5 + 999ms / 10ms.
-  for (int i = 0; i < 1000; ++i) allowed += gcra(tat, kT + i * kMs, interval, 5).allowed ? 1 : 0;
+  for (int i = 0; i < 1000; ++i)
+    allowed += gcra(tat, kT + i * kMs, interval, 5).allowed ? 1 : 0;
   CHECK(allowed == 5 + 99);
 }
 
@@ -284,23 +291,27 @@ TEST_CASE("buckets shared by threads never allow more than the burst plus the re
         for (int j = 0; j < kTakes; ++j)
           if (b.take("client", kT).allowed) allowed.fetch_add(1, std::memory_order_relaxed);
       });
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+      t.join();
     CHECK(allowed.load() == 50);
     CHECK(b.size() == 1);
     CHECK(b.take("other-client", kT).allowed); // keys are independent
     CHECK(b.size() == 2);
   }
   SECTION("an advancing clock: at most burst + elapsed / interval") {
-    const std::int64_t interval_us = 1000, burst = 10, step = 100'000; // a take every 0.1ms of fake time
+    const std::int64_t interval_us = 1000, burst = 10,
+                       step = 100'000; // a take every 0.1ms of fake time
     Buckets b(interval_us, burst);
     std::atomic<int> allowed{0};
     std::vector<std::thread> threads;
     for (int i = 0; i < kThreads; ++i)
       threads.emplace_back([&] {
         for (int j = 0; j < kTakes; ++j)
-          if (b.take("client", kT + j * step).allowed) allowed.fetch_add(1, std::memory_order_relaxed);
+          if (b.take("client", kT + j * step).allowed)
+            allowed.fetch_add(1, std::memory_order_relaxed);
       });
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+      t.join();
     const std::int64_t elapsed = (kTakes - 1) * step;
     CHECK(allowed.load() <= burst + elapsed / (interval_us * 1000));
     CHECK(allowed.load() >= burst);
@@ -310,15 +321,18 @@ TEST_CASE("buckets shared by threads never allow more than the burst plus the re
 TEST_CASE("buckets drop full buckets as the map grows, never a bucket in use", "[policy]") {
   const std::int64_t interval = 1000 * kMs;
   Buckets b(interval / 1000, 3);
-  for (int i = 0; i < 3; ++i) REQUIRE(b.take("victim", kT).allowed);
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(b.take("victim", kT).allowed);
   REQUIRE_FALSE(b.take("victim", kT).allowed);
   constexpr int kFlood = 200'000; // more than 4096 keys in every one of the 32 shards
-  for (int i = 0; i < kFlood; ++i) b.take("flood-" + std::to_string(i), kT);
+  for (int i = 0; i < kFlood; ++i)
+    b.take("flood-" + std::to_string(i), kT);
   CHECK(b.size() == kFlood + 1); // nothing was full yet
   // Two intervals later the flood's buckets are full again; the victim's is not.
   const std::int64_t later = kT + 2 * interval;
   constexpr int kLate = 100'000;
-  for (int i = 0; i < kLate; ++i) b.take("late-" + std::to_string(i), later);
+  for (int i = 0; i < kLate; ++i)
+    b.take("late-" + std::to_string(i), later);
   CHECK(b.size() < kLate + kFlood / 2); // the flood's full buckets went (without sweeps: 300'001)
   // The victim kept its count: two tokens refilled, not a fresh bucket of three.
   CHECK(b.take("victim", later).allowed);
@@ -361,13 +375,15 @@ header = "x-api-key"
 query = "api_key"
 cookie = "apikey"
 keys_file = "keys.txt"
-)" + extra + route_toml("r", "/", "\"keys\"");
+)" + extra +
+         route_toml("r", "/", "\"keys\"");
 }
 } // namespace
 
 TEST_CASE("api_key finds the key in a header, the query or a cookie", "[policy]") {
   TempDir dir;
-  dir.write("keys.txt", key_file_line("acme", "acme-key-1") + "\n" + key_file_line("globex", "globex-key-2") + "\n");
+  dir.write("keys.txt", key_file_line("acme", "acme-key-1") + "\n" +
+                            key_file_line("globex", "globex-key-2") + "\n");
   Gateway gw(api_key_spec(), dir.spec_name());
   const auto& rp = gw.route("r");
   CHECK(rp.secret_params() == std::vector<std::string>{"api_key"});
@@ -394,7 +410,8 @@ TEST_CASE("api_key finds the key in a header, the query or a cookie", "[policy]"
     CHECK(c.edits.drop_cookies == std::vector<std::string>{"apikey"});
   }
   SECTION("a caller cannot name itself with the consumer header") {
-    auto c = check(rp, FakeRequest().header("x-consumer", "admin").header("x-api-key", "globex-key-2"));
+    auto c =
+        check(rp, FakeRequest().header("x-consumer", "admin").header("x-api-key", "globex-key-2"));
     REQUIRE_FALSE(c.refusal);
     CHECK(c.edits.drops("x-consumer"));
     CHECK(c.edits.set == Pairs{{"x-consumer", "globex"}});
@@ -406,7 +423,8 @@ TEST_CASE("api_key refuses a wrong or missing key with 401 and a challenge", "[p
   dir.write("keys.txt", key_file_line("acme", "acme-key-1") + "\n");
   Gateway gw(api_key_spec(), dir.spec_name());
   const auto& rp = gw.route("r");
-  const std::string challenge = "www-authenticate: ApiKey realm=\"gw\", in=\"header\", name=\"x-api-key\"";
+  const std::string challenge =
+      "www-authenticate: ApiKey realm=\"gw\", in=\"header\", name=\"x-api-key\"";
 
   auto wrong = check(rp, FakeRequest().header("x-api-key", "acme-key-2"));
   REQUIRE(wrong.refusal);
@@ -427,7 +445,8 @@ TEST_CASE("api_key refuses a wrong or missing key with 401 and a challenge", "[p
   CHECK(has_line(missing.refusal->headers, challenge));
 }
 
-TEST_CASE("api_key with strip = false forwards the key; consumer_header can be renamed", "[policy]") {
+TEST_CASE("api_key with strip = false forwards the key; consumer_header can be renamed",
+          "[policy]") {
   TempDir dir;
   dir.write("keys.txt", key_file_line("acme", "acme-key-1") + "\n");
   Gateway gw(std::string(kPrelude) + R"(
@@ -456,11 +475,15 @@ TEST_CASE("basic checks passwords against bcrypt and SHA-512 crypt hashes", "[po
   REQUIRE(alice.starts_with("$2b$"));
   REQUIRE(bob.starts_with("$6$"));
   dir.write("htpasswd", "alice:" + alice + "\nbob:" + bob + "\ncarol:" + carol + "\n");
-  Gateway gw(std::string(kPrelude) + "[policies.staff]\nkind = \"basic\"\nhtpasswd_file = \"htpasswd\"\nrealm = \"staff\"\n" +
-                 route_toml("r", "/", "\"staff\""),
-             dir.spec_name());
+  Gateway gw(
+      std::string(kPrelude) +
+          "[policies.staff]\nkind = \"basic\"\nhtpasswd_file = \"htpasswd\"\nrealm = \"staff\"\n" +
+          route_toml("r", "/", "\"staff\""),
+      dir.spec_name());
   const auto& rp = gw.route("r");
-  auto basic = [](std::string_view user_pass) { return FakeRequest().header("authorization", "Basic " + base64(user_pass)); };
+  auto basic = [](std::string_view user_pass) {
+    return FakeRequest().header("authorization", "Basic " + base64(user_pass));
+  };
   const std::string challenge = "www-authenticate: Basic realm=\"staff\", charset=\"UTF-8\"";
 
   auto ok = check(rp, basic("alice:correct horse"));
@@ -478,7 +501,8 @@ TEST_CASE("basic checks passwords against bcrypt and SHA-512 crypt hashes", "[po
   REQUIRE_FALSE(colon.refusal);
   CHECK(colon.id.consumer == "carol");
 
-  for (const char* bad : {"alice:correct horsE", "alice:", "bob:correct horse", "mallory:correct horse", "alice"}) {
+  for (const char* bad :
+       {"alice:correct horsE", "alice:", "bob:correct horse", "mallory:correct horse", "alice"}) {
     INFO(bad);
     auto c = check(rp, basic(bad));
     REQUIRE(c.refusal);
@@ -541,13 +565,16 @@ struct JwtWorld {
   }
 };
 
-FakeRequest bearer(const std::string& t) { return FakeRequest().header("authorization", "Bearer " + t); }
+FakeRequest bearer(const std::string& t) {
+  return FakeRequest().header("authorization", "Bearer " + t);
+}
 } // namespace
 
 TEST_CASE("jwt accepts a valid token and forwards its claims", "[policy]") {
   JwtWorld w;
   const auto& rp = w.gw->route("staff");
-  auto c = check(rp, bearer(token(jwt::Alg::ES256, signer(ec_key()), staff_claims())).header("x-user-email", "spoof@x"));
+  auto c = check(rp, bearer(token(jwt::Alg::ES256, signer(ec_key()), staff_claims()))
+                         .header("x-user-email", "spoof@x"));
   INFO((c.refusal ? c.refusal->message : ""));
   REQUIRE_FALSE(c.refusal);
   CHECK(c.id.authenticated);
@@ -556,16 +583,22 @@ TEST_CASE("jwt accepts a valid token and forwards its claims", "[policy]") {
   CHECK(c.id.scopes == std::vector<std::string>{"orders:read"});
   CHECK_FALSE(contains(c.edits.drop, "authorization")); // strip defaults to false for tokens
   // Identity headers are removed from the caller's request, then set by the gateway.
-  for (const char* h : {"x-consumer", "x-user-email", "x-tenant"}) CHECK(contains(c.edits.drop, h));
+  for (const char* h : {"x-consumer", "x-user-email", "x-tenant"})
+    CHECK(contains(c.edits.drop, h));
   Pairs set = c.edits.set;
   std::sort(set.begin(), set.end());
-  CHECK(set == Pairs{{"x-consumer", "alice"}, {"x-tenant", "t1"}, {"x-user-email", "alice@example.com"}});
+  CHECK(set ==
+        Pairs{{"x-consumer", "alice"}, {"x-tenant", "t1"}, {"x-user-email", "alice@example.com"}});
 
-  auto lower = check(rp, FakeRequest().header("authorization", "bearer " + token(jwt::Alg::ES256, signer(ec_key()), staff_claims())));
+  auto lower = check(
+      rp, FakeRequest().header("authorization", "bearer " + token(jwt::Alg::ES256, signer(ec_key()),
+                                                                  staff_claims())));
   CHECK_FALSE(lower.refusal);
 
   SECTION("from the query, stripped") {
-    auto q = check(w.gw->route("query"), FakeRequest().query("access_token=" + token(jwt::Alg::ES256, signer(ec_key()), staff_claims())));
+    auto q = check(w.gw->route("query"),
+                   FakeRequest().query("access_token=" +
+                                       token(jwt::Alg::ES256, signer(ec_key()), staff_claims())));
     REQUIRE_FALSE(q.refusal);
     CHECK(q.edits.drop_query == std::vector<std::string>{"access_token"});
     CHECK(w.gw->route("query").secret_params() == std::vector<std::string>{"access_token"});
@@ -581,8 +614,10 @@ TEST_CASE("jwt refuses bad tokens with 401 and an invalid_token challenge", "[po
     REQUIRE(c.refusal);
     CHECK(c.refusal->status == 401);
     CHECK(c.refusal->message == "authentication failed: " + why);
-    CHECK(has_line(c.refusal->headers,
-                   "www-authenticate: Bearer realm=\"gw\", error=\"invalid_token\", error_description=\"" + why + "\""));
+    CHECK(has_line(
+        c.refusal->headers,
+        "www-authenticate: Bearer realm=\"gw\", error=\"invalid_token\", error_description=\"" +
+            why + "\""));
     CHECK_FALSE(c.id.authenticated);
     CHECK(c.edits.set.empty());
   };
@@ -596,10 +631,11 @@ TEST_CASE("jwt refuses bad tokens with 401 and an invalid_token challenge", "[po
   claims["iss"] = "https://evil.example";
   refused(token(jwt::Alg::ES256, signer(ec_key()), claims), "wrong issuer");
   refused(token(jwt::Alg::ES256, signer(other_ec_key()), staff_claims()), "invalid signature");
-  refused(jwt::base64url_encode(R"({"alg":"none","typ":"JWT"})") + "." + jwt::base64url_encode(staff_claims().dump()) + ".",
+  refused(jwt::base64url_encode(R"({"alg":"none","typ":"JWT"})") + "." +
+              jwt::base64url_encode(staff_claims().dump()) + ".",
           "unsupported token algorithm");
-  refused(jwt::base64url_encode(R"({"alg":"none","typ":"JWT"})") + "." + jwt::base64url_encode(staff_claims().dump()) + "." +
-              jwt::base64url_encode("sig"),
+  refused(jwt::base64url_encode(R"({"alg":"none","typ":"JWT"})") + "." +
+              jwt::base64url_encode(staff_claims().dump()) + "." + jwt::base64url_encode("sig"),
           "unsupported token algorithm");
   refused("not.a.token", "malformed token");
   // A key of the right type is required: an RS256 token is not checked against the EC key.
@@ -614,7 +650,8 @@ TEST_CASE("jwt refuses bad tokens with 401 and an invalid_token challenge", "[po
   CHECK(basic.refusal->message == "authentication required"); // another scheme is not a bad token
 }
 
-TEST_CASE("jwt: an HS256 token keyed with the RSA public key is refused (algorithm confusion)", "[policy]") {
+TEST_CASE("jwt: an HS256 token keyed with the RSA public key is refused (algorithm confusion)",
+          "[policy]") {
   JwtWorld w;
   auto pem_as_secret = jwt::SigningKey::from_secret(rsa_key().pub_pem);
   REQUIRE(pem_as_secret);
@@ -626,7 +663,8 @@ TEST_CASE("jwt: an HS256 token keyed with the RSA public key is refused (algorit
     REQUIRE(c.refusal);
     CHECK(c.refusal->status == 401);
     CHECK(c.refusal->message == "authentication failed: algorithm not allowed");
-    CHECK_FALSE(check(w.gw->route("rsa"), bearer(token(jwt::Alg::RS256, signer(rsa_key()), claims))).refusal);
+    CHECK_FALSE(check(w.gw->route("rsa"), bearer(token(jwt::Alg::RS256, signer(rsa_key()), claims)))
+                    .refusal);
   }
   SECTION("with a secret too, HS* is checked against the secret only") {
     auto c = check(w.gw->route("mixed"), bearer(forged));
@@ -637,11 +675,14 @@ TEST_CASE("jwt: an HS256 token keyed with the RSA public key is refused (algorit
     auto good = check(w.gw->route("mixed"), bearer(token(jwt::Alg::HS256, *secret, claims)));
     CHECK_FALSE(good.refusal);
     CHECK(good.id.consumer == "mallory");
-    CHECK_FALSE(check(w.gw->route("mixed"), bearer(token(jwt::Alg::RS256, signer(rsa_key()), claims))).refusal);
+    CHECK_FALSE(
+        check(w.gw->route("mixed"), bearer(token(jwt::Alg::RS256, signer(rsa_key()), claims)))
+            .refusal);
   }
 }
 
-TEST_CASE("jwt keys from a key source: fetched keys verify, an unknown kid asks for a refresh", "[policy]") {
+TEST_CASE("jwt keys from a key source: fetched keys verify, an unknown kid asks for a refresh",
+          "[policy]") {
   struct Source final : KeySource {
     std::shared_ptr<const std::vector<jwt::Key>> keys_;
     mutable int refreshes = 0;
@@ -654,18 +695,23 @@ TEST_CASE("jwt keys from a key source: fetched keys verify, an unknown kid asks 
   source->keys_ = std::make_shared<const std::vector<jwt::Key>>(std::vector<jwt::Key>{*k});
   std::string asked_url;
   Registry reg;
-  reg.key_source = [&](const std::string& url, bool, gw::units::Millis) -> std::shared_ptr<KeySource> {
+  reg.key_source = [&](const std::string& url, bool,
+                       gw::units::Millis) -> std::shared_ptr<KeySource> {
     asked_url = url;
     return source;
   };
-  Gateway gw(std::string(kPrelude) + "[policies.idp]\nkind = \"jwt\"\njwks_url = \"https://idp.example/jwks.json\"\n" +
+  Gateway gw(std::string(kPrelude) +
+                 "[policies.idp]\nkind = \"jwt\"\njwks_url = \"https://idp.example/jwks.json\"\n" +
                  route_toml("r", "/", "\"idp\""),
              "test.toml", reg);
   CHECK(asked_url == "https://idp.example/jwks.json");
   const json claims = {{"sub", "alice"}, {"exp", kNow + 600}};
-  CHECK_FALSE(check(gw.route("r"), bearer(token(jwt::Alg::ES256, signer(ec_key()), claims))).refusal);
+  CHECK_FALSE(
+      check(gw.route("r"), bearer(token(jwt::Alg::ES256, signer(ec_key()), claims))).refusal);
   CHECK(source->refreshes == 0);
-  auto rotated = check(gw.route("r"), bearer(token(jwt::Alg::ES256, signer(other_ec_key()), claims, {{"kid", "2024-new"}})));
+  auto rotated =
+      check(gw.route("r"),
+            bearer(token(jwt::Alg::ES256, signer(other_ec_key()), claims, {{"kid", "2024-new"}})));
   REQUIRE(rotated.refusal);
   CHECK(rotated.refusal->status == 401);
   CHECK(source->refreshes == 1);
@@ -676,7 +722,8 @@ TEST_CASE("jwt keys from a key source: fetched keys verify, an unknown kid asks 
 TEST_CASE("access: missing scope, claim or consumer is 403; allowed callers pass", "[policy]") {
   TempDir dir;
   dir.write("ec.pem", ec_key().pub_pem);
-  dir.write("keys.txt", key_file_line("acme", "acme-key") + "\n" + key_file_line("mallory", "mallory-key") + "\n" +
+  dir.write("keys.txt", key_file_line("acme", "acme-key") + "\n" +
+                            key_file_line("mallory", "mallory-key") + "\n" +
                             key_file_line("globex", "globex-key") + "\n");
   Gateway gw(std::string(kPrelude) + R"(
 [policies.staff]
@@ -700,7 +747,8 @@ kind = "access"
 consumers = ["acme"]
 )" + route_toml("write", "/write", "\"writers\", \"staff\"") +
                  route_toml("tenant", "/tenant", "\"staff\", \"tenants\"") +
-                 route_toml("deny", "/deny", "\"keys\", \"no-mallory\"") + route_toml("allow", "/allow", "\"keys\", \"only-acme\""),
+                 route_toml("deny", "/deny", "\"keys\", \"no-mallory\"") +
+                 route_toml("allow", "/allow", "\"keys\", \"only-acme\""),
              dir.spec_name());
   auto with_claims = [](json extra) {
     json c = {{"sub", "alice"}, {"exp", kNow + 600}};
@@ -713,8 +761,10 @@ consumers = ["acme"]
   REQUIRE(read_only.refusal);
   CHECK(read_only.refusal->status == 403);
   CHECK(read_only.refusal->message == "access denied: the caller lacks a required scope");
-  CHECK(status(check(gw.route("write"), with_claims({{"scope", "orders:read orders:write"}}))) == 0);
-  CHECK(status(check(gw.route("write"), with_claims({{"scp", json::array({"orders:write"})}}))) == 0);
+  CHECK(status(check(gw.route("write"), with_claims({{"scope", "orders:read orders:write"}}))) ==
+        0);
+  CHECK(status(check(gw.route("write"), with_claims({{"scp", json::array({"orders:write"})}}))) ==
+        0);
   CHECK(status(check(gw.route("write"), FakeRequest())) == 401); // nobody: authenticate first
 
   auto t3 = check(gw.route("tenant"), with_claims({{"tenant", "t3"}}));
@@ -723,7 +773,8 @@ consumers = ["acme"]
   CHECK(t3.refusal->message == "access denied: the caller lacks claim tenant");
   CHECK(status(check(gw.route("tenant"), with_claims(json::object()))) == 403);
   CHECK(status(check(gw.route("tenant"), with_claims({{"tenant", "t2"}}))) == 0);
-  CHECK(status(check(gw.route("tenant"), with_claims({{"tenant", json::array({"x", "t1"})}}))) == 0);
+  CHECK(status(check(gw.route("tenant"), with_claims({{"tenant", json::array({"x", "t1"})}}))) ==
+        0);
 
   CHECK(status(check(gw.route("deny"), FakeRequest().header("x-api-key", "mallory-key"))) == 403);
   CHECK(status(check(gw.route("deny"), FakeRequest().header("x-api-key", "acme-key"))) == 0);
@@ -733,7 +784,8 @@ consumers = ["acme"]
 
 // ---- any_of
 
-TEST_CASE("any_of passes when one option does; an empty option lets anonymous callers in", "[policy]") {
+TEST_CASE("any_of passes when one option does; an empty option lets anonymous callers in",
+          "[policy]") {
   TempDir dir;
   dir.write("ec.pem", ec_key().pub_pem);
   dir.write("keys.txt", key_file_line("acme", "acme-key") + "\n");
@@ -755,7 +807,8 @@ options = [{ policies = ["keys"] }, {}]
 kind = "any_of"
 options = [{ policies = ["staff"], scopes = ["admin"] }]
 )" + route_toml("either", "/either", "\"either\"") +
-                 route_toml("maybe", "/maybe", "\"maybe\"") + route_toml("admins", "/admins", "\"admins\""),
+                 route_toml("maybe", "/maybe", "\"maybe\"") +
+                 route_toml("admins", "/admins", "\"admins\""),
              dir.spec_name());
   const json claims = {{"sub", "alice"}, {"exp", kNow + 600}, {"scope", "read"}};
   const auto alice = token(jwt::Alg::ES256, signer(ec_key()), claims);
@@ -777,7 +830,8 @@ options = [{ policies = ["staff"], scopes = ["admin"] }]
     auto c = check(gw.route("either"), FakeRequest());
     REQUIRE(c.refusal);
     CHECK(c.refusal->status == 401);
-    CHECK(has_line(c.refusal->headers, "www-authenticate: ApiKey realm=\"gw\", in=\"header\", name=\"x-api-key\""));
+    CHECK(has_line(c.refusal->headers,
+                   "www-authenticate: ApiKey realm=\"gw\", in=\"header\", name=\"x-api-key\""));
     CHECK(has_line(c.refusal->headers, "www-authenticate: Bearer realm=\"gw\""));
   }
   SECTION("anonymous option") {
@@ -795,7 +849,8 @@ options = [{ policies = ["staff"], scopes = ["admin"] }]
     CHECK(c.refusal->status == 403);
     json admin = claims;
     admin["scope"] = "read admin";
-    CHECK_FALSE(check(gw.route("admins"), bearer(token(jwt::Alg::ES256, signer(ec_key()), admin))).refusal);
+    CHECK_FALSE(
+        check(gw.route("admins"), bearer(token(jwt::Alg::ES256, signer(ec_key()), admin))).refusal);
   }
 }
 
@@ -814,14 +869,17 @@ keys_file = "keys.txt"
 )" + route_toml("r", "/", "\"keys\", \"staff\""),
              dir.spec_name());
   const json claims = {{"sub", "alice"}, {"exp", kNow + 600}, {"scope", "read"}};
-  auto c = check(gw.route("r"), bearer(token(jwt::Alg::ES256, signer(ec_key()), claims)).header("x-api-key", "acme-key"));
+  auto c = check(
+      gw.route("r"),
+      bearer(token(jwt::Alg::ES256, signer(ec_key()), claims)).header("x-api-key", "acme-key"));
   REQUIRE_FALSE(c.refusal);
   // The first policy names the caller; the token adds its claims.
   CHECK(c.id.consumer == "acme");
   CHECK(c.id.scopes == std::vector<std::string>{"read"});
   // One x-consumer header upstream, agreeing with the identity: never two different ones.
   CHECK(c.edits.set == Pairs{{"x-consumer", "acme"}});
-  CHECK(check(gw.route("r"), FakeRequest().header("x-api-key", "acme-key")).refusal); // both must pass
+  CHECK(check(gw.route("r"), FakeRequest().header("x-api-key", "acme-key"))
+            .refusal); // both must pass
 }
 
 TEST_CASE("an anonymous caller refused by an access policy gets a challenge", "[policy]") {
@@ -844,7 +902,8 @@ consumers = ["acme"]
   REQUIRE(anon.refusal);
   CHECK(anon.refusal->status == 401);
   // RFC 9110 §15.5.2: a 401 carries WWW-Authenticate, so the client learns how to authenticate.
-  CHECK(has_line(anon.refusal->headers, "www-authenticate: ApiKey realm=\"gw\", in=\"header\", name=\"x-api-key\""));
+  CHECK(has_line(anon.refusal->headers,
+                 "www-authenticate: ApiKey realm=\"gw\", in=\"header\", name=\"x-api-key\""));
   CHECK_FALSE(check(gw.route("r"), FakeRequest().header("x-api-key", "acme-key")).refusal);
 }
 
@@ -872,7 +931,8 @@ keys = []
          route_toml("open", "/open", "\"public\"") + route_toml("plain", "/plain", "\"keys\"");
 }
 
-FakeRequest preflight_req(const std::string& origin, const std::string& method, const std::string& headers = "") {
+FakeRequest preflight_req(const std::string& origin, const std::string& method,
+                          const std::string& headers = "") {
   FakeRequest r;
   r.method("OPTIONS").header("origin", origin).header("access-control-request-method", method);
   if (!headers.empty()) r.header("access-control-request-headers", headers);
@@ -886,7 +946,8 @@ TEST_CASE("cors answers allowed preflights and refuses the rest", "[policy]") {
   CHECK(app.has_cors());
   CHECK_FALSE(gw.route("plain").has_cors());
 
-  auto ok = app.preflight(preflight_req("https://app.example.com", "POST", "Content-Type, X-Api-Key"));
+  auto ok =
+      app.preflight(preflight_req("https://app.example.com", "POST", "Content-Type, X-Api-Key"));
   CHECK(ok.status == 204);
   INFO(ok.headers);
   CHECK(has_line(ok.headers, "access-control-allow-origin: https://app.example.com"));
@@ -896,21 +957,25 @@ TEST_CASE("cors answers allowed preflights and refuses the rest", "[policy]") {
   CHECK(has_line(ok.headers, "access-control-max-age: 3600"));
   CHECK(ok.headers.find("access-control-allow-credentials") == std::string::npos);
 
-  for (const auto& req : {preflight_req("https://evil.example", "POST"), preflight_req("https://app.example.com", "DELETE"),
+  for (const auto& req : {preflight_req("https://evil.example", "POST"),
+                          preflight_req("https://app.example.com", "DELETE"),
                           preflight_req("https://app.example.com", "POST", "content-type, x-admin"),
-                          preflight_req("https://app.example.com.evil.example", "GET"), FakeRequest().method("OPTIONS")}) {
+                          preflight_req("https://app.example.com.evil.example", "GET"),
+                          FakeRequest().method("OPTIONS")}) {
     auto r = app.preflight(req);
     CHECK(r.status == 403);
     CHECK(r.headers.find("access-control-allow-origin") == std::string::npos);
   }
 
-  auto any = gw.route("open").preflight(preflight_req("https://whoever.example", "GET", "x-anything"));
+  auto any =
+      gw.route("open").preflight(preflight_req("https://whoever.example", "GET", "x-anything"));
   CHECK(any.status == 204);
   CHECK(has_line(any.headers, "access-control-allow-origin: *"));
   CHECK(has_line(any.headers, "access-control-allow-headers: x-anything"));
 }
 
-TEST_CASE("cors headers go on actual responses, refusals included, for allowed origins only", "[policy]") {
+TEST_CASE("cors headers go on actual responses, refusals included, for allowed origins only",
+          "[policy]") {
   Gateway gw(cors_spec());
   auto refused = check(gw.route("app"), FakeRequest().header("origin", "https://app.example.com"));
   REQUIRE(refused.refusal);
@@ -918,7 +983,8 @@ TEST_CASE("cors headers go on actual responses, refusals included, for allowed o
   // The browser may read the 401 only with the CORS headers on it.
   CHECK(has_line(refused.refusal->headers, "access-control-allow-origin: https://app.example.com"));
   CHECK(has_line(refused.refusal->headers, "access-control-expose-headers: x-request-id"));
-  CHECK(has_line(refused.refusal->headers, "www-authenticate: ApiKey realm=\"gw\", in=\"header\", name=\"x-api-key\""));
+  CHECK(has_line(refused.refusal->headers,
+                 "www-authenticate: ApiKey realm=\"gw\", in=\"header\", name=\"x-api-key\""));
 
   auto evil = check(gw.route("app"), FakeRequest().header("origin", "https://evil.example"));
   REQUIRE(evil.refusal);
@@ -962,7 +1028,8 @@ redis = "127.0.0.1:6379"
   auto no_header = check(rp, FakeRequest().ip("198.51.100.7"));
   CHECK(no_header.rate[0].key == "ip:198.51.100.7");
   // A caller cannot name an address's bucket through the header.
-  CHECK(check(rp, FakeRequest().header("x-tenant", "ip:198.51.100.7")).rate[0].key != no_header.rate[0].key);
+  CHECK(check(rp, FakeRequest().header("x-tenant", "ip:198.51.100.7")).rate[0].key !=
+        no_header.rate[0].key);
 
   const Limiter& tenant = *c.rate[0].limiter;
   REQUIRE(tenant.local);
@@ -983,13 +1050,15 @@ redis = "127.0.0.1:6379"
   const Limiter& slow = *c.rate[1].limiter;
   REQUIRE(slow.local->take("r", kT).allowed);
   Edits slow_edits;
-  auto slow_refused = RoutePolicies::rate_result(slow, slow.local->take("r", kT + 15'000 * kMs), slow_edits);
+  auto slow_refused =
+      RoutePolicies::rate_result(slow, slow.local->take("r", kT + 15'000 * kMs), slow_edits);
   REQUIRE(slow_refused);
   CHECK(has_line(slow_refused->headers, "retry-after: 45"));
   CHECK(has_line(slow_refused->headers, "ratelimit-policy: \"slow\";q=1;w=60"));
 }
 
-TEST_CASE("a consumer-keyed rate limit counts anonymous callers by address, not in one bucket", "[policy]") {
+TEST_CASE("a consumer-keyed rate limit counts anonymous callers by address, not in one bucket",
+          "[policy]") {
   TempDir dir;
   dir.write("keys.txt", key_file_line("acme", "acme-key") + "\n");
   Gateway gw(std::string(kPrelude) + R"(
@@ -1024,8 +1093,8 @@ TEST_CASE("rate limit buckets survive a rebuild of an unchanged policy only", "[
   Registry reg;
   reg.buckets = &buckets;
   auto spec = [](const std::string& rate) {
-    return std::string(kPrelude) + "[policies.limit]\nkind = \"rate_limit\"\nrate = \"" + rate + "\"\n" +
-           route_toml("r", "/", "\"limit\"");
+    return std::string(kPrelude) + "[policies.limit]\nkind = \"rate_limit\"\nrate = \"" + rate +
+           "\"\n" + route_toml("r", "/", "\"limit\"");
   };
   Gateway first(spec("2/m"), "test.toml", reg);
   const auto& l1 = first.route("r").limiters().at(0);
@@ -1045,7 +1114,8 @@ TEST_CASE("rate limit buckets survive a rebuild of an unchanged policy only", "[
 }
 
 TEST_CASE("a local rate limit needs the daemon's bucket registry", "[policy]") {
-  auto b = build_spec(std::string(kPrelude) + "[policies.limit]\nkind = \"rate_limit\"\nrate = \"2/m\"\n" +
+  auto b = build_spec(std::string(kPrelude) +
+                      "[policies.limit]\nkind = \"rate_limit\"\nrate = \"2/m\"\n" +
                       route_toml("r", "/", "\"limit\""));
   REQUIRE(b.config);
   auto s = PolicySet::build(*b.config, Registry{});

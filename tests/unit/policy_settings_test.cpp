@@ -108,7 +108,9 @@ std::string expect_error(Kind kind, const json& settings, const std::string& cod
   return d->message;
 }
 
-std::string hex_of(std::string_view key) { return gw::to_hex(gw::sha256(key)); }
+std::string hex_of(std::string_view key) {
+  return gw::to_hex(gw::sha256(key));
+}
 
 std::string public_pem(EVP_PKEY* k, bool private_key = false) {
   BIO* bio = BIO_new(BIO_s_mem());
@@ -148,7 +150,8 @@ std::vector<std::string> route_policy_names(const gwtest::Built& b, const std::s
   std::vector<std::string> out;
   const auto* r = b.config->find_route(route);
   REQUIRE(r != nullptr);
-  for (auto idx : r->policies) out.push_back(b.config->policies[idx].name);
+  for (auto idx : r->policies)
+    out.push_back(b.config->policies[idx].name);
   return out;
 }
 
@@ -197,25 +200,28 @@ TEST_CASE("an unknown setting is an error with a did-you-mean hint", "[policy]")
     CHECK(d->hint.find("max_age") != std::string::npos);
   }
   SECTION("each kind rejects another kind's settings") {
-    CHECK(compile_settings(Kind::rate_limit, {{"rate", "1/s"}, {"origins", "*"}}).find("spec.unknown-key"));
-    CHECK(compile_settings(Kind::basic, {{"users", json::array()}, {"header", "x"}}).find("spec.unknown-key"));
-    CHECK(compile_settings(Kind::access, {{"scopes", "a"}, {"keys", json::array()}}).find("spec.unknown-key"));
+    CHECK(compile_settings(Kind::rate_limit, {{"rate", "1/s"}, {"origins", "*"}})
+              .find("spec.unknown-key"));
+    CHECK(compile_settings(Kind::basic, {{"users", json::array()}, {"header", "x"}})
+              .find("spec.unknown-key"));
+    CHECK(compile_settings(Kind::access, {{"scopes", "a"}, {"keys", json::array()}})
+              .find("spec.unknown-key"));
   }
 }
 
 TEST_CASE("a spec's policy errors carry the line and column of the offending value", "[policy]") {
-  auto b = build_spec(std::string(kPrelude) + // lines 1-3
-                      "[policies.partners]\n"    // 4
-                      "kind = \"api_key\"\n"     // 5
-                      "header = \"x-api-key\"\n" // 6
-                      "keys_fil = \"keys.txt\"\n" // 7
-                      "[policies.limit]\n"       // 8
-                      "kind = \"rate_limit\"\n"  // 9
-                      "rate = \"abc\"\n"         // 10
-                      "[policies.tokens]\n"      // 11
-                      "kind = \"jwt\"\n"         // 12
+  auto b = build_spec(std::string(kPrelude) +                     // lines 1-3
+                      "[policies.partners]\n"                     // 4
+                      "kind = \"api_key\"\n"                      // 5
+                      "header = \"x-api-key\"\n"                  // 6
+                      "keys_fil = \"keys.txt\"\n"                 // 7
+                      "[policies.limit]\n"                        // 8
+                      "kind = \"rate_limit\"\n"                   // 9
+                      "rate = \"abc\"\n"                          // 10
+                      "[policies.tokens]\n"                       // 11
+                      "kind = \"jwt\"\n"                          // 12
                       "jwks_url = \"https://idp.example/jwks\"\n" // 13
-                      "algorithms = [\"RS256\", \"none\"]\n");   // 14
+                      "algorithms = [\"RS256\", \"none\"]\n");    // 14
   INFO(b.dump());
   CHECK_FALSE(b.config);
   const auto* unknown = find_in(b, "spec.unknown-key", "keys_fil");
@@ -241,13 +247,13 @@ TEST_CASE("a spec's policy errors carry the line and column of the offending val
 // ---- api_key
 
 TEST_CASE("api_key: inline keys become canonical digests and typed settings", "[policy]") {
-  const json in = {{"header", "X-Api-Key"},
-                   {"query", json::array({"api_key", "key"})},
-                   {"keys",
-                    json::array({json{{"consumer", "acme"}, {"sha256", "sha256:" + hex_of("k-acme")}},
-                                 json{{"consumer", "globex"}, {"sha256", hex_of("k-globex")}}})},
-                   {"consumer_header", "X-Who"},
-                   {"strip", false}};
+  const json in = {
+      {"header", "X-Api-Key"},
+      {"query", json::array({"api_key", "key"})},
+      {"keys", json::array({json{{"consumer", "acme"}, {"sha256", "sha256:" + hex_of("k-acme")}},
+                            json{{"consumer", "globex"}, {"sha256", hex_of("k-globex")}}})},
+      {"consumer_header", "X-Who"},
+      {"strip", false}};
   auto c = compile_settings(Kind::api_key, in);
   INFO(c.dump());
   REQUIRE(c.canonical);
@@ -268,7 +274,8 @@ TEST_CASE("api_key: inline keys become canonical digests and typed settings", "[
   CHECK(a.from[2] == Credential{Credential::In::query, "key"});
   REQUIRE(a.keys.size() == 2);
   CHECK(std::is_sorted(a.keys.begin(), a.keys.end()));
-  const auto acme = std::find_if(a.keys.begin(), a.keys.end(), [](const auto& kv) { return kv.second == "acme"; });
+  const auto acme = std::find_if(a.keys.begin(), a.keys.end(),
+                                 [](const auto& kv) { return kv.second == "acme"; });
   REQUIRE(acme != a.keys.end());
   CHECK(acme->first == gw::sha256("k-acme"));
   CHECK_FALSE(a.strip);
@@ -304,9 +311,10 @@ TEST_CASE("api_key: keys_file is read relative to the spec's directory and embed
   CHECK(consumers == std::vector<std::string>{"acme", "globex"});
 
   SECTION("a missing file is unreadable input at the keys_file value") {
-    auto m = build_spec(std::string(kPrelude) + "[policies.partners]\nkind = \"api_key\"\n"
-                                                "header = \"x-api-key\"\nkeys_file = \"nope.txt\"\n",
-                        false, dir.spec_name());
+    auto m =
+        build_spec(std::string(kPrelude) + "[policies.partners]\nkind = \"api_key\"\n"
+                                           "header = \"x-api-key\"\nkeys_file = \"nope.txt\"\n",
+                   false, dir.spec_name());
     const auto* d = find_in(m, "input.unreadable");
     REQUIRE(d);
     CHECK(d->line == 7);
@@ -317,8 +325,8 @@ TEST_CASE("api_key: keys_file is read relative to the spec's directory and embed
 TEST_CASE("api_key: a bad keys-file line is reported with the file's line", "[policy]") {
   TempDir dir;
   const auto file = dir.write("keys.txt", "# comment\n" + key_file_line("acme", "k1") + "\n" +
-                                              "bob sha256:1234\n" + "carol\n" + "dave md5:" +
-                                              hex_of("k4") + "\n");
+                                              "bob sha256:1234\n" + "carol\n" +
+                                              "dave md5:" + hex_of("k4") + "\n");
   auto b = build_spec(std::string(kPrelude) + "[policies.partners]\nkind = \"api_key\"\n"
                                               "header = \"x-api-key\"\nkeys_file = \"keys.txt\"\n",
                       false, dir.spec_name());
@@ -339,28 +347,40 @@ TEST_CASE("api_key: a bad keys-file line is reported with the file's line", "[po
 TEST_CASE("api_key: bad settings are refused", "[policy]") {
   const json key = json::array({json{{"consumer", "acme"}, {"sha256", hex_of("k")}}});
   expect_error(Kind::api_key, {{"keys", key}}, "policy.invalid", "header, query or cookie");
-  expect_error(Kind::api_key, {{"header", "x api key"}, {"keys", key}}, "policy.invalid", "\"x api key\"");
-  expect_error(Kind::api_key, {{"header", 5}, {"keys", key}}, "policy.invalid", "header must be a string");
-  expect_error(Kind::api_key, {{"header", "x-k"}, {"keys", "abc"}}, "policy.invalid", "keys must be an array");
-  expect_error(Kind::api_key, {{"header", "x-k"}, {"keys", json::array({json{{"consumer", "a"}}})}}, "policy.invalid", "keys[1]");
-  expect_error(Kind::api_key, {{"header", "x-k"}, {"keys", json::array({json{{"consumer", "a"}, {"sha256", "abcd"}}})}},
-               "policy.invalid", "64 hex digits");
+  expect_error(Kind::api_key, {{"header", "x api key"}, {"keys", key}}, "policy.invalid",
+               "\"x api key\"");
+  expect_error(Kind::api_key, {{"header", 5}, {"keys", key}}, "policy.invalid",
+               "header must be a string");
+  expect_error(Kind::api_key, {{"header", "x-k"}, {"keys", "abc"}}, "policy.invalid",
+               "keys must be an array");
+  expect_error(Kind::api_key, {{"header", "x-k"}, {"keys", json::array({json{{"consumer", "a"}}})}},
+               "policy.invalid", "keys[1]");
+  expect_error(
+      Kind::api_key,
+      {{"header", "x-k"}, {"keys", json::array({json{{"consumer", "a"}, {"sha256", "abcd"}}})}},
+      "policy.invalid", "64 hex digits");
   expect_error(Kind::api_key,
                {{"header", "x-k"},
-                {"keys", json::array({json{{"consumer", "a"}, {"sha256", hex_of("same")}}, json{{"consumer", "b"}, {"sha256", hex_of("same")}}})}},
+                {"keys", json::array({json{{"consumer", "a"}, {"sha256", hex_of("same")}},
+                                      json{{"consumer", "b"}, {"sha256", hex_of("same")}}})}},
                "policy.invalid", "the same key is listed for \"a\" and \"b\"");
-  expect_error(Kind::api_key, {{"header", "x-k"}, {"keys", key}, {"strip", "yes"}}, "policy.invalid", "strip must be true or false");
+  expect_error(Kind::api_key, {{"header", "x-k"}, {"keys", key}, {"strip", "yes"}},
+               "policy.invalid", "strip must be true or false");
 }
 
 TEST_CASE("consumer and user names must be fit for the consumer header", "[policy]") {
   // They are sent upstream as x-consumer: a control character would break the request head.
-  expect_error(Kind::api_key,
-               {{"header", "x-k"}, {"keys", json::array({json{{"consumer", "acme\r\nx-admin: 1"}, {"sha256", hex_of("k")}}})}},
-               "policy.invalid", "consumer");
-  expect_error(Kind::basic, {{"users", json::array({"al\x01ice:$6$x$y"})}}, "policy.invalid", "user");
+  expect_error(
+      Kind::api_key,
+      {{"header", "x-k"},
+       {"keys", json::array({json{{"consumer", "acme\r\nx-admin: 1"}, {"sha256", hex_of("k")}}})}},
+      "policy.invalid", "consumer");
+  expect_error(Kind::basic, {{"users", json::array({"al\x01ice:$6$x$y"})}}, "policy.invalid",
+               "user");
   TempDir dir;
   dir.write("keys.txt", "ac\x7fme sha256:" + hex_of("k") + "\n");
-  auto c = compile_settings(Kind::api_key, {{"header", "x-k"}, {"keys_file", "keys.txt"}}, dir.path());
+  auto c =
+      compile_settings(Kind::api_key, {{"header", "x-k"}, {"keys_file", "keys.txt"}}, dir.path());
   REQUIRE(c.find("policy.invalid"));
   CHECK(c.find("policy.invalid")->message.find("keys.txt:1") != std::string::npos);
 }
@@ -368,20 +388,23 @@ TEST_CASE("consumer and user names must be fit for the consumer header", "[polic
 TEST_CASE("identity and credential headers cannot be the proxy's own headers", "[policy]") {
   // A consumer name in Content-Length or Transfer-Encoding would corrupt the upstream request.
   const json key = json::array({json{{"consumer", "acme"}, {"sha256", hex_of("k")}}});
-  expect_error(Kind::api_key, {{"header", "x-k"}, {"keys", key}, {"consumer_header", "Content-Length"}},
+  expect_error(Kind::api_key,
+               {{"header", "x-k"}, {"keys", key}, {"consumer_header", "Content-Length"}},
                "policy.invalid", "\"Content-Length\" is managed by the proxy");
-  expect_error(Kind::basic, {{"users", json::array()}, {"consumer_header", "transfer-encoding"}}, "policy.invalid",
-               "managed by the proxy");
-  expect_error(Kind::jwt, {{"jwks_url", "https://idp/jwks"}, {"forward_claims", {{"sub", "Host"}}}}, "policy.invalid",
-               "\"Host\" is managed by the proxy");
-  expect_error(Kind::jwt, {{"jwks_url", "https://idp/jwks"}, {"consumer_header", "connection"}}, "policy.invalid",
-               "managed by the proxy");
+  expect_error(Kind::basic, {{"users", json::array()}, {"consumer_header", "transfer-encoding"}},
+               "policy.invalid", "managed by the proxy");
+  expect_error(Kind::jwt, {{"jwks_url", "https://idp/jwks"}, {"forward_claims", {{"sub", "Host"}}}},
+               "policy.invalid", "\"Host\" is managed by the proxy");
+  expect_error(Kind::jwt, {{"jwks_url", "https://idp/jwks"}, {"consumer_header", "connection"}},
+               "policy.invalid", "managed by the proxy");
   // Stripping Host would break the request; reading it is harmless.
-  expect_error(Kind::api_key, {{"header", "Host"}, {"keys", key}}, "policy.invalid",
-               "\"Host\" is managed by the proxy and cannot be stripped; set strip = false to read it");
+  expect_error(
+      Kind::api_key, {{"header", "Host"}, {"keys", key}}, "policy.invalid",
+      "\"Host\" is managed by the proxy and cannot be stripped; set strip = false to read it");
   CHECK(typed<ApiKey>(Kind::api_key, {{"header", "Host"}, {"keys", key}, {"strip", false}}).from ==
         std::vector<Credential>{{Credential::In::header, "host"}});
-  CHECK(typed<ApiKey>(Kind::api_key, {{"header", "x-k"}, {"keys", key}, {"consumer_header", ""}}).consumer_header.empty());
+  CHECK(typed<ApiKey>(Kind::api_key, {{"header", "x-k"}, {"keys", key}, {"consumer_header", ""}})
+            .consumer_header.empty());
 }
 
 TEST_CASE("api_key without keys compiles with a policy.no-keys warning", "[policy]") {
@@ -396,7 +419,8 @@ TEST_CASE("api_key without keys compiles with a policy.no-keys warning", "[polic
   CHECK(c.diags.error_count() == 0);
 
   SECTION("through a spec, the config is still built") {
-    auto b = build_spec(std::string(kPrelude) + "[policies.k]\nkind = \"api_key\"\nheader = \"x-api-key\"\n");
+    auto b = build_spec(std::string(kPrelude) +
+                        "[policies.k]\nkind = \"api_key\"\nheader = \"x-api-key\"\n");
     CHECK(b.config);
     const auto* w = b.find("policy.no-keys");
     REQUIRE(w);
@@ -407,7 +431,8 @@ TEST_CASE("api_key without keys compiles with a policy.no-keys warning", "[polic
 TEST_CASE("an empty keys file or list warns policy.no-keys at that key", "[policy]") {
   TempDir dir;
   dir.write("keys.txt", "# nobody yet\n");
-  auto file = compile_settings(Kind::api_key, {{"header", "x-api-key"}, {"keys_file", "keys.txt"}}, dir.path());
+  auto file = compile_settings(Kind::api_key, {{"header", "x-api-key"}, {"keys_file", "keys.txt"}},
+                               dir.path());
   REQUIRE(file.find("policy.no-keys"));
   CHECK(file.find("policy.no-keys")->pointer == "/keys_file");
   CHECK(file.find("policy.no-keys")->message.find("lists no keys") != std::string::npos);
@@ -427,9 +452,10 @@ TEST_CASE("basic: users and htpasswd files are embedded with their hashes", "[po
   const std::string sha512 = "$6$rounds=1000$saltsalt$xyz";
   TempDir dir;
   dir.write("htpasswd", "# users\nzed:" + sha512 + "\r\n\nyuri:$y$j9T$abc$def\n");
-  auto a = typed<Basic>(Kind::basic,
-                        {{"users", json::array({"bob:" + bcrypt})}, {"htpasswd_file", "htpasswd"}, {"realm", "shop"}},
-                        dir.path());
+  auto a = typed<Basic>(
+      Kind::basic,
+      {{"users", json::array({"bob:" + bcrypt})}, {"htpasswd_file", "htpasswd"}, {"realm", "shop"}},
+      dir.path());
   REQUIRE(a.users.size() == 3);
   CHECK(a.users[0] == std::pair<std::string, std::string>{"bob", bcrypt});
   CHECK(a.users[1] == std::pair<std::string, std::string>{"yuri", "$y$j9T$abc$def"});
@@ -445,18 +471,25 @@ TEST_CASE("basic: users and htpasswd files are embedded with their hashes", "[po
 }
 
 TEST_CASE("basic: weak or unsupported hashes are refused", "[policy]") {
-  const auto msg = expect_error(Kind::basic, {{"users", json::array({"alice:$apr1$abc$defdefdefdefdefdefdef"})}},
-                                "policy.invalid", "\"alice\"");
+  const auto msg =
+      expect_error(Kind::basic, {{"users", json::array({"alice:$apr1$abc$defdefdefdefdefdefdef"})}},
+                   "policy.invalid", "\"alice\"");
   CHECK(msg.find("is not bcrypt, SHA-crypt or yescrypt") != std::string::npos);
-  expect_error(Kind::basic, {{"users", json::array({"alice:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M="})}}, "policy.invalid", "\"alice\"");
-  expect_error(Kind::basic, {{"users", json::array({"alice:plaintext"})}}, "policy.invalid", "\"alice\"");
-  expect_error(Kind::basic, {{"users", json::array({"alice"})}}, "policy.invalid", "expected \"user:hash\"");
-  expect_error(Kind::basic, {{"users", json::array({"a:$6$x$y", "a:$6$x$z"})}}, "policy.invalid", "user \"a\" is listed twice");
+  expect_error(Kind::basic, {{"users", json::array({"alice:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M="})}},
+               "policy.invalid", "\"alice\"");
+  expect_error(Kind::basic, {{"users", json::array({"alice:plaintext"})}}, "policy.invalid",
+               "\"alice\"");
+  expect_error(Kind::basic, {{"users", json::array({"alice"})}}, "policy.invalid",
+               "expected \"user:hash\"");
+  expect_error(Kind::basic, {{"users", json::array({"a:$6$x$y", "a:$6$x$z"})}}, "policy.invalid",
+               "user \"a\" is listed twice");
 
   SECTION("in an htpasswd file, with the file's line") {
     TempDir dir;
-    const auto file = dir.write("htpasswd", "bob:$2y$05$abc\nalice:$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/\n");
-    auto b = build_spec(std::string(kPrelude) + "[policies.staff]\nkind = \"basic\"\nhtpasswd_file = \"htpasswd\"\n",
+    const auto file =
+        dir.write("htpasswd", "bob:$2y$05$abc\nalice:$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/\n");
+    auto b = build_spec(std::string(kPrelude) +
+                            "[policies.staff]\nkind = \"basic\"\nhtpasswd_file = \"htpasswd\"\n",
                         false, dir.spec_name());
     INFO(b.dump());
     CHECK_FALSE(b.config);
@@ -493,8 +526,8 @@ TEST_CASE("jwt: algorithms are checked against the keys the policy has", "[polic
   SECTION("none is refused however it is spelled in the list") {
     json s = url;
     s["algorithms"] = "none";
-    CHECK(expect_error(Kind::jwt, s, "policy.invalid", "\"none\"").find("unsigned tokens are never accepted") !=
-          std::string::npos);
+    CHECK(expect_error(Kind::jwt, s, "policy.invalid", "\"none\"")
+              .find("unsigned tokens are never accepted") != std::string::npos);
   }
   SECTION("an HS algorithm needs a secret") {
     json s = url;
@@ -502,16 +535,19 @@ TEST_CASE("jwt: algorithms are checked against the keys the policy has", "[polic
     expect_error(Kind::jwt, s, "policy.invalid", "HS256 needs an HMAC secret");
   }
   SECTION("a public-key algorithm needs a public key") {
-    expect_error(Kind::jwt, {{"secret_env", "JWT_SECRET"}, {"algorithms", json::array({"HS256", "ES256"})}},
+    expect_error(Kind::jwt,
+                 {{"secret_env", "JWT_SECRET"}, {"algorithms", json::array({"HS256", "ES256"})}},
                  "policy.invalid", "ES256 needs a public key");
   }
   SECTION("secret_env and secret_file together") {
-    expect_error(Kind::jwt, {{"secret_env", "A"}, {"secret_file", "/b"}}, "policy.invalid", "not both");
+    expect_error(Kind::jwt, {{"secret_env", "A"}, {"secret_file", "/b"}}, "policy.invalid",
+                 "not both");
   }
   SECTION("defaults: HMAC only with a secret, public-key algorithms only with keys") {
     auto keys_only = typed<Jwt>(Kind::jwt, url);
-    CHECK(keys_only.algorithms ==
-          std::vector<std::string>{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"});
+    CHECK(keys_only.algorithms == std::vector<std::string>{"RS256", "RS384", "RS512", "PS256",
+                                                           "PS384", "PS512", "ES256", "ES384",
+                                                           "EdDSA"});
     auto secret_only = typed<Jwt>(Kind::jwt, {{"secret_env", "JWT_SECRET"}});
     CHECK(secret_only.algorithms == std::vector<std::string>{"HS256", "HS384", "HS512"});
     CHECK(secret_only.secret_env == "JWT_SECRET");
@@ -520,7 +556,8 @@ TEST_CASE("jwt: algorithms are checked against the keys the policy has", "[polic
 
 TEST_CASE("jwt: key files are read relative to the spec and embedded", "[policy]") {
   TempDir dir;
-  const std::string jwks = R"({"keys":[{"kty":"EC","crv":"P-256","kid":"k1","x":"AAAA","y":"BBBB"}]})";
+  const std::string jwks =
+      R"({"keys":[{"kty":"EC","crv":"P-256","kid":"k1","x":"AAAA","y":"BBBB"}]})";
   dir.write("keys/idp.jwks", jwks);
   dir.write("staff.pem", ec_pems().first);
   dir.write("hmac.txt", "s3cret\n");
@@ -549,7 +586,8 @@ TEST_CASE("jwt: key files are read relative to the spec and embedded", "[policy]
   CHECK(j.issuers == std::vector<std::string>{"https://idp.example/"});
   CHECK(j.audiences == std::vector<std::string>{"a", "b"});
   CHECK(j.leeway_s == 60);
-  CHECK(j.forward_claims == std::vector<std::pair<std::string, std::string>>{{"email", "x-user-email"}});
+  CHECK(j.forward_claims ==
+        std::vector<std::pair<std::string, std::string>>{{"email", "x-user-email"}});
   REQUIRE(j.from.size() == 1);
   CHECK(j.from[0] == Credential{Credential::In::header, "authorization"});
   CHECK(j.consumer_claim == "sub");
@@ -565,7 +603,8 @@ TEST_CASE("jwt: a relative secret_file is stored as an absolute path", "[policy]
   const fs::path p(j.secret_file);
   CHECK(p.is_absolute());
   CHECK(p == fs::current_path() / "specs" / "secrets" / "hmac.txt");
-  CHECK(typed<Jwt>(Kind::jwt, {{"secret_file", "/etc/gw/hmac"}}, "specs").secret_file == "/etc/gw/hmac");
+  CHECK(typed<Jwt>(Kind::jwt, {{"secret_file", "/etc/gw/hmac"}}, "specs").secret_file ==
+        "/etc/gw/hmac");
 }
 
 TEST_CASE("jwt: bad key material and URLs are refused", "[policy]") {
@@ -581,11 +620,15 @@ TEST_CASE("jwt: bad key material and URLs are refused", "[policy]") {
   REQUIRE(j.find("policy.invalid"));
   CHECK(j.find("policy.invalid")->message.find("not a JWKS document") != std::string::npos);
 
-  CHECK(compile_settings(Kind::jwt, {{"jwks_file", "missing.jwks"}}, dir.path()).find("input.unreadable"));
-  expect_error(Kind::jwt, {{"jwks_url", "ftp://idp.example/jwks"}}, "policy.invalid", "jwks_url must be an http");
-  expect_error(Kind::jwt, {{"jwks_url", "https://idp/jwks"}, {"forward_claims", {{"sub", "x user"}}}},
+  CHECK(compile_settings(Kind::jwt, {{"jwks_file", "missing.jwks"}}, dir.path())
+            .find("input.unreadable"));
+  expect_error(Kind::jwt, {{"jwks_url", "ftp://idp.example/jwks"}}, "policy.invalid",
+               "jwks_url must be an http");
+  expect_error(Kind::jwt,
+               {{"jwks_url", "https://idp/jwks"}, {"forward_claims", {{"sub", "x user"}}}},
                "policy.invalid", "\"x user\" is not a header name");
-  expect_error(Kind::jwt, {{"jwks_url", "https://idp/jwks"}, {"leeway", "soon"}}, "policy.invalid", "leeway");
+  expect_error(Kind::jwt, {{"jwks_url", "https://idp/jwks"}, {"leeway", "soon"}}, "policy.invalid",
+               "leeway");
 }
 
 TEST_CASE("jwt without any key warns policy.no-keys", "[policy]") {
@@ -598,9 +641,10 @@ TEST_CASE("jwt without any key warns policy.no-keys", "[policy]") {
 // ---- access, any_of
 
 TEST_CASE("access and any_of settings", "[policy]") {
-  auto a = typed<Access>(Kind::access, {{"scopes", "orders:write"},
-                                        {"claims", {{"tenant", json::array({"t1", "t2"})}, {"plan", "gold"}}},
-                                        {"deny_consumers", json::array({"mallory"})}});
+  auto a = typed<Access>(Kind::access,
+                         {{"scopes", "orders:write"},
+                          {"claims", {{"tenant", json::array({"t1", "t2"})}, {"plan", "gold"}}},
+                          {"deny_consumers", json::array({"mallory"})}});
   CHECK(a.scopes == std::vector<std::string>{"orders:write"});
   REQUIRE(a.claims.size() == 2);
   CHECK(a.claims[0] == std::pair<std::string, std::vector<std::string>>{"plan", {"gold"}});
@@ -609,17 +653,18 @@ TEST_CASE("access and any_of settings", "[policy]") {
   expect_error(Kind::access, json::object(), "policy.invalid", "checks nothing");
   expect_error(Kind::access, {{"claims", {{"tenant", 5}}}}, "policy.invalid", "claims.tenant");
 
-  const json options = json::array({json{{"policies", json::array({"keys"})}},
-                                     json{{"policies", json::array({"staff"})}, {"scopes", json::array({"admin"})}},
-                                     json::object()});
+  const json options =
+      json::array({json{{"policies", json::array({"keys"})}},
+                   json{{"policies", json::array({"staff"})}, {"scopes", json::array({"admin"})}},
+                   json::object()});
   auto any = typed<AnyOf>(Kind::any_of, {{"options", options}});
   REQUIRE(any.options.size() == 3);
   CHECK(any.options[1].policies == std::vector<std::string>{"staff"});
   CHECK(any.options[1].scopes == std::vector<std::string>{"admin"});
   CHECK(any.options[2].policies.empty()); // anonymous
   expect_error(Kind::any_of, json::object(), "policy.invalid", "options must be a non-empty array");
-  expect_error(Kind::any_of, {{"options", json::array({json{{"policy", json::array({"keys"})}}})}}, "policy.invalid",
-               "options[1]");
+  expect_error(Kind::any_of, {{"options", json::array({json{{"policy", json::array({"keys"})}}})}},
+               "policy.invalid", "options[1]");
 }
 
 // ---- rate_limit
@@ -630,8 +675,9 @@ TEST_CASE("rate_limit: rate forms", "[policy]") {
     std::uint64_t count;
     std::int64_t per_ms;
   };
-  for (const auto& c : {Case{"100/s", 100, 1000}, Case{"6000/m", 6000, 60'000}, Case{"10/10s", 10, 10'000},
-                        Case{"10/h", 10, 3'600'000}, Case{"5/500ms", 5, 500}, Case{"1/1m30s", 1, 90'000}}) {
+  for (const auto& c :
+       {Case{"100/s", 100, 1000}, Case{"6000/m", 6000, 60'000}, Case{"10/10s", 10, 10'000},
+        Case{"10/h", 10, 3'600'000}, Case{"5/500ms", 5, 500}, Case{"1/1m30s", 1, 90'000}}) {
     INFO(c.rate);
     auto r = typed<RateLimit>(Kind::rate_limit, {{"rate", c.rate}});
     CHECK(r.count == c.count);
@@ -641,9 +687,11 @@ TEST_CASE("rate_limit: rate forms", "[policy]") {
     CHECK(r.key == RateLimit::Key::client_ip);
     CHECK_FALSE(r.redis);
   }
-  for (const char* bad : {"abc", "0/s", "10", "10/", "/s", "-1/s", "10/0s", "10/x", "10/sec", "1e3/s", " 10/s"}) {
+  for (const char* bad :
+       {"abc", "0/s", "10", "10/", "/s", "-1/s", "10/0s", "10/x", "10/sec", "1e3/s", " 10/s"}) {
     INFO(bad);
-    expect_error(Kind::rate_limit, {{"rate", bad}}, "policy.invalid", std::string("rate \"") + bad + "\"");
+    expect_error(Kind::rate_limit, {{"rate", bad}}, "policy.invalid",
+                 std::string("rate \"") + bad + "\"");
   }
   expect_error(Kind::rate_limit, {{"rate", 100}}, "policy.invalid", "rate must be a string");
   expect_error(Kind::rate_limit, json::object(), "spec.missing-key", "has no rate");
@@ -655,10 +703,12 @@ TEST_CASE("rate_limit: burst", "[policy]") {
   CHECK(typed<RateLimit>(Kind::rate_limit, {{"rate", "10/s"}, {"burst", 1}}).burst == 1);
   for (const json& bad : {json(0), json(-3), json("5"), json(2.5)}) {
     INFO(bad.dump());
-    expect_error(Kind::rate_limit, {{"rate", "10/s"}, {"burst", bad}}, "policy.invalid", "burst must be an integer from 1");
+    expect_error(Kind::rate_limit, {{"rate", "10/s"}, {"burst", bad}}, "policy.invalid",
+                 "burst must be an integer from 1");
   }
   // A bucket deeper than anything sensible would overflow the nanosecond arithmetic.
-  expect_error(Kind::rate_limit, {{"rate", "1/h"}, {"burst", 1'000'000'000}}, "policy.invalid", "burst");
+  expect_error(Kind::rate_limit, {{"rate", "1/h"}, {"burst", 1'000'000'000}}, "policy.invalid",
+               "burst");
   CHECK(typed<RateLimit>(Kind::rate_limit, {{"rate", "1/h"}, {"burst", 1000}}).burst == 1000);
 }
 
@@ -671,7 +721,8 @@ TEST_CASE("rate_limit: key forms", "[policy]") {
   };
   for (const auto& c : {Case{"client_ip", K::client_ip, ""}, Case{"consumer", K::consumer, ""},
                         Case{"route", K::route, ""}, Case{"global", K::global, ""},
-                        Case{"header:X-Tenant", K::header, "x-tenant"}, Case{"claim:tenant_id", K::claim, "tenant_id"}}) {
+                        Case{"header:X-Tenant", K::header, "x-tenant"},
+                        Case{"claim:tenant_id", K::claim, "tenant_id"}}) {
     INFO(c.key);
     auto r = typed<RateLimit>(Kind::rate_limit, {{"rate", "1/s"}, {"key", c.key}});
     CHECK(r.key == c.kind);
@@ -679,14 +730,18 @@ TEST_CASE("rate_limit: key forms", "[policy]") {
   }
   for (const char* bad : {"ip", "header:", "header:x tenant", "claim:", "Consumer", "cookie:sid"}) {
     INFO(bad);
-    expect_error(Kind::rate_limit, {{"rate", "1/s"}, {"key", bad}}, "policy.invalid", std::string("key \"") + bad + "\"");
+    expect_error(Kind::rate_limit, {{"rate", "1/s"}, {"key", bad}}, "policy.invalid",
+                 std::string("key \"") + bad + "\"");
   }
 }
 
 TEST_CASE("rate_limit: the redis store needs an IP literal address", "[policy]") {
   SECTION("IPv4 and bracketed IPv6") {
-    auto r = typed<RateLimit>(Kind::rate_limit, {{"rate", "1/s"}, {"store", "redis"}, {"redis", "10.0.0.7:6380"},
-                                                 {"redis_timeout", "50ms"}, {"on_redis_error", "deny"}});
+    auto r = typed<RateLimit>(Kind::rate_limit, {{"rate", "1/s"},
+                                                 {"store", "redis"},
+                                                 {"redis", "10.0.0.7:6380"},
+                                                 {"redis_timeout", "50ms"},
+                                                 {"on_redis_error", "deny"}});
     CHECK(r.redis);
     CHECK(r.redis_host == "10.0.0.7");
     CHECK(r.redis_port == 6380);
@@ -697,24 +752,33 @@ TEST_CASE("rate_limit: the redis store needs an IP literal address", "[policy]")
     CHECK(v6.redis_host == "::1");
     CHECK(v6.redis_port == 6379);
     CHECK(v6.fail_open);
-    auto default_port = typed<RateLimit>(Kind::rate_limit, {{"rate", "1/s"}, {"redis", "127.0.0.1"}});
+    auto default_port =
+        typed<RateLimit>(Kind::rate_limit, {{"rate", "1/s"}, {"redis", "127.0.0.1"}});
     CHECK(default_port.redis_host == "127.0.0.1");
     CHECK(default_port.redis_port == 6379);
-    CHECK(typed<RateLimit>(Kind::rate_limit, {{"rate", "1/s"}, {"redis", "[fd00::7]"}}).redis_host == "fd00::7");
+    CHECK(
+        typed<RateLimit>(Kind::rate_limit, {{"rate", "1/s"}, {"redis", "[fd00::7]"}}).redis_host ==
+        "fd00::7");
   }
   SECTION("host names and malformed addresses are refused") {
-    for (const char* bad : {"redis.internal:6379", "localhost:6379", "localhost", "127.0.0.1:0", "127.0.0.1:70000",
-                            "127.0.0.1:99999999999", "127.0.0.1:", ":6379", "::1:6379", "::1", "[::1]:",
-                            "[::1", "[redis]:6379", "127.0.0.1:63x9", "300.0.0.1:6379"}) {
+    for (const char* bad :
+         {"redis.internal:6379", "localhost:6379", "localhost", "127.0.0.1:0", "127.0.0.1:70000",
+          "127.0.0.1:99999999999", "127.0.0.1:", ":6379", "::1:6379", "::1", "[::1]:", "[::1",
+          "[redis]:6379", "127.0.0.1:63x9", "300.0.0.1:6379"}) {
       INFO(bad);
-      expect_error(Kind::rate_limit, {{"rate", "1/s"}, {"store", "redis"}, {"redis", bad}}, "policy.invalid", "redis must be");
+      expect_error(Kind::rate_limit, {{"rate", "1/s"}, {"store", "redis"}, {"redis", bad}},
+                   "policy.invalid", "redis must be");
     }
   }
   SECTION("store and redis settings must agree") {
-    expect_error(Kind::rate_limit, {{"rate", "1/s"}, {"store", "redis"}}, "policy.invalid", "needs redis = ");
-    expect_error(Kind::rate_limit, {{"rate", "1/s"}, {"store", "memcached"}}, "policy.invalid", "store must be");
-    expect_error(Kind::rate_limit, {{"rate", "1/s"}, {"redis_timeout", "1s"}}, "policy.invalid", "applies only with store = \"redis\"");
-    expect_error(Kind::rate_limit, {{"rate", "1/s"}, {"redis", "127.0.0.1:6379"}, {"on_redis_error", "maybe"}},
+    expect_error(Kind::rate_limit, {{"rate", "1/s"}, {"store", "redis"}}, "policy.invalid",
+                 "needs redis = ");
+    expect_error(Kind::rate_limit, {{"rate", "1/s"}, {"store", "memcached"}}, "policy.invalid",
+                 "store must be");
+    expect_error(Kind::rate_limit, {{"rate", "1/s"}, {"redis_timeout", "1s"}}, "policy.invalid",
+                 "applies only with store = \"redis\"");
+    expect_error(Kind::rate_limit,
+                 {{"rate", "1/s"}, {"redis", "127.0.0.1:6379"}, {"on_redis_error", "maybe"}},
                  "policy.invalid", "on_redis_error must be");
   }
 }
@@ -722,44 +786,56 @@ TEST_CASE("rate_limit: the redis store needs an IP literal address", "[policy]")
 // ---- headers
 
 TEST_CASE("headers: operations are typed with lowercase names", "[policy]") {
-  auto h = typed<Headers>(Kind::headers,
-                          {{"request",
-                            {{"set", {{"X-Gateway", "gw"}}},
-                             {"add", {{"Via-Note", "a b"}}},
-                             {"remove", json::array({"X-Internal"})},
-                             {"rename", {{"X-Old", "X-New"}}}}},
-                           {"response", {{"remove", json::array({"Server"})}, {"set", {{"Cache-Control", "no-store"}}}}},
-                           {"query", {{"set", {{"v", "2"}}}, {"remove", json::array({"debug"})}}}});
+  auto h = typed<Headers>(
+      Kind::headers,
+      {{"request",
+        {{"set", {{"X-Gateway", "gw"}}},
+         {"add", {{"Via-Note", "a b"}}},
+         {"remove", json::array({"X-Internal"})},
+         {"rename", {{"X-Old", "X-New"}}}}},
+       {"response",
+        {{"remove", json::array({"Server"})}, {"set", {{"Cache-Control", "no-store"}}}}},
+       {"query", {{"set", {{"v", "2"}}}, {"remove", json::array({"debug"})}}}});
   CHECK(h.request.set == std::vector<std::pair<std::string, std::string>>{{"x-gateway", "gw"}});
   CHECK(h.request.add == std::vector<std::pair<std::string, std::string>>{{"via-note", "a b"}});
   CHECK(h.request.remove == std::vector<std::string>{"x-internal"});
   CHECK(h.request.rename == std::vector<std::pair<std::string, std::string>>{{"x-old", "x-new"}});
   CHECK(h.response.remove == std::vector<std::string>{"server"});
-  CHECK(h.response.set == std::vector<std::pair<std::string, std::string>>{{"cache-control", "no-store"}});
+  CHECK(h.response.set ==
+        std::vector<std::pair<std::string, std::string>>{{"cache-control", "no-store"}});
   CHECK(h.query_set == std::vector<std::pair<std::string, std::string>>{{"v", "2"}});
   CHECK(h.query_remove == std::vector<std::string>{"debug"});
 }
 
 TEST_CASE("headers: bad operations are refused", "[policy]") {
   expect_error(Kind::headers, json::object(), "policy.invalid", "changes nothing");
-  expect_error(Kind::headers, {{"request", {{"set", {{"Host", "evil"}}}}}}, "policy.invalid", "\"host\" is managed by the proxy");
-  expect_error(Kind::headers, {{"request", {{"remove", json::array({"Content-Length"})}}}}, "policy.invalid", "\"content-length\" is managed");
-  expect_error(Kind::headers, {{"request", {{"rename", {{"x-a", "Transfer-Encoding"}}}}}}, "policy.invalid", "\"transfer-encoding\"");
-  expect_error(Kind::headers, {{"response", {{"set", {{"x-a", "1\r\nx-b: 2"}}}}}}, "policy.invalid", "not a valid header value");
-  expect_error(Kind::headers, {{"request", {{"set", {{"x a", "1"}}}}}}, "policy.invalid", "\"x a\" is not a header name");
-  expect_error(Kind::headers, {{"request", {{"replace", {{"x-a", "1"}}}}}}, "policy.invalid", "unknown operation \"request.replace\"");
-  expect_error(Kind::headers, {{"request", {{"set", {{"x-a", 1}}}}}}, "policy.invalid", "request.set.x-a must be a string");
-  expect_error(Kind::headers, {{"query", {{"drop", json::array({"a"})}}}}, "policy.invalid", "query.drop");
+  expect_error(Kind::headers, {{"request", {{"set", {{"Host", "evil"}}}}}}, "policy.invalid",
+               "\"host\" is managed by the proxy");
+  expect_error(Kind::headers, {{"request", {{"remove", json::array({"Content-Length"})}}}},
+               "policy.invalid", "\"content-length\" is managed");
+  expect_error(Kind::headers, {{"request", {{"rename", {{"x-a", "Transfer-Encoding"}}}}}},
+               "policy.invalid", "\"transfer-encoding\"");
+  expect_error(Kind::headers, {{"response", {{"set", {{"x-a", "1\r\nx-b: 2"}}}}}}, "policy.invalid",
+               "not a valid header value");
+  expect_error(Kind::headers, {{"request", {{"set", {{"x a", "1"}}}}}}, "policy.invalid",
+               "\"x a\" is not a header name");
+  expect_error(Kind::headers, {{"request", {{"replace", {{"x-a", "1"}}}}}}, "policy.invalid",
+               "unknown operation \"request.replace\"");
+  expect_error(Kind::headers, {{"request", {{"set", {{"x-a", 1}}}}}}, "policy.invalid",
+               "request.set.x-a must be a string");
+  expect_error(Kind::headers, {{"query", {{"drop", json::array({"a"})}}}}, "policy.invalid",
+               "query.drop");
 }
 
 // ---- cors
 
 TEST_CASE("cors: origins and defaults", "[policy]") {
-  auto c = typed<Cors>(Kind::cors, {{"origins", json::array({"https://App.Example.com", "http://localhost:3000"})},
-                                    {"headers", json::array({"Content-Type", "X-Api-Key"})},
-                                    {"expose_headers", "X-Request-Id"},
-                                    {"credentials", true},
-                                    {"max_age", "1h"}});
+  auto c = typed<Cors>(
+      Kind::cors, {{"origins", json::array({"https://App.Example.com", "http://localhost:3000"})},
+                   {"headers", json::array({"Content-Type", "X-Api-Key"})},
+                   {"expose_headers", "X-Request-Id"},
+                   {"credentials", true},
+                   {"max_age", "1h"}});
   CHECK(c.origins == std::vector<std::string>{"https://app.example.com", "http://localhost:3000"});
   CHECK(c.methods == std::vector<std::string>{"GET", "HEAD", "POST"});
   CHECK(c.headers == std::vector<std::string>{"content-type", "x-api-key"});
@@ -773,16 +849,21 @@ TEST_CASE("cors: bad settings are refused", "[policy]") {
   expect_error(Kind::cors, json::object(), "spec.missing-key", "has no origins");
   // Browsers refuse credentialed responses with "Access-Control-Allow-Origin: *", so the
   // combination is an error rather than a policy that silently never works.
-  auto msg = expect_error(Kind::cors, {{"origins", json::array({"https://a.example", "*"})}, {"credentials", true}},
-                          "policy.invalid", "credentials = true cannot be combined with origin \"*\"");
+  auto msg = expect_error(
+      Kind::cors, {{"origins", json::array({"https://a.example", "*"})}, {"credentials", true}},
+      "policy.invalid", "credentials = true cannot be combined with origin \"*\"");
   auto c = compile_settings(Kind::cors, {{"origins", "*"}, {"credentials", true}});
   REQUIRE(c.find("policy.invalid"));
   CHECK(c.find("policy.invalid")->pointer == "/credentials");
-  expect_error(Kind::cors, {{"origins", "app.example.com"}}, "policy.invalid", "must be \"*\" or scheme://host[:port]");
-  expect_error(Kind::cors, {{"origins", "https://app.example.com/"}}, "policy.invalid", "has a path");
-  expect_error(Kind::cors, {{"origins", "https://a.example"}, {"max_age", "10"}}, "policy.invalid", "max_age");
+  expect_error(Kind::cors, {{"origins", "app.example.com"}}, "policy.invalid",
+               "must be \"*\" or scheme://host[:port]");
+  expect_error(Kind::cors, {{"origins", "https://app.example.com/"}}, "policy.invalid",
+               "has a path");
+  expect_error(Kind::cors, {{"origins", "https://a.example"}, {"max_age", "10"}}, "policy.invalid",
+               "max_age");
   // A lower-case method would never equal what a browser sends in a preflight.
-  expect_error(Kind::cors, {{"origins", "https://a.example"}, {"methods", json::array({"GET", "put"})}},
+  expect_error(Kind::cors,
+               {{"origins", "https://a.example"}, {"methods", json::array({"GET", "put"})}},
                "policy.invalid", "method \"put\" must be an upper-case method name");
 }
 
@@ -830,12 +911,14 @@ policies = ["hdrs", "per-consumer", "acl", "keys", "browser"]
 )");
   INFO(b.dump());
   REQUIRE(b.config);
-  CHECK(route_policy_names(b, "r") == std::vector<std::string>{"browser", "keys", "acl", "per-consumer", "hdrs"});
+  CHECK(route_policy_names(b, "r") ==
+        std::vector<std::string>{"browser", "keys", "acl", "per-consumer", "hdrs"});
 }
 
 TEST_CASE("access or a consumer-keyed rate limit without authentication is an error", "[policy]") {
   auto route = [](const std::string& policies) {
-    return kPolicies + "[[routes]]\nname = \"r\"\nupstream = \"u\"\nprefix = \"/\"\npolicies = [" + policies + "]\n";
+    return kPolicies + "[[routes]]\nname = \"r\"\nupstream = \"u\"\nprefix = \"/\"\npolicies = [" +
+           policies + "]\n";
   };
   SECTION("access alone") {
     auto b = build_spec(route("\"acl\""));
@@ -916,13 +999,17 @@ TEST_CASE("[[attach]] and any_of references are checked", "[policy]") {
     CHECK(d->hint == "did you mean \"keys\"?");
   }
   SECTION("[[attach]] without policies") {
-    CHECK(find_in(build_spec(kPolicies + "[[attach]]\nprefix = \"/\"\npolicies = []\n"), "spec.missing-key"));
+    CHECK(find_in(build_spec(kPolicies + "[[attach]]\nprefix = \"/\"\npolicies = []\n"),
+                  "spec.missing-key"));
   }
   SECTION("[[attach]] prefix must be a path") {
-    CHECK(find_in(build_spec(kPolicies + "[[attach]]\nprefix = \"admin\"\npolicies = [\"keys\"]\n"), "value.path"));
+    CHECK(find_in(build_spec(kPolicies + "[[attach]]\nprefix = \"admin\"\npolicies = [\"keys\"]\n"),
+                  "value.path"));
   }
   SECTION("any_of options name authentication policies only") {
-    auto b = build_spec(kPolicies + "[policies.either]\nkind = \"any_of\"\noptions = [{ policies = [\"keys\"] }, { policies = [\"per-ip\"] }, { policies = [\"keyz\"] }]\n");
+    auto b = build_spec(kPolicies +
+                        "[policies.either]\nkind = \"any_of\"\noptions = [{ policies = [\"keys\"] "
+                        "}, { policies = [\"per-ip\"] }, { policies = [\"keyz\"] }]\n");
     INFO(b.dump());
     CHECK(find_in(b, "policy.invalid", "option policy \"per-ip\" is a rate_limit policy"));
     const auto* d = find_in(b, "ref.unknown-policy", "\"keyz\"");

@@ -67,7 +67,7 @@ public:
   void start() {
     ::signal(SIGPIPE, SIG_IGN); // as gwd does: hiredis writes with write(2)
     const std::string port = std::to_string(port_);
-    std::vector<std::string> args{"redis-server", "--port", port,   "--save", "",
+    std::vector<std::string> args{"redis-server", "--port", port,     "--save",   "",
                                   "--appendonly", "no",     "--bind", "127.0.0.1"};
     std::vector<char*> argv;
     for (auto& a : args)

@@ -942,7 +942,8 @@ header = "X-Real-Key"
   REQUIRE(loaded.ok());
   const auto& cfg = *loaded.config;
   CHECK(describe(cfg) ==
-        L{"upstream default 127.0.0.1:9000", R"(policy key api_key {"header":"X-Real-Key","keys":[]})",
+        L{"upstream default 127.0.0.1:9000",
+          R"(policy key api_key {"header":"X-Real-Key","keys":[]})",
           "route listPets GET path /pets -> default 30000ms retries=1 max_body=0 +key"});
   CHECK(cfg.sources[cfg.policies.at(0).src.file].name == gw);
   CHECK(std::any_of(loaded.diags.begin(), loaded.diags.end(), [](const Diagnostic& d) {

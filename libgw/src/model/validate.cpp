@@ -1,9 +1,9 @@
 #include "gw/model/validate.hpp"
 
 #include <algorithm>
-#include <filesystem>
 #include <array>
 #include <charconv>
+#include <filesystem>
 #include <map>
 #include <re2/re2.h>
 #include <set>
@@ -367,7 +367,8 @@ struct Validator {
           if (std::find(policy_names.begin(), policy_names.end(), *p) == policy_names.end()) {
             auto& d = diags.error("ref.unknown-policy", p.loc,
                                   "[[attach]] references unknown policy " + text::quote(*p));
-            if (auto s = text::suggest(*p, policy_names)) d.with_hint("did you mean \"" + *s + "\"?");
+            if (auto s = text::suggest(*p, policy_names))
+              d.with_hint("did you mean \"" + *s + "\"?");
           }
           ok = false;
           continue;
@@ -375,7 +376,8 @@ struct Validator {
         out.policies.push_back(it->second);
       }
       if (a.hosts)
-        for (const auto& h : *a.hosts) out.hosts.push_back(text::lower(*h));
+        for (const auto& h : *a.hosts)
+          out.hosts.push_back(text::lower(*h));
       if (a.prefix) {
         out.prefix = *a.prefix;
         if (out.prefix.empty() || out.prefix[0] != '/') {
@@ -384,7 +386,8 @@ struct Validator {
         }
       }
       if (!a.hosts && !a.prefix)
-        diags.add(Severity::note, "attach.all-routes", a.loc, "[[attach]] without hosts or prefix applies to every route");
+        diags.add(Severity::note, "attach.all-routes", a.loc,
+                  "[[attach]] without hosts or prefix applies to every route");
       if (ok) attachments.push_back(std::move(out));
     }
   }
@@ -414,7 +417,9 @@ struct Validator {
           if (std::find(list.begin(), list.end(), idx) == list.end()) list.push_back(idx);
     for (auto idx : out.policies)
       if (std::find(list.begin(), list.end(), idx) == list.end()) list.push_back(idx);
-    auto kind_of = [&](std::uint32_t idx) { return *policy::kind_from_name(cfg.policies[idx].kind); };
+    auto kind_of = [&](std::uint32_t idx) {
+      return *policy::kind_from_name(cfg.policies[idx].kind);
+    };
     std::stable_sort(list.begin(), list.end(), [&](std::uint32_t a, std::uint32_t b) {
       return policy::phase_of(kind_of(a)) < policy::phase_of(kind_of(b));
     });
@@ -433,9 +438,11 @@ struct Validator {
         ok = false;
       }
       if (k == policy::Kind::access && !authenticated) {
-        diags.error("policy.needs-authentication", at,
-                    "route " + label + ": access policy " + text::quote(name) +
-                        " needs an authentication policy (api_key, basic, jwt or any_of) on the route")
+        diags
+            .error(
+                "policy.needs-authentication", at,
+                "route " + label + ": access policy " + text::quote(name) +
+                    " needs an authentication policy (api_key, basic, jwt or any_of) on the route")
             .with_hint("add one to the route's policies, or [[attach]] it");
         ok = false;
       }
@@ -470,7 +477,8 @@ struct Validator {
             auto& d = diags.error("ref.unknown-policy", at,
                                   "policy " + text::quote(p.name) + " names unknown policy " +
                                       text::quote(name) + " in its options");
-            if (auto s = text::suggest(name, policy_names)) d.with_hint("did you mean \"" + *s + "\"?");
+            if (auto s = text::suggest(name, policy_names))
+              d.with_hint("did you mean \"" + *s + "\"?");
             continue;
           }
           const auto& target = cfg.policies[it->second];
@@ -478,7 +486,8 @@ struct Validator {
           if (!k || !policy::authenticates(*k) || *k == policy::Kind::any_of)
             diags.error("policy.invalid", at,
                         "policy " + text::quote(p.name) + ": option policy " + text::quote(name) +
-                            " is a " + target.kind + " policy; options name api_key, basic or jwt policies");
+                            " is a " + target.kind +
+                            " policy; options name api_key, basic or jwt policies");
         }
       }
     }

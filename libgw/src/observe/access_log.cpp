@@ -82,7 +82,8 @@ void timestamp(std::string& out, std::int64_t us) {
 
 } // namespace
 
-void append_redacted_query(std::string_view q, std::string& out, std::span<const std::string> also) {
+void append_redacted_query(std::string_view q, std::string& out,
+                           std::span<const std::string> also) {
   bool first = true;
   while (true) {
     const std::size_t amp = q.find('&');

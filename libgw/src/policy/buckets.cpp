@@ -37,7 +37,9 @@ Take Buckets::take(std::string_view key, std::int64_t now_ns) {
     auto it = s.map.find(key);
     if (it == s.map.end()) {
       if (s.map.size() >= s.sweep_at) { // full buckets hold nothing worth keeping
-        std::erase_if(s.map, [&](const auto& kv) { return kv.second->load(std::memory_order_relaxed) <= now_ns; });
+        std::erase_if(s.map, [&](const auto& kv) {
+          return kv.second->load(std::memory_order_relaxed) <= now_ns;
+        });
         // Next sweep when the map has doubled: a flood of live keys must not make every new key
         // scan the whole shard (amortised O(1) per key, memory at most twice the live keys).
         s.sweep_at = std::max(kSweepAbove, 2 * s.map.size());

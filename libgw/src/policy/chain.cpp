@@ -17,19 +17,23 @@ namespace gw::policy {
 
 namespace {
 
-bool iequal(std::string_view a, std::string_view b) { return text::iequals(a, b); }
+bool iequal(std::string_view a, std::string_view b) {
+  return text::iequals(a, b);
+}
 
 /// The value of cookie `name` in a Cookie header.
 std::optional<std::string_view> cookie_value(std::string_view cookies, std::string_view name) {
   std::size_t pos = 0;
   while (pos < cookies.size()) {
-    while (pos < cookies.size() && (cookies[pos] == ' ' || cookies[pos] == ';')) ++pos;
+    while (pos < cookies.size() && (cookies[pos] == ' ' || cookies[pos] == ';'))
+      ++pos;
     const auto eq = cookies.find('=', pos);
     const auto end = cookies.find(';', pos);
     if (eq == std::string_view::npos) break;
     if (end == std::string_view::npos || eq < end) {
       if (cookies.substr(pos, eq - pos) == name)
-        return cookies.substr(eq + 1, end == std::string_view::npos ? std::string_view::npos : end - eq - 1);
+        return cookies.substr(eq + 1, end == std::string_view::npos ? std::string_view::npos
+                                                                    : end - eq - 1);
     }
     if (end == std::string_view::npos) break;
     pos = end + 1;
@@ -38,8 +42,8 @@ std::optional<std::string_view> cookie_value(std::string_view cookies, std::stri
 }
 
 /// The first credential present, and where it came from.
-std::optional<std::pair<std::string, const Credential*>> find_credential(const RequestView& req,
-                                                                          const std::vector<Credential>& from) {
+std::optional<std::pair<std::string, const Credential*>>
+find_credential(const RequestView& req, const std::vector<Credential>& from) {
   for (const auto& c : from) {
     switch (c.in) {
     case Credential::In::header:
@@ -66,9 +70,15 @@ std::optional<std::pair<std::string, const Credential*>> find_credential(const R
 
 void strip_credential(const Credential& c, Edits& e) {
   switch (c.in) {
-  case Credential::In::header: e.drop.push_back(c.name); break;
-  case Credential::In::query: e.drop_query.push_back(c.name); break;
-  case Credential::In::cookie: e.drop_cookies.push_back(c.name); break;
+  case Credential::In::header:
+    e.drop.push_back(c.name);
+    break;
+  case Credential::In::query:
+    e.drop_query.push_back(c.name);
+    break;
+  case Credential::In::cookie:
+    e.drop_cookies.push_back(c.name);
+    break;
   }
 }
 
@@ -150,7 +160,9 @@ public:
   }
   std::string challenge(const Outcome&) const override {
     const auto& c = s_.from.front();
-    const char* in = c.in == Credential::In::header ? "header" : c.in == Credential::In::query ? "query" : "cookie";
+    const char* in = c.in == Credential::In::header  ? "header"
+                     : c.in == Credential::In::query ? "query"
+                                                     : "cookie";
     return "ApiKey realm=" + qstr(s_.realm) + ", in=\"" + in + "\", name=" + qstr(c.name);
   }
   void protect(Edits& e) const override {
@@ -175,13 +187,17 @@ public:
     o.status = Status::invalid;
     o.why = "bad credentials";
     std::string_view b64 = h->substr(6);
-    while (!b64.empty() && b64.front() == ' ') b64.remove_prefix(1);
+    while (!b64.empty() && b64.front() == ' ')
+      b64.remove_prefix(1);
     if (b64.empty() || b64.size() > 4096 || b64.size() % 4 != 0) return o;
     std::string raw(b64.size() / 4 * 3, '\0');
     const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(raw.data()),
-                                  reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()));
+                                  reinterpret_cast<const unsigned char*>(b64.data()),
+                                  static_cast<int>(b64.size()));
     if (n < 0) return o;
-    raw.resize(static_cast<std::size_t>(n) - (b64.ends_with("==") ? 2 : b64.ends_with("=") ? 1 : 0));
+    raw.resize(static_cast<std::size_t>(n) - (b64.ends_with("==")  ? 2
+                                              : b64.ends_with("=") ? 1
+                                                                   : 0));
     const auto colon = raw.find(':');
     if (colon == std::string::npos) return o;
     const std::string user = raw.substr(0, colon), pass = raw.substr(colon + 1);
@@ -255,14 +271,18 @@ public:
     o.from = cred->second;
     std::string_view token = cred->first;
     if (o.from->in == Credential::In::header) {
-      if (token.size() >= 7 && iequal(token.substr(0, 7), "bearer ")) token.remove_prefix(7);
-      else if (o.from->name == "authorization") return o; // another scheme: not ours
-      while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+      if (token.size() >= 7 && iequal(token.substr(0, 7), "bearer "))
+        token.remove_prefix(7);
+      else if (o.from->name == "authorization")
+        return o; // another scheme: not ours
+      while (!token.empty() && token.front() == ' ')
+        token.remove_prefix(1);
     }
     o.status = Status::invalid;
     auto t = jwt::decode(token);
     if (!t) {
-      o.why = t.error().code == make_error_code(errc::unsupported) ? "unsupported token algorithm" : "malformed token";
+      o.why = t.error().code == make_error_code(errc::unsupported) ? "unsupported token algorithm"
+                                                                   : "malformed token";
       return o;
     }
     if (std::find(algs_.begin(), algs_.end(), t->alg) == algs_.end()) {
@@ -298,18 +318,21 @@ public:
       return o;
     }
     o.status = Status::ok;
-    if (auto it = t->claims.find(s_.consumer_claim); it != t->claims.end()) o.consumer = claim_text(*it);
+    if (auto it = t->claims.find(s_.consumer_claim); it != t->claims.end())
+      o.consumer = claim_text(*it);
     o.claims = std::move(t->claims);
     return o;
   }
   std::string challenge(const Outcome& o) const override {
     std::string c = "Bearer realm=" + qstr(s_.realm);
-    if (o.status == Status::invalid) c += ", error=\"invalid_token\", error_description=" + qstr(o.why);
+    if (o.status == Status::invalid)
+      c += ", error=\"invalid_token\", error_description=" + qstr(o.why);
     return c;
   }
   void protect(Edits& e) const override {
     if (!s_.consumer_header.empty()) e.drop.push_back(s_.consumer_header);
-    for (const auto& [claim, header] : s_.forward_claims) e.drop.push_back(header);
+    for (const auto& [claim, header] : s_.forward_claims)
+      e.drop.push_back(header);
   }
   void apply(const Outcome& o, Edits& e) const override {
     if (s_.strip && o.from) strip_credential(*o.from, e);
@@ -348,7 +371,8 @@ void cors_headers(const Cors& c, std::string_view origin, std::string& out) {
   out += any && !c.credentials ? std::string_view("*") : origin;
   out += "\r\nvary: origin\r\n";
   if (c.credentials) out += "access-control-allow-credentials: true\r\n";
-  if (!c.expose.empty()) out += "access-control-expose-headers: " + text::join(c.expose, ", ") + "\r\n";
+  if (!c.expose.empty())
+    out += "access-control-expose-headers: " + text::join(c.expose, ", ") + "\r\n";
 }
 
 /// Appends `b`'s operations to `a` as if `b` ran after `a`: a later remove or set of a name
@@ -388,7 +412,8 @@ void Edits::clear() {
 
 bool Edits::drops(std::string_view lower_name) const noexcept {
   return std::find(drop.begin(), drop.end(), lower_name) != drop.end() ||
-         std::any_of(set.begin(), set.end(), [&](const auto& kv) { return kv.first == lower_name; });
+         std::any_of(set.begin(), set.end(),
+                     [&](const auto& kv) { return kv.first == lower_name; });
 }
 
 std::vector<std::string> scopes_of(const nlohmann::json& claims) {
@@ -398,7 +423,8 @@ std::vector<std::string> scopes_of(const nlohmann::json& claims) {
     std::size_t pos = 0;
     while (pos < s.size()) {
       const auto sp = s.find(' ', pos);
-      if (sp != pos) out.push_back(s.substr(pos, sp == std::string::npos ? std::string::npos : sp - pos));
+      if (sp != pos)
+        out.push_back(s.substr(pos, sp == std::string::npos ? std::string::npos : sp - pos));
       if (sp == std::string::npos) break;
       pos = sp + 1;
     }
@@ -406,7 +432,8 @@ std::vector<std::string> scopes_of(const nlohmann::json& claims) {
   for (const char* key : {"scope", "scp"}) {
     auto it = claims.find(key);
     if (it == claims.end()) continue;
-    if (it->is_string()) split(it->get<std::string>());
+    if (it->is_string())
+      split(it->get<std::string>());
     else if (it->is_array())
       for (const auto& s : *it)
         if (s.is_string()) out.push_back(s.get<std::string>());
@@ -427,13 +454,16 @@ Refusal RoutePolicies::preflight(const RequestView& req) const {
     return r;
   }
   if (auto asked = req.header("access-control-request-headers")) {
-    const bool any = std::find(cors_->headers.begin(), cors_->headers.end(), "*") != cors_->headers.end();
+    const bool any =
+        std::find(cors_->headers.begin(), cors_->headers.end(), "*") != cors_->headers.end();
     std::string_view rest = *asked;
     while (!any && !rest.empty()) {
       const auto comma = rest.find(',');
       std::string_view h = rest.substr(0, comma);
-      while (!h.empty() && h.front() == ' ') h.remove_prefix(1);
-      while (!h.empty() && h.back() == ' ') h.remove_suffix(1);
+      while (!h.empty() && h.front() == ' ')
+        h.remove_prefix(1);
+      while (!h.empty() && h.back() == ' ')
+        h.remove_suffix(1);
       if (!h.empty() && std::none_of(cors_->headers.begin(), cors_->headers.end(),
                                      [&](const std::string& a) { return iequal(a, h); })) {
         r.status = 403;
@@ -462,7 +492,8 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
   // Authentication: each entry must pass; an entry passes when one of its alternatives does.
   for (const auto& alternatives : auth_)
     for (const auto& step : alternatives)
-      for (const auto* a : step.all) a->protect(edits);
+      for (const auto* a : step.all)
+        a->protect(edits);
   for (const auto& alternatives : auth_) {
     bool passed = false, forbidden = false;
     std::string challenges, why;
@@ -489,7 +520,8 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
         forbidden = true;
         continue;
       }
-      for (const auto& [a, o] : outcomes) a->apply(o, edits);
+      for (const auto& [a, o] : outcomes)
+        a->apply(o, edits);
       if (got.authenticated && !id.authenticated) {
         id = std::move(got);
       } else if (got.authenticated && id.claims.is_null() && !got.claims.is_null()) {
@@ -537,16 +569,19 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
       if (id.claims.is_object() && it != id.claims.end()) {
         if (it->is_array()) {
           for (const auto& v : *it)
-            ok = ok || (v.is_string() && std::find(values.begin(), values.end(), v.get<std::string>()) != values.end());
+            ok = ok || (v.is_string() && std::find(values.begin(), values.end(),
+                                                   v.get<std::string>()) != values.end());
         } else {
           ok = std::find(values.begin(), values.end(), claim_text(*it)) != values.end();
         }
       }
       if (!ok && missing.empty()) missing = "claim " + claim;
     }
-    if (!a->consumers.empty() && std::find(a->consumers.begin(), a->consumers.end(), id.consumer) == a->consumers.end())
+    if (!a->consumers.empty() &&
+        std::find(a->consumers.begin(), a->consumers.end(), id.consumer) == a->consumers.end())
       missing = "an allowed consumer";
-    if (std::find(a->deny_consumers.begin(), a->deny_consumers.end(), id.consumer) != a->deny_consumers.end())
+    if (std::find(a->deny_consumers.begin(), a->deny_consumers.end(), id.consumer) !=
+        a->deny_consumers.end())
       missing = "an allowed consumer";
     if (!missing.empty()) {
       Refusal r{403, "access denied: the caller lacks " + missing, edits.response_headers};
@@ -562,16 +597,23 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
     // name a bucket that belongs to another kind of key (X-Tenant: <someone's address>).
     const auto by_ip = [&] { return "ip:" + std::string(req.client_ip()); };
     switch (l.settings.key) {
-    case RateLimit::Key::client_ip: c.key = by_ip(); break;
+    case RateLimit::Key::client_ip:
+      c.key = by_ip();
+      break;
     case RateLimit::Key::consumer: // anonymous (any_of's empty option): by address, as below
       c.key = id.consumer.empty() ? by_ip() : "c:" + id.consumer;
       break;
-    case RateLimit::Key::route: c.key = route; break;
-    case RateLimit::Key::global: break;
+    case RateLimit::Key::route:
+      c.key = route;
+      break;
+    case RateLimit::Key::global:
+      break;
     case RateLimit::Key::header:
       // A missing header must not share one bucket with all others.
-      if (auto v = req.header(l.settings.key_name)) c.key = "h:" + std::string(*v);
-      else c.key = by_ip();
+      if (auto v = req.header(l.settings.key_name))
+        c.key = "h:" + std::string(*v);
+      else
+        c.key = by_ip();
       break;
     case RateLimit::Key::claim: {
       auto it = id.claims.is_object() ? id.claims.find(l.settings.key_name) : id.claims.end();
@@ -584,7 +626,8 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
 
   // Transforms, in the route's order.
   // A later policy overrides an earlier one: its remove or set undoes what was set before.
-  const auto forget = [](std::vector<std::pair<std::string, std::string>>& ops, const std::string& name) {
+  const auto forget = [](std::vector<std::pair<std::string, std::string>>& ops,
+                         const std::string& name) {
     std::erase_if(ops, [&](const auto& kv) { return kv.first == name; });
   };
   for (const auto* h : transforms_) {
@@ -593,13 +636,15 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
       forget(edits.add, n);
       edits.drop.push_back(n);
     }
-    for (const auto& kv : h->request.rename) edits.rename.push_back(kv);
+    for (const auto& kv : h->request.rename)
+      edits.rename.push_back(kv);
     for (const auto& kv : h->request.set) {
       forget(edits.set, kv.first);
       forget(edits.add, kv.first);
       edits.set.push_back(kv);
     }
-    for (const auto& kv : h->request.add) edits.add.push_back(kv);
+    for (const auto& kv : h->request.add)
+      edits.add.push_back(kv);
     for (const auto& n : h->query_remove) {
       forget(edits.set_query, n);
       edits.drop_query.push_back(n);
@@ -636,7 +681,9 @@ std::optional<Refusal> RoutePolicies::rate_result(const Limiter& l, const Take& 
   Refusal r;
   r.status = 429;
   r.message = "rate limit " + l.name + " exceeded";
-  r.headers = "retry-after: " + std::to_string(std::max<std::int64_t>(1, (t.retry_after_ms + 999) / 1000)) + "\r\n";
+  r.headers =
+      "retry-after: " + std::to_string(std::max<std::int64_t>(1, (t.retry_after_ms + 999) / 1000)) +
+      "\r\n";
   append(r.headers);
   r.headers += edits.response_headers;
   return r;
@@ -647,7 +694,8 @@ std::optional<Refusal> RoutePolicies::rate_result(const Limiter& l, const Take& 
 PolicySet::PolicySet() = default;
 PolicySet::~PolicySet() = default;
 
-Result<std::shared_ptr<const PolicySet>> PolicySet::build(const model::Config& cfg, const Registry& reg) {
+Result<std::shared_ptr<const PolicySet>> PolicySet::build(const model::Config& cfg,
+                                                          const Registry& reg) {
   auto set = std::shared_ptr<PolicySet>(new PolicySet());
   std::vector<const Authenticator*> by_index(cfg.policies.size(), nullptr);
   set->settings_.reserve(cfg.policies.size());
@@ -667,30 +715,38 @@ Result<std::shared_ptr<const PolicySet>> PolicySet::build(const model::Config& c
       std::vector<jwt::Key> keys;
       for (const auto& pem : j->pems) {
         auto k = jwt::Key::from_pem(pem);
-        if (!k) return fail(errc::invalid_argument, "policy \"" + p.name + "\": " + k.error().message);
+        if (!k)
+          return fail(errc::invalid_argument, "policy \"" + p.name + "\": " + k.error().message);
         keys.push_back(std::move(*k));
       }
       if (!j->jwks.empty()) {
         auto ks = jwt::parse_jwks(j->jwks);
-        if (!ks) return fail(errc::invalid_argument, "policy \"" + p.name + "\": " + ks.error().message);
-        for (auto& k : ks->keys) keys.push_back(std::move(k));
+        if (!ks)
+          return fail(errc::invalid_argument, "policy \"" + p.name + "\": " + ks.error().message);
+        for (auto& k : ks->keys)
+          keys.push_back(std::move(k));
       }
       // HMAC secrets stay out of tables: read them now, at every load.
       std::string secret;
       if (!j->secret_env.empty()) {
         const char* v = std::getenv(j->secret_env.c_str());
         if (!v || !*v)
-          return fail(errc::not_found, "policy \"" + p.name + "\": environment variable " + j->secret_env + " is not set");
+          return fail(errc::not_found, "policy \"" + p.name + "\": environment variable " +
+                                           j->secret_env + " is not set");
         secret = v;
       } else if (!j->secret_file.empty()) {
         auto t = file::read_all(j->secret_file, 64 * 1024);
-        if (!t) return fail(errc::not_found, "policy \"" + p.name + "\": secret_file " + t.error().message);
+        if (!t)
+          return fail(errc::not_found,
+                      "policy \"" + p.name + "\": secret_file " + t.error().message);
         secret = std::move(*t);
-        while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+        while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
+          secret.pop_back();
       }
       if (!secret.empty()) {
         auto k = jwt::Key::from_secret(std::move(secret));
-        if (!k) return fail(errc::invalid_argument, "policy \"" + p.name + "\": " + k.error().message);
+        if (!k)
+          return fail(errc::invalid_argument, "policy \"" + p.name + "\": " + k.error().message);
         keys.push_back(std::move(*k));
       }
       std::shared_ptr<KeySource> source;
@@ -729,7 +785,8 @@ Result<std::shared_ptr<const PolicySet>> PolicySet::build(const model::Config& c
         for (const auto& opt : any->options)
           for (const auto& n : opt.policies)
             if (const auto j = index_of(n); j < cfg.policies.size()) {
-              if (const auto* ak2 = std::get_if<ApiKey>(&set->settings_[j])) secret_query(ak2->from);
+              if (const auto* ak2 = std::get_if<ApiKey>(&set->settings_[j]))
+                secret_query(ak2->from);
               if (const auto* jw2 = std::get_if<Jwt>(&set->settings_[j])) secret_query(jw2->from);
             }
       if (by_index[idx]) {
@@ -742,7 +799,8 @@ Result<std::shared_ptr<const PolicySet>> PolicySet::build(const model::Config& c
           for (const auto& n : opt.policies) {
             const auto j = index_of(n);
             if (j == cfg.policies.size() || !by_index[j])
-              return fail(errc::invalid_argument, "policy \"" + p.name + "\": option names " + n + ", not an authentication policy");
+              return fail(errc::invalid_argument, "policy \"" + p.name + "\": option names " + n +
+                                                      ", not an authentication policy");
             step.all.push_back(by_index[j]);
           }
           alts.push_back(std::move(step));
@@ -763,9 +821,11 @@ Result<std::shared_ptr<const PolicySet>> PolicySet::build(const model::Config& c
         if (rl->redis) {
           l.redis_prefix = "gw:rl:" + p.name + ":";
         } else {
-          if (!reg.buckets) return fail(errc::unsupported, "policy \"" + p.name + "\": rate limits need gwd");
+          if (!reg.buckets)
+            return fail(errc::unsupported, "policy \"" + p.name + "\": rate limits need gwd");
           // Same name and settings: the same buckets, across reloads.
-          l.local = reg.buckets->get(p.name + "\n" + p.config, rl->interval_us(), static_cast<std::int64_t>(rl->burst));
+          l.local = reg.buckets->get(p.name + "\n" + p.config, rl->interval_us(),
+                                     static_cast<std::int64_t>(rl->burst));
         }
         rp.limiters_.push_back(std::move(l));
       }

@@ -110,7 +110,8 @@ public:
       out.push_back(v->get<std::string>());
       return out;
     }
-    if (!v->is_array() || !std::all_of(v->begin(), v->end(), [](const json& e) { return e.is_string(); })) {
+    if (!v->is_array() ||
+        !std::all_of(v->begin(), v->end(), [](const json& e) { return e.is_string(); })) {
       error(key, std::string(key) + " must be a string or an array of strings");
       return std::nullopt;
     }
@@ -152,9 +153,8 @@ public:
   }
 
   /// A table of strings: `{ x-a = "1" }`, in key order.
-  std::optional<std::vector<std::pair<std::string, std::string>>> string_table(std::string_view key,
-                                                                             const json* from = nullptr,
-                                                                             std::string_view what = {}) {
+  std::optional<std::vector<std::pair<std::string, std::string>>>
+  string_table(std::string_view key, const json* from = nullptr, std::string_view what = {}) {
     const json* v = from ? from : get(key);
     if (!v) return std::nullopt;
     const std::string label = what.empty() ? std::string(key) : std::string(what);
@@ -178,8 +178,9 @@ public:
     std::vector<std::string> known(used_.begin(), used_.end());
     for (auto it = j_.begin(); it != j_.end(); ++it) {
       if (used_.count(it.key())) continue;
-      auto* d = error(it.key(), "unknown setting " + text::quote(it.key()) + " for kind " +
-                                    text::quote(kind_), "spec.unknown-key");
+      auto* d = error(
+          it.key(), "unknown setting " + text::quote(it.key()) + " for kind " + text::quote(kind_),
+          "spec.unknown-key");
       if (!d) continue;
       if (auto s = text::suggest(it.key(), std::span<const std::string>(known)))
         d->with_hint("did you mean \"" + *s + "\"?");
@@ -210,10 +211,11 @@ std::vector<Credential> credentials(Fields& f, bool strip_default) {
   std::vector<Credential> out;
   // Reading a header the proxy owns (Host, say) is harmless; removing it is not.
   const json* strip_value = f.get("strip");
-  const bool strip = strip_value && strip_value->is_boolean() ? strip_value->get<bool>() : strip_default;
-  for (auto [key, in] : {std::pair{"header"sv, Credential::In::header},
-                         std::pair{"query"sv, Credential::In::query},
-                         std::pair{"cookie"sv, Credential::In::cookie}}) {
+  const bool strip =
+      strip_value && strip_value->is_boolean() ? strip_value->get<bool>() : strip_default;
+  for (auto [key, in] :
+       {std::pair{"header"sv, Credential::In::header}, std::pair{"query"sv, Credential::In::query},
+        std::pair{"cookie"sv, Credential::In::cookie}}) {
     auto names = f.strings(key);
     if (!names) continue;
     for (auto& n : *names) {
@@ -222,8 +224,10 @@ std::vector<Credential> credentials(Fields& f, bool strip_default) {
         continue;
       }
       if (in == Credential::In::header && strip && managed_by_proxy(lower(n))) {
-        f.error(key, "header " + text::quote(n) +
-                         " is managed by the proxy and cannot be stripped; set strip = false to read it");
+        f.error(
+            key,
+            "header " + text::quote(n) +
+                " is managed by the proxy and cannot be stripped; set strip = false to read it");
         continue;
       }
       if (n.empty()) {
@@ -239,7 +243,8 @@ std::vector<Credential> credentials(Fields& f, bool strip_default) {
 std::string header_option(Fields& f, std::string_view key, std::string fallback) {
   auto v = f.str(key);
   if (!v) return fallback;
-  if (!v->empty() && !valid_header_name(*v)) f.error(key, text::quote(*v) + " is not a header name");
+  if (!v->empty() && !valid_header_name(*v))
+    f.error(key, text::quote(*v) + " is not a header name");
   else if (managed_by_proxy(lower(*v)))
     f.error(key, text::quote(*v) + " is managed by the proxy and cannot be set here");
   return lower(*v);
@@ -261,17 +266,20 @@ bool parse_digest(std::string_view hex, Sha256& out) {
 ApiKey read_api_key(Fields& f, json* canonical) {
   ApiKey a;
   a.from = credentials(f, true);
-  if (a.from.empty() && f.ok()) f.error("", "says nowhere to find the key: give header, query or cookie");
+  if (a.from.empty() && f.ok())
+    f.error("", "says nowhere to find the key: give header, query or cookie");
   if (auto v = f.boolean("strip")) a.strip = *v;
   a.consumer_header = header_option(f, "consumer_header", a.consumer_header);
   if (auto v = f.str("realm")) a.realm = *v;
   std::set<std::string> consumers_seen;
-  auto add = [&](std::string_view key, std::string consumer, std::string_view hash, const std::string& where) {
+  auto add = [&](std::string_view key, std::string consumer, std::string_view hash,
+                 const std::string& where) {
     Sha256 d{};
     std::string_view hex = hash;
     if (hex.starts_with("sha256:")) hex.remove_prefix(7);
     if (consumer.empty() || !parse_digest(hex, d)) {
-      f.error(key, where + ": expected \"CONSUMER sha256:HEX\" (64 hex digits); make lines with `gwctl key new`");
+      f.error(key, where + ": expected \"CONSUMER sha256:HEX\" (64 hex digits); make lines with "
+                           "`gwctl key new`");
       return;
     }
     if (!valid_header_value(consumer)) { // it is sent upstream in the consumer header
@@ -289,7 +297,8 @@ ApiKey read_api_key(Fields& f, json* canonical) {
         ++i;
         if (!k.is_object() || !k.contains("consumer") || !k.contains("sha256") ||
             !k["consumer"].is_string() || !k["sha256"].is_string() || k.size() != 2) {
-          f.error("keys", "keys[" + std::to_string(i) + "] must be { consumer = \"...\", sha256 = \"...\" }");
+          f.error("keys", "keys[" + std::to_string(i) +
+                              "] must be { consumer = \"...\", sha256 = \"...\" }");
           continue;
         }
         add("keys", k["consumer"].get<std::string>(), k["sha256"].get<std::string>(),
@@ -328,9 +337,13 @@ ApiKey read_api_key(Fields& f, json* canonical) {
   // OpenAPI import leaves its policies so, for a TOML spec to complete).
   if (a.keys.empty() && f.ok()) {
     if (!f.has("keys") && !f.has("keys_file"))
-      f.warn("", "has no keys, so it refuses every request; give keys_file (lines \"CONSUMER sha256:HEX\") or keys", "policy.no-keys");
+      f.warn("",
+             "has no keys, so it refuses every request; give keys_file (lines \"CONSUMER "
+             "sha256:HEX\") or keys",
+             "policy.no-keys");
     else // an empty file or list: as unfinished as no keys at all
-      f.warn(f.has("keys_file") ? "keys_file" : "keys", "lists no keys, so it refuses every request", "policy.no-keys");
+      f.warn(f.has("keys_file") ? "keys_file" : "keys",
+             "lists no keys, so it refuses every request", "policy.no-keys");
   }
   std::sort(a.keys.begin(), a.keys.end());
   for (std::size_t i = 1; i < a.keys.size(); ++i)
@@ -351,7 +364,8 @@ ApiKey read_api_key(Fields& f, json* canonical) {
 // ---- basic
 
 bool supported_crypt_hash(std::string_view h) {
-  // bcrypt, SHA-crypt and yescrypt through libxcrypt; not MD5-apr1 or {SHA} (too weak or unsupported).
+  // bcrypt, SHA-crypt and yescrypt through libxcrypt; not MD5-apr1 or {SHA} (too weak or
+  // unsupported).
   return h.starts_with("$2y$") || h.starts_with("$2b$") || h.starts_with("$2a$") ||
          h.starts_with("$5$") || h.starts_with("$6$") || h.starts_with("$y$");
 }
@@ -375,13 +389,15 @@ Basic read_basic(Fields& f, json* canonical) {
     }
     if (!supported_crypt_hash(hash)) {
       f.error(key, where + ": the hash of " + text::quote(user) +
-                       " is not bcrypt, SHA-crypt or yescrypt (make one with `htpasswd -B` or `openssl passwd -6`)");
+                       " is not bcrypt, SHA-crypt or yescrypt (make one with `htpasswd -B` or "
+                       "`openssl passwd -6`)");
       return;
     }
     b.users.emplace_back(user, hash);
   };
   if (const json* users = f.get("users")) {
-    if (!users->is_array() || !std::all_of(users->begin(), users->end(), [](const json& u) { return u.is_string(); })) {
+    if (!users->is_array() ||
+        !std::all_of(users->begin(), users->end(), [](const json& u) { return u.is_string(); })) {
       f.error("users", "users must be an array of \"user:hash\" strings");
     } else {
       std::size_t i = 0;
@@ -402,7 +418,8 @@ Basic read_basic(Fields& f, json* canonical) {
         const auto nl = rest.find('\n');
         std::string_view line = rest.substr(0, nl);
         rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
-        while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
+          line.remove_suffix(1);
         if (line.empty() || line[0] == '#') continue;
         add("htpasswd_file", line, path.string() + ":" + std::to_string(n));
       }
@@ -410,9 +427,11 @@ Basic read_basic(Fields& f, json* canonical) {
   }
   if (b.users.empty() && f.ok()) {
     if (!f.has("users") && !f.has("htpasswd_file"))
-      f.warn("", "has no users, so it refuses every request; give htpasswd_file or users", "policy.no-keys");
+      f.warn("", "has no users, so it refuses every request; give htpasswd_file or users",
+             "policy.no-keys");
     else
-      f.warn(f.has("htpasswd_file") ? "htpasswd_file" : "users", "lists no users, so it refuses every request", "policy.no-keys");
+      f.warn(f.has("htpasswd_file") ? "htpasswd_file" : "users",
+             "lists no users, so it refuses every request", "policy.no-keys");
   }
   std::sort(b.users.begin(), b.users.end());
   for (std::size_t i = 1; i < b.users.size(); ++i)
@@ -431,9 +450,8 @@ Basic read_basic(Fields& f, json* canonical) {
 
 // ---- jwt
 
-constexpr std::array kJwtAlgs = {"HS256"sv, "HS384"sv, "HS512"sv, "RS256"sv, "RS384"sv,
-                                 "RS512"sv, "PS256"sv, "PS384"sv, "PS512"sv, "ES256"sv,
-                                 "ES384"sv, "EdDSA"sv};
+constexpr std::array kJwtAlgs = {"HS256"sv, "HS384"sv, "HS512"sv, "RS256"sv, "RS384"sv, "RS512"sv,
+                                 "PS256"sv, "PS384"sv, "PS512"sv, "ES256"sv, "ES384"sv, "EdDSA"sv};
 
 /// A PEM public key or certificate OpenSSL can read (the jwt module does the real import).
 bool readable_public_pem(const std::string& pem) {
@@ -453,7 +471,9 @@ bool readable_public_pem(const std::string& pem) {
   return true;
 }
 
-bool http_url(std::string_view u) { return u.starts_with("http://") || u.starts_with("https://"); }
+bool http_url(std::string_view u) {
+  return u.starts_with("http://") || u.starts_with("https://");
+}
 
 Jwt read_jwt(Fields& f, json* canonical) {
   Jwt j;
@@ -464,8 +484,10 @@ Jwt read_jwt(Fields& f, json* canonical) {
     for (const auto& file : *files) {
       const auto path = resolve(f.ctx(), file);
       auto text = file::read_all(path.string(), kMaxPolicyFile);
-      if (!text) f.error("public_key_file", "public_key_file " + text.error().message, "input.unreadable");
-      else j.pems.push_back(std::move(*text));
+      if (!text)
+        f.error("public_key_file", "public_key_file " + text.error().message, "input.unreadable");
+      else
+        j.pems.push_back(std::move(*text));
     }
   }
   for (const auto& pem : j.pems)
@@ -476,8 +498,10 @@ Jwt read_jwt(Fields& f, json* canonical) {
   if (auto file = f.str("jwks_file")) {
     const auto path = resolve(f.ctx(), *file);
     auto text = file::read_all(path.string(), kMaxPolicyFile);
-    if (!text) f.error("jwks_file", "jwks_file " + text.error().message, "input.unreadable");
-    else j.jwks = std::move(*text);
+    if (!text)
+      f.error("jwks_file", "jwks_file " + text.error().message, "input.unreadable");
+    else
+      j.jwks = std::move(*text);
   }
   if (!j.jwks.empty()) {
     const json doc = json::parse(j.jwks, nullptr, false);
@@ -490,7 +514,8 @@ Jwt read_jwt(Fields& f, json* canonical) {
   }
   if (auto v = f.str("openid_connect_url")) {
     j.openid_connect_url = *v;
-    if (!http_url(*v)) f.error("openid_connect_url", "openid_connect_url must be an http:// or https:// URL");
+    if (!http_url(*v))
+      f.error("openid_connect_url", "openid_connect_url must be an http:// or https:// URL");
   }
   if (auto v = f.duration("jwks_refresh")) j.jwks_refresh = *v;
   if (auto v = f.str("secret_env")) j.secret_env = *v;
@@ -507,20 +532,26 @@ Jwt read_jwt(Fields& f, json* canonical) {
   const bool secret = !j.secret_env.empty() || !j.secret_file.empty();
   if (j.pems.empty() && j.jwks.empty() && j.jwks_url.empty() && j.openid_connect_url.empty() &&
       !secret && f.ok())
-    f.warn("", "has no keys, so it refuses every request; give public_key_file, jwks_file, "
-               "jwks_url, openid_connect_url, secret_env or secret_file", "policy.no-keys");
+    f.warn("",
+           "has no keys, so it refuses every request; give public_key_file, jwks_file, "
+           "jwks_url, openid_connect_url, secret_env or secret_file",
+           "policy.no-keys");
   if (auto algs = f.strings("algorithms")) {
     for (const auto& a : *algs) {
       if (std::find(kJwtAlgs.begin(), kJwtAlgs.end(), a) == kJwtAlgs.end()) {
-        auto* d = f.error("algorithms", "unknown algorithm " + text::quote(a) +
-                                            (a == "none" ? " (unsigned tokens are never accepted)" : ""));
-        if (d) d->with_hint("algorithms: HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA");
+        auto* d =
+            f.error("algorithms", "unknown algorithm " + text::quote(a) +
+                                      (a == "none" ? " (unsigned tokens are never accepted)" : ""));
+        if (d)
+          d->with_hint("algorithms: HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 "
+                       "ES384 EdDSA");
         continue;
       }
       const bool hs = a.starts_with("HS");
       if (hs && !secret)
         f.error("algorithms", a + " needs an HMAC secret (secret_env or secret_file)");
-      if (!hs && secret && j.pems.empty() && j.jwks.empty() && j.jwks_url.empty() && j.openid_connect_url.empty())
+      if (!hs && secret && j.pems.empty() && j.jwks.empty() && j.jwks_url.empty() &&
+          j.openid_connect_url.empty())
         f.error("algorithms", a + " needs a public key; this policy has only a secret");
       j.algorithms.push_back(a);
     }
@@ -529,7 +560,9 @@ Jwt read_jwt(Fields& f, json* canonical) {
     // never be misused as an HMAC secret (algorithm confusion).
     for (auto a : kJwtAlgs) {
       const bool hs = a.starts_with("HS");
-      if (hs ? secret : !(j.pems.empty() && j.jwks.empty() && j.jwks_url.empty() && j.openid_connect_url.empty()))
+      if (hs ? secret
+             : !(j.pems.empty() && j.jwks.empty() && j.jwks_url.empty() &&
+                 j.openid_connect_url.empty()))
         j.algorithms.emplace_back(a);
     }
   }
@@ -539,7 +572,8 @@ Jwt read_jwt(Fields& f, json* canonical) {
   if (auto v = f.boolean("require_exp")) j.require_exp = *v;
   if (auto v = f.string_table("forward_claims")) {
     for (auto& [claim, header] : *v) {
-      if (!valid_header_name(header)) f.error("forward_claims", text::quote(header) + " is not a header name");
+      if (!valid_header_name(header))
+        f.error("forward_claims", text::quote(header) + " is not a header name");
       else if (managed_by_proxy(lower(header)))
         f.error("forward_claims",
                 text::quote(header) + " is managed by the proxy and cannot be set here");
@@ -572,9 +606,12 @@ Access read_access(Fields& f) {
     } else {
       for (auto it = c->begin(); it != c->end(); ++it) {
         std::vector<std::string> values;
-        if (it.value().is_string()) values.push_back(it.value().get<std::string>());
-        else if (it.value().is_array() && std::all_of(it.value().begin(), it.value().end(), [](const json& e) { return e.is_string(); }))
-          for (const auto& e : it.value()) values.push_back(e.get<std::string>());
+        if (it.value().is_string())
+          values.push_back(it.value().get<std::string>());
+        else if (it.value().is_array() && std::all_of(it.value().begin(), it.value().end(),
+                                                      [](const json& e) { return e.is_string(); }))
+          for (const auto& e : it.value())
+            values.push_back(e.get<std::string>());
         else {
           f.error("claims", "claims." + it.key() + " must be a string or an array of strings");
           continue;
@@ -585,7 +622,8 @@ Access read_access(Fields& f) {
   }
   if (auto v = f.strings("consumers")) a.consumers = *v;
   if (auto v = f.strings("deny_consumers")) a.deny_consumers = *v;
-  if (a.scopes.empty() && a.claims.empty() && a.consumers.empty() && a.deny_consumers.empty() && f.ok())
+  if (a.scopes.empty() && a.claims.empty() && a.consumers.empty() && a.deny_consumers.empty() &&
+      f.ok())
     f.error("", "checks nothing: give scopes, claims, consumers or deny_consumers");
   return a;
 }
@@ -604,14 +642,20 @@ AnyOf read_any_of(Fields& f) {
     bool good = o.is_object();
     if (good) {
       for (auto it = o.begin(); it != o.end(); ++it) {
-        const bool list = it.value().is_array() && std::all_of(it.value().begin(), it.value().end(), [](const json& e) { return e.is_string(); });
-        if (it.key() == "policies" && list) opt.policies = it.value().get<std::vector<std::string>>();
-        else if (it.key() == "scopes" && list) opt.scopes = it.value().get<std::vector<std::string>>();
-        else good = false;
+        const bool list =
+            it.value().is_array() && std::all_of(it.value().begin(), it.value().end(),
+                                                 [](const json& e) { return e.is_string(); });
+        if (it.key() == "policies" && list)
+          opt.policies = it.value().get<std::vector<std::string>>();
+        else if (it.key() == "scopes" && list)
+          opt.scopes = it.value().get<std::vector<std::string>>();
+        else
+          good = false;
       }
     }
     if (!good) {
-      f.error("options", "options[" + std::to_string(i) + "] must be { policies = [\"name\", ...], scopes = [\"scope\", ...] }");
+      f.error("options", "options[" + std::to_string(i) +
+                             "] must be { policies = [\"name\", ...], scopes = [\"scope\", ...] }");
       continue;
     }
     a.options.push_back(std::move(opt));
@@ -637,18 +681,26 @@ RateLimit read_rate_limit(Fields& f) {
       good = d && d->count() > 0;
       if (good) r.per = *d;
     }
-    if (!good) f.error("rate", "rate " + text::quote(*rate) + " must be COUNT/UNIT: \"100/s\", \"6000/m\", \"10/h\" or \"5/10s\"");
+    if (!good)
+      f.error("rate", "rate " + text::quote(*rate) +
+                          " must be COUNT/UNIT: \"100/s\", \"6000/m\", \"10/h\" or \"5/10s\"");
     r.count = n;
   } else {
     f.error("rate", "has no rate (\"100/s\")", "spec.missing-key");
   }
-  if (auto v = f.integer("burst", 1, 1'000'000'000)) r.burst = static_cast<std::uint64_t>(*v);
-  else r.burst = r.count;
+  if (auto v = f.integer("burst", 1, 1'000'000'000))
+    r.burst = static_cast<std::uint64_t>(*v);
+  else
+    r.burst = r.count;
   if (auto key = f.str("key")) {
-    if (*key == "client_ip") r.key = RateLimit::Key::client_ip;
-    else if (*key == "consumer") r.key = RateLimit::Key::consumer;
-    else if (*key == "route") r.key = RateLimit::Key::route;
-    else if (*key == "global") r.key = RateLimit::Key::global;
+    if (*key == "client_ip")
+      r.key = RateLimit::Key::client_ip;
+    else if (*key == "consumer")
+      r.key = RateLimit::Key::consumer;
+    else if (*key == "route")
+      r.key = RateLimit::Key::route;
+    else if (*key == "global")
+      r.key = RateLimit::Key::global;
     else if (key->starts_with("header:") && valid_header_name(key->substr(7))) {
       r.key = RateLimit::Key::header;
       r.key_name = lower(key->substr(7));
@@ -661,8 +713,10 @@ RateLimit read_rate_limit(Fields& f) {
     }
   }
   if (auto store = f.str("store")) {
-    if (*store == "redis") r.redis = true;
-    else if (*store != "local") f.error("store", "store must be \"local\" or \"redis\"");
+    if (*store == "redis")
+      r.redis = true;
+    else if (*store != "local")
+      f.error("store", "store must be \"local\" or \"redis\"");
   }
   if (auto addr = f.str("redis")) {
     // An IP literal: hiredis resolves a host name with a blocking getaddrinfo, which must never
@@ -703,12 +757,17 @@ RateLimit read_rate_limit(Fields& f) {
     f.error("store", "store = \"redis\" needs redis = \"IP:PORT\"");
   if (auto v = f.duration("redis_timeout")) r.redis_timeout = *v;
   if (auto v = f.str("on_redis_error")) {
-    if (*v == "allow") r.fail_open = true;
-    else if (*v == "deny") r.fail_open = false;
-    else f.error("on_redis_error", "on_redis_error must be \"allow\" (fail open) or \"deny\" (fail closed)");
+    if (*v == "allow")
+      r.fail_open = true;
+    else if (*v == "deny")
+      r.fail_open = false;
+    else
+      f.error("on_redis_error",
+              "on_redis_error must be \"allow\" (fail open) or \"deny\" (fail closed)");
   }
   if (!r.redis && (f.has("redis_timeout") || f.has("on_redis_error")) && f.ok())
-    f.error(f.has("redis_timeout") ? "redis_timeout" : "on_redis_error", "applies only with store = \"redis\"");
+    f.error(f.has("redis_timeout") ? "redis_timeout" : "on_redis_error",
+            "applies only with store = \"redis\"");
   if (r.count && r.per.count() * 1000 / static_cast<std::int64_t>(r.count) == 0)
     f.error("rate", "rate is too high: more than one request per microsecond");
   // The buckets keep times in nanoseconds: a bucket that takes more than a year to fill is surely
@@ -716,8 +775,8 @@ RateLimit read_rate_limit(Fields& f) {
   constexpr std::int64_t kMaxBucketUs = 366LL * 24 * 3600 * 1'000'000;
   if (r.count && r.burst && r.interval_us() > 0 &&
       r.burst > static_cast<std::uint64_t>(kMaxBucketUs / r.interval_us()))
-    f.error("burst", "burst " + std::to_string(r.burst) +
-                         " at this rate takes more than a year to refill");
+    f.error("burst",
+            "burst " + std::to_string(r.burst) + " at this rate takes more than a year to refill");
   return r;
 }
 
@@ -728,18 +787,22 @@ HeaderOps read_ops(Fields& f, std::string_view key) {
   const json* v = f.get(key);
   if (!v) return ops;
   if (!v->is_object()) {
-    f.error(key, std::string(key) + " must be a table: { set = {...}, add = {...}, remove = [...], rename = {...} }");
+    f.error(key,
+            std::string(key) +
+                " must be a table: { set = {...}, add = {...}, remove = [...], rename = {...} }");
     return ops;
   }
   for (auto it = v->begin(); it != v->end(); ++it) {
     const std::string label = std::string(key) + "." + it.key();
     if (it.key() == "remove") {
-      if (!it.value().is_array() || !std::all_of(it.value().begin(), it.value().end(), [](const json& e) { return e.is_string(); })) {
+      if (!it.value().is_array() || !std::all_of(it.value().begin(), it.value().end(),
+                                                 [](const json& e) { return e.is_string(); })) {
         f.error(key, label + " must be an array of header names");
         continue;
       }
       for (const auto& n : it.value()) {
-        if (!valid_header_name(n.get<std::string>())) f.error(key, text::quote(n.get<std::string>()) + " is not a header name");
+        if (!valid_header_name(n.get<std::string>()))
+          f.error(key, text::quote(n.get<std::string>()) + " is not a header name");
         ops.remove.push_back(lower(n.get<std::string>()));
       }
     } else if (it.key() == "set" || it.key() == "add" || it.key() == "rename") {
@@ -762,9 +825,11 @@ HeaderOps read_ops(Fields& f, std::string_view key) {
   for (const auto* list : {&ops.set, &ops.add, &ops.rename})
     for (const auto& [n, to] : *list)
       if (forbidden(n) || (list == &ops.rename && forbidden(to)))
-        f.error(key, text::quote(forbidden(n) ? n : to) + " is managed by the proxy and cannot be changed here");
+        f.error(key, text::quote(forbidden(n) ? n : to) +
+                         " is managed by the proxy and cannot be changed here");
   for (const auto& n : ops.remove)
-    if (forbidden(n)) f.error(key, text::quote(n) + " is managed by the proxy and cannot be removed here");
+    if (forbidden(n))
+      f.error(key, text::quote(n) + " is managed by the proxy and cannot be removed here");
   return ops;
 }
 
@@ -780,15 +845,18 @@ Headers read_headers(Fields& f) {
         if (it.key() == "set") {
           if (auto t = f.string_table("query", &it.value(), "query.set")) h.query_set = *t;
         } else if (it.key() == "remove" && it.value().is_array() &&
-                   std::all_of(it.value().begin(), it.value().end(), [](const json& e) { return e.is_string(); })) {
+                   std::all_of(it.value().begin(), it.value().end(),
+                               [](const json& e) { return e.is_string(); })) {
           h.query_remove = it.value().get<std::vector<std::string>>();
         } else {
-          f.error("query", "query." + it.key() + ": expected set = { name = \"value\" } or remove = [\"name\"]");
+          f.error("query", "query." + it.key() +
+                               ": expected set = { name = \"value\" } or remove = [\"name\"]");
         }
       }
     }
   }
-  if (h.request.empty() && h.response.empty() && h.query_set.empty() && h.query_remove.empty() && f.ok())
+  if (h.request.empty() && h.response.empty() && h.query_set.empty() && h.query_remove.empty() &&
+      f.ok())
     f.error("", "changes nothing: give request, response or query");
   return h;
 }
@@ -800,28 +868,35 @@ Cors read_cors(Fields& f) {
       if (o != "*" && !(o.starts_with("http://") || o.starts_with("https://")))
         f.error("origins", "origin " + text::quote(o) + " must be \"*\" or scheme://host[:port]");
       else if (o != "*" && o.find('/', o.find("://") + 3) != std::string::npos)
-        f.error("origins", "origin " + text::quote(o) + " has a path; origins are scheme://host[:port]");
+        f.error("origins",
+                "origin " + text::quote(o) + " has a path; origins are scheme://host[:port]");
       c.origins.push_back(lower(o));
     }
   } else {
-    f.error("origins", "has no origins (\"https://app.example.com\", or \"*\")", "spec.missing-key");
+    f.error("origins", "has no origins (\"https://app.example.com\", or \"*\")",
+            "spec.missing-key");
   }
   c.methods = {"GET", "HEAD", "POST"};
   if (auto v = f.strings("methods")) {
     c.methods = *v;
     // Browsers send the method in upper case, and CORS compares it exactly.
     for (const auto& m : c.methods)
-      if (m.empty() || !std::all_of(m.begin(), m.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; }))
-        f.error("methods", "method " + text::quote(m) + " must be an upper-case method name, e.g. \"PUT\"");
+      if (m.empty() ||
+          !std::all_of(m.begin(), m.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; }))
+        f.error("methods",
+                "method " + text::quote(m) + " must be an upper-case method name, e.g. \"PUT\"");
   }
   if (auto v = f.strings("headers"))
-    for (const auto& h : *v) c.headers.push_back(lower(h));
+    for (const auto& h : *v)
+      c.headers.push_back(lower(h));
   if (auto v = f.strings("expose_headers"))
-    for (const auto& h : *v) c.expose.push_back(lower(h));
+    for (const auto& h : *v)
+      c.expose.push_back(lower(h));
   if (auto v = f.boolean("credentials")) c.credentials = *v;
   if (auto v = f.duration("max_age")) c.max_age = *v;
   if (c.credentials && std::find(c.origins.begin(), c.origins.end(), "*") != c.origins.end())
-    f.error("credentials", "credentials = true cannot be combined with origin \"*\" (browsers refuse it)");
+    f.error("credentials",
+            "credentials = true cannot be combined with origin \"*\" (browsers refuse it)");
   return c;
 }
 
@@ -833,14 +908,30 @@ std::optional<Settings> read(Kind kind, const json& j, Fields& f, json* canonica
   }
   Settings s;
   switch (kind) {
-  case Kind::api_key: s = read_api_key(f, canonical); break;
-  case Kind::basic: s = read_basic(f, canonical); break;
-  case Kind::jwt: s = read_jwt(f, canonical); break;
-  case Kind::access: s = read_access(f); break;
-  case Kind::any_of: s = read_any_of(f); break;
-  case Kind::rate_limit: s = read_rate_limit(f); break;
-  case Kind::headers: s = read_headers(f); break;
-  case Kind::cors: s = read_cors(f); break;
+  case Kind::api_key:
+    s = read_api_key(f, canonical);
+    break;
+  case Kind::basic:
+    s = read_basic(f, canonical);
+    break;
+  case Kind::jwt:
+    s = read_jwt(f, canonical);
+    break;
+  case Kind::access:
+    s = read_access(f);
+    break;
+  case Kind::any_of:
+    s = read_any_of(f);
+    break;
+  case Kind::rate_limit:
+    s = read_rate_limit(f);
+    break;
+  case Kind::headers:
+    s = read_headers(f);
+    break;
+  case Kind::cors:
+    s = read_cors(f);
+    break;
   }
   f.finish();
   if (!f.ok()) return std::nullopt;
@@ -854,24 +945,35 @@ std::optional<Kind> kind_from_name(std::string_view s) noexcept {
     if (kKindNames[i] == s) return static_cast<Kind>(i);
   return std::nullopt;
 }
-std::string_view name(Kind k) noexcept { return kKindNames[static_cast<std::size_t>(k)]; }
-std::span<const std::string_view> kind_names() noexcept { return kKindNames; }
+std::string_view name(Kind k) noexcept {
+  return kKindNames[static_cast<std::size_t>(k)];
+}
+std::span<const std::string_view> kind_names() noexcept {
+  return kKindNames;
+}
 
 Phase phase_of(Kind k) noexcept {
   switch (k) {
-  case Kind::cors: return Phase::cors;
+  case Kind::cors:
+    return Phase::cors;
   case Kind::api_key:
   case Kind::basic:
   case Kind::jwt:
-  case Kind::any_of: return Phase::authenticate;
-  case Kind::access: return Phase::access;
-  case Kind::rate_limit: return Phase::rate_limit;
-  case Kind::headers: return Phase::transform;
+  case Kind::any_of:
+    return Phase::authenticate;
+  case Kind::access:
+    return Phase::access;
+  case Kind::rate_limit:
+    return Phase::rate_limit;
+  case Kind::headers:
+    return Phase::transform;
   }
   return Phase::transform;
 }
 
-bool authenticates(Kind k) noexcept { return phase_of(k) == Phase::authenticate; }
+bool authenticates(Kind k) noexcept {
+  return phase_of(k) == Phase::authenticate;
+}
 
 std::optional<nlohmann::json> compile(Kind kind, const nlohmann::json& settings, const Context& ctx,
                                       Diagnostics& diags) {
@@ -886,7 +988,9 @@ Result<Settings> parse(Kind kind, std::string_view canonical) {
   Context ctx;
   Fields f(j, ctx, nullptr);
   auto s = read(kind, j, f, nullptr);
-  if (!s) return fail(errc::invalid_argument, f.first_error().empty() ? "bad policy settings" : f.first_error());
+  if (!s)
+    return fail(errc::invalid_argument,
+                f.first_error().empty() ? "bad policy settings" : f.first_error());
   return std::move(*s);
 }
 

@@ -217,7 +217,8 @@ std::string_view client_address(std::string_view peer_ip, bool peer_trusted, std
     if (!ip) break; // garbage from the hop we trust: believe that hop, nothing further left
     client = entry;
     bool is_trusted = false;
-    for (const auto& c : trusted) is_trusted = is_trusted || c.contains(*ip);
+    for (const auto& c : trusted)
+      is_trusted = is_trusted || c.contains(*ip);
     if (!is_trusted) break;
   }
   return client;

@@ -259,7 +259,8 @@ void append_cookies_without(std::string& out, std::string_view cookies,
   while (!cookies.empty()) {
     const auto semi = cookies.find(';');
     std::string_view c = cookies.substr(0, semi);
-    while (!c.empty() && c.front() == ' ') c.remove_prefix(1);
+    while (!c.empty() && c.front() == ' ')
+      c.remove_prefix(1);
     const auto eq = c.find('=');
     if (!c.empty() && !listed(drop, c.substr(0, eq))) {
       if (!first) out += "; ";
@@ -307,10 +308,14 @@ private:
 
 ErrorKind kind_for(unsigned status) {
   switch (status) {
-  case 401: return ErrorKind::unauthorized;
-  case 403: return ErrorKind::forbidden;
-  case 429: return ErrorKind::rate_limited;
-  default: return ErrorKind::policy_unavailable;
+  case 401:
+    return ErrorKind::unauthorized;
+  case 403:
+    return ErrorKind::forbidden;
+  case 429:
+    return ErrorKind::rate_limited;
+  default:
+    return ErrorKind::policy_unavailable;
   }
 }
 
@@ -463,7 +468,7 @@ private:
   policy::Identity ident_; // the caller, as the route's policies found it
   policy::Edits edits_;    // what the policies change in the request and response
   std::vector<policy::RateCheck> rate_;
-  std::string qbuf_;       // the forwarded query when policies change it
+  std::string qbuf_; // the forwarded query when policies change it
   std::list<SessionHandle>::iterator handle_;
 };
 
@@ -837,7 +842,8 @@ net::awaitable<bool> Session::handle_one() {
         const HeadView view(req, r.method, r.query, r.client);
         policy::Refusal pre = r.snap->policies().route(m.route).preflight(view);
         if (pre.status != 204)
-          co_return co_await refuse(ErrorKind::forbidden, std::move(pre.message), std::move(pre.headers));
+          co_return co_await refuse(ErrorKind::forbidden, std::move(pre.message),
+                                    std::move(pre.headers));
         out_.clear();
         out_ += "HTTP/1.1 204 No Content\r\n";
         out_ += pre.headers;
@@ -907,8 +913,8 @@ redis::Client& Session::redis_for(const policy::RateLimit& s) {
   return *c;
 }
 
-net::awaitable<std::optional<policy::Refusal>> Session::run_policies(Request& r,
-                                                                     const policy::RoutePolicies& rp) {
+net::awaitable<std::optional<policy::Refusal>>
+Session::run_policies(Request& r, const policy::RoutePolicies& rp) {
   const HeadView view(r.parser->get(), r.method, r.query, r.client);
   const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
@@ -1049,14 +1055,18 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
       head += "cookie: ";
       const std::size_t start = head.size();
       append_cookies_without(head, sv(f.value()), edits_.drop_cookies);
-      if (head.size() == start) head.resize(mark); // nothing left
-      else head += "\r\n";
+      if (head.size() == start)
+        head.resize(mark); // nothing left
+      else
+        head += "\r\n";
       continue;
     }
     header(head, name, sv(f.value()));
   }
-  for (const auto& [k, v] : edits_.set) header(head, k, v);
-  for (const auto& [k, v] : edits_.add) header(head, k, v);
+  for (const auto& [k, v] : edits_.set)
+    header(head, k, v);
+  for (const auto& [k, v] : edits_.add)
+    header(head, k, v);
   Forwarding& fwd = fwd_;
   build_forwarding(ForwardInput{peer_ip_, peer_trusted_, "http", r.host, in_xff, in_proto, in_host,
                                 in_forwarded},
@@ -1509,8 +1519,10 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
     header(out_, name, sv(f.value()));
   }
   if (const policy::HeaderOps* ops = edits_.response) {
-    for (const auto& [k, v] : ops->set) header(out_, k, v);
-    for (const auto& [k, v] : ops->add) header(out_, k, v);
+    for (const auto& [k, v] : ops->set)
+      header(out_, k, v);
+    for (const auto& [k, v] : ops->add)
+      header(out_, k, v);
   }
   out_ += edits_.response_headers; // CORS, RateLimit
   out_ += "via: ";

@@ -15,10 +15,10 @@
 #include "gw/observe/access_log.hpp"
 #include "gw/observe/stats.hpp"
 #include "gw/proxy/http_rules.hpp"
+#include "gw/redis/client.hpp"
 #include "gw/runtime/overrides.hpp"
 #include "gw/runtime/snapshot.hpp"
 #include "gw/server/daemon.hpp"
-#include "gw/redis/client.hpp"
 #include "gw/upstream/balancer.hpp"
 
 namespace gw::proxy {

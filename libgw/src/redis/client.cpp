@@ -149,8 +149,8 @@ namespace {
 void arm(const std::shared_ptr<Conn>& c, int dir) {
   if (c->busy[dir] || !c->ac) return;
   c->busy[dir] = true;
-  const auto what = dir ? net::posix::descriptor_base::wait_write
-                        : net::posix::descriptor_base::wait_read;
+  const auto what =
+      dir ? net::posix::descriptor_base::wait_write : net::posix::descriptor_base::wait_read;
   c->sd.async_wait(what, [c, dir](error_code ec) {
     c->busy[dir] = false;
     if (ec == net::error::operation_aborted || !c->ac || !c->want[dir]) return;
@@ -209,7 +209,7 @@ void on_reply(redisAsyncContext* ac, void* r, void* privdata) {
       static_cast<std::shared_ptr<Pending>*>(privdata));
   Pending& p = **holder;
   if (r) static_cast<Client::Impl*>(ac->data)->backoff = kMinBackoff; // the server is alive
-  if (p.done) return; // the caller timed out
+  if (p.done) return;                                                 // the caller timed out
   p.done = true;
   if (r)
     p.reply = copy(*static_cast<const redisReply*>(r));
@@ -255,11 +255,10 @@ net::awaitable<Result<Reply>> Client::Impl::call(std::span<const std::string_vie
   const std::string where = "redis " + host + ":" + std::to_string(port);
   if (closing) co_return failure(std::errc::not_connected, where + ": client closed");
   if (!ac) {
-    const auto wait =
-        std::chrono::duration_cast<milliseconds>(next_attempt - Clock::now()).count();
+    const auto wait = std::chrono::duration_cast<milliseconds>(next_attempt - Clock::now()).count();
     if (wait > 0) {
-      std::string msg = where + ": down (" + last_error + "); next attempt in " +
-                        std::to_string(wait) + " ms";
+      std::string msg =
+          where + ": down (" + last_error + "); next attempt in " + std::to_string(wait) + " ms";
       co_return failure(std::errc::not_connected, std::move(msg));
     }
     if (!connect()) co_return failure(std::errc::not_connected, where + ": " + last_error);
@@ -292,8 +291,7 @@ net::awaitable<Result<Reply>> Client::Impl::call(std::span<const std::string_vie
   co_return std::move(*p->reply);
 }
 
-Client::Client(net::any_io_executor ex, std::string host, std::uint16_t port,
-               milliseconds timeout)
+Client::Client(net::any_io_executor ex, std::string host, std::uint16_t port, milliseconds timeout)
     : impl_(std::make_shared<Impl>(std::move(ex), std::move(host), port, timeout)) {}
 
 Client::~Client() {
@@ -339,7 +337,8 @@ net::awaitable<Result<Client::Take>> Client::take(std::string_view key, std::int
                                                   std::int64_t burst) {
   const std::shared_ptr<Impl> self = impl_; // keeps the state alive if *this dies meanwhile
   if (interval_us <= 0 || burst <= 0)
-    co_return fail(errc::invalid_argument, where_of(*self) + ": interval and burst must be positive");
+    co_return fail(errc::invalid_argument,
+                   where_of(*self) + ": interval and burst must be positive");
   const std::string k(key);
   const std::string iv = std::to_string(interval_us);
   const std::string bs = std::to_string(burst);

@@ -48,7 +48,8 @@ net::awaitable<Result<std::string>> get(const std::string& url, ssl::context& tl
 
   auto ex = co_await net::this_coro::executor;
   tcp::resolver resolver(ex);
-  auto [rec, results] = co_await resolver.async_resolve(host, port, net::as_tuple(net::use_awaitable));
+  auto [rec, results] =
+      co_await resolver.async_resolve(host, port, net::as_tuple(net::use_awaitable));
   if (rec) co_return fail(errc::io_error, "cannot resolve " + host + ": " + rec.message());
 
   http::request<http::empty_body> req{http::verb::get, target, 11};
@@ -67,16 +68,28 @@ net::awaitable<Result<std::string>> get(const std::string& url, ssl::context& tl
                   const_cast<char*>(host.c_str())))
       co_return fail(errc::io_error, "TLS: cannot set SNI");
     s.set_verify_callback(ssl::host_name_verification(host));
-    std::tie(ec, std::ignore) = co_await beast::get_lowest_layer(s).async_connect(results, net::as_tuple(net::use_awaitable));
-    if (!ec) std::tie(ec) = co_await s.async_handshake(ssl::stream_base::client, net::as_tuple(net::use_awaitable));
-    if (!ec) std::tie(ec, std::ignore) = co_await http::async_write(s, req, net::as_tuple(net::use_awaitable));
-    if (!ec) std::tie(ec, std::ignore) = co_await http::async_read(s, buf, res, net::as_tuple(net::use_awaitable));
+    std::tie(ec, std::ignore) = co_await beast::get_lowest_layer(s).async_connect(
+        results, net::as_tuple(net::use_awaitable));
+    if (!ec)
+      std::tie(ec) =
+          co_await s.async_handshake(ssl::stream_base::client, net::as_tuple(net::use_awaitable));
+    if (!ec)
+      std::tie(ec, std::ignore) =
+          co_await http::async_write(s, req, net::as_tuple(net::use_awaitable));
+    if (!ec)
+      std::tie(ec, std::ignore) =
+          co_await http::async_read(s, buf, res, net::as_tuple(net::use_awaitable));
   } else {
     beast::tcp_stream s(ex);
     s.expires_after(kFetchTimeout);
-    std::tie(ec, std::ignore) = co_await s.async_connect(results, net::as_tuple(net::use_awaitable));
-    if (!ec) std::tie(ec, std::ignore) = co_await http::async_write(s, req, net::as_tuple(net::use_awaitable));
-    if (!ec) std::tie(ec, std::ignore) = co_await http::async_read(s, buf, res, net::as_tuple(net::use_awaitable));
+    std::tie(ec, std::ignore) =
+        co_await s.async_connect(results, net::as_tuple(net::use_awaitable));
+    if (!ec)
+      std::tie(ec, std::ignore) =
+          co_await http::async_write(s, req, net::as_tuple(net::use_awaitable));
+    if (!ec)
+      std::tie(ec, std::ignore) =
+          co_await http::async_read(s, buf, res, net::as_tuple(net::use_awaitable));
   }
   if (ec) co_return fail(errc::io_error, url + ": " + ec.message());
   if (res.get().result_int() != 200)
@@ -106,7 +119,9 @@ public:
     done.wait_for(kFetchTimeout + std::chrono::seconds(1));
   }
 
-  std::shared_ptr<const std::vector<policy::jwt::Key>> keys() const override { return keys_.load(); }
+  std::shared_ptr<const std::vector<policy::jwt::Key>> keys() const override {
+    return keys_.load();
+  }
 
   void refresh_soon() const override {
     const auto now = Clock::now().time_since_epoch().count();
@@ -201,7 +216,8 @@ std::shared_ptr<policy::KeySource> key_source(const std::string& url, bool disco
   static std::unordered_map<std::string, std::weak_ptr<Fetcher>> fetchers;
   std::lock_guard lock(mu);
   // One fetcher per URL and refresh interval: policies that ask for a different interval get it.
-  const std::string id = (discovery ? "oidc " : "jwks ") + url + " " + std::to_string(refresh.count());
+  const std::string id =
+      (discovery ? "oidc " : "jwks ") + url + " " + std::to_string(refresh.count());
   if (auto f = fetchers[id].lock()) return f;
   auto f = std::make_shared<Fetcher>(url, discovery, refresh);
   f->start();

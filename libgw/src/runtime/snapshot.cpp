@@ -1,6 +1,5 @@
 #include "gw/runtime/snapshot.hpp"
 
-
 #include <arpa/inet.h>
 #include <cstring>
 #include <netdb.h>

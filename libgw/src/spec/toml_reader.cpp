@@ -13,8 +13,8 @@ namespace {
 
 using namespace std::string_view_literals;
 
-constexpr std::array kRootKeys = {"version"sv, "defaults"sv, "upstreams"sv, "policies"sv,
-                                  "attach"sv,  "routes"sv};
+constexpr std::array kRootKeys = {"version"sv,  "defaults"sv, "upstreams"sv,
+                                  "policies"sv, "attach"sv,   "routes"sv};
 constexpr std::array kDefaultsKeys = {"timeout"sv, "per_try_timeout"sv, "connect_timeout"sv,
                                       "retries"sv, "max_body"sv};
 constexpr std::array kUpstreamKeys = {"endpoints"sv, "balance"sv, "hash_on"sv, "connect_timeout"sv};
@@ -429,7 +429,8 @@ void Reader::read_policies(const toml::node& n) {
 
 void Reader::read_attach(const toml::node& n) {
   const auto* arr = n.as_array();
-  if (!arr) return type_error(n, "attach", "an array of tables (write each as [[attach]])", "/attach");
+  if (!arr)
+    return type_error(n, "attach", "an array of tables (write each as [[attach]])", "/attach");
   std::size_t i = 0;
   for (const auto& el : *arr) {
     const std::string pointer = "/attach/" + std::to_string(i++);

@@ -6,8 +6,8 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <string>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "gw/core/error.hpp"
@@ -19,7 +19,7 @@ struct AccessRecord {
   unsigned worker = 0;
   std::uint64_t generation = 0;
   std::string_view request_id, client, method, host, path, query, route, upstream, endpoint, error;
-  std::string_view consumer; // who the route's policies authenticated
+  std::string_view consumer;                  // who the route's policies authenticated
   std::span<const std::string> secret_params; // the route's query credentials, redacted too
   unsigned status = 0;
   unsigned upstream_status = 0;

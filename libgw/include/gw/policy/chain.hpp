@@ -65,15 +65,15 @@ struct Refusal {
 
 /// How the forwarded request and its response change. Reused per session (clear()).
 struct Edits {
-  std::vector<std::string> drop;                                // request headers not forwarded
-  std::vector<std::pair<std::string, std::string>> rename;      // request header renames
-  std::vector<std::pair<std::string, std::string>> set;         // request headers (replacing)
-  std::vector<std::pair<std::string, std::string>> add;         // request headers (appended)
-  std::vector<std::string> drop_query;                          // query parameters
-  std::vector<std::pair<std::string, std::string>> set_query;   // query parameters (replacing)
-  std::vector<std::string> drop_cookies;                        // cookies not forwarded
-  const HeaderOps* response = nullptr;                          // a headers policy's response ops
-  std::string response_headers;                                 // "name: value\r\n" (CORS, RateLimit)
+  std::vector<std::string> drop;                              // request headers not forwarded
+  std::vector<std::pair<std::string, std::string>> rename;    // request header renames
+  std::vector<std::pair<std::string, std::string>> set;       // request headers (replacing)
+  std::vector<std::pair<std::string, std::string>> add;       // request headers (appended)
+  std::vector<std::string> drop_query;                        // query parameters
+  std::vector<std::pair<std::string, std::string>> set_query; // query parameters (replacing)
+  std::vector<std::string> drop_cookies;                      // cookies not forwarded
+  const HeaderOps* response = nullptr;                        // a headers policy's response ops
+  std::string response_headers;                               // "name: value\r\n" (CORS, RateLimit)
   void clear();
   bool drops(std::string_view lower_name) const noexcept;
   bool query_changes() const noexcept { return !drop_query.empty() || !set_query.empty(); }
@@ -117,7 +117,9 @@ class Authenticator; // api_key, basic or jwt
 
 class RoutePolicies {
 public:
-  bool empty() const noexcept { return auth_.empty() && !cors_ && limiters_.empty() && transforms_.empty() && access_.empty(); }
+  bool empty() const noexcept {
+    return auth_.empty() && !cors_ && limiters_.empty() && transforms_.empty() && access_.empty();
+  }
   bool has_cors() const noexcept { return cors_ != nullptr; }
 
   /// A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) for this route:
@@ -154,7 +156,8 @@ private:
 /// Every policy of a table generation, and each route's chain.
 class PolicySet {
 public:
-  static Result<std::shared_ptr<const PolicySet>> build(const model::Config& cfg, const Registry& reg);
+  static Result<std::shared_ptr<const PolicySet>> build(const model::Config& cfg,
+                                                        const Registry& reg);
   const RoutePolicies& route(std::size_t index) const noexcept { return routes_[index]; }
   ~PolicySet();
   PolicySet();

@@ -49,7 +49,7 @@ struct Credential {
 struct ApiKey {
   std::vector<Credential> from;
   std::vector<std::pair<Sha256, std::string>> keys; // SHA-256 of the key -> consumer, sorted
-  bool strip = true;                                 // remove the key before forwarding
+  bool strip = true;                                // remove the key before forwarding
   std::string consumer_header = "x-consumer";       // "" = none
   std::string realm = "gw";
 };
@@ -62,14 +62,14 @@ struct Basic {
 };
 
 struct Jwt {
-  std::vector<Credential> from;           // default: Authorization: Bearer
-  std::vector<std::string> pems;          // public keys (PEM), embedded
-  std::string jwks;                       // a JWKS document, embedded ("" = none)
-  std::string jwks_url;                   // fetched by gwd, refreshed every `jwks_refresh`
-  std::string openid_connect_url;         // discovery document naming jwks_uri (and issuer)
+  std::vector<Credential> from;   // default: Authorization: Bearer
+  std::vector<std::string> pems;  // public keys (PEM), embedded
+  std::string jwks;               // a JWKS document, embedded ("" = none)
+  std::string jwks_url;           // fetched by gwd, refreshed every `jwks_refresh`
+  std::string openid_connect_url; // discovery document naming jwks_uri (and issuer)
   units::Millis jwks_refresh{std::chrono::minutes(5)};
-  std::string secret_env, secret_file;    // HMAC secret, read by gwd at load
-  std::vector<std::string> algorithms;    // allowed "alg" values
+  std::string secret_env, secret_file; // HMAC secret, read by gwd at load
+  std::vector<std::string> algorithms; // allowed "alg" values
   std::vector<std::string> issuers, audiences;
   std::int64_t leeway_s = 30;
   bool require_exp = true;
@@ -81,9 +81,9 @@ struct Jwt {
 };
 
 struct Access {
-  std::vector<std::string> scopes;                                        // all required
+  std::vector<std::string> scopes;                                      // all required
   std::vector<std::pair<std::string, std::vector<std::string>>> claims; // claim in values
-  std::vector<std::string> consumers;                                     // allow list ("" = any)
+  std::vector<std::string> consumers;                                   // allow list ("" = any)
   std::vector<std::string> deny_consumers;
 };
 
@@ -116,7 +116,9 @@ struct RateLimit {
 struct HeaderOps {
   std::vector<std::pair<std::string, std::string>> set, add, rename; // names lowercase
   std::vector<std::string> remove;
-  bool empty() const noexcept { return set.empty() && add.empty() && rename.empty() && remove.empty(); }
+  bool empty() const noexcept {
+    return set.empty() && add.empty() && rename.empty() && remove.empty();
+  }
 };
 
 struct Headers {
@@ -144,8 +146,8 @@ struct Context {
 
 /// Checks a policy's settings and returns the canonical JSON to store in the table, with the
 /// files it names read and embedded; nullopt after reporting every problem.
-std::optional<nlohmann::json> compile(Kind kind, const nlohmann::json& settings,
-                                      const Context& ctx, Diagnostics& diags);
+std::optional<nlohmann::json> compile(Kind kind, const nlohmann::json& settings, const Context& ctx,
+                                      Diagnostics& diags);
 
 /// Typed settings from canonical JSON (a table's), for gwd and gwctl inspect.
 Result<Settings> parse(Kind kind, std::string_view canonical);
