@@ -13,6 +13,22 @@
 
 namespace gwtest {
 
+/// The first diagnostic with `code`, or null.
+inline const gw::Diagnostic* find_diagnostic(const gw::Diagnostics& diags,
+                                             const std::string& code) {
+  for (const auto& d : diags)
+    if (d.code == code) return &d;
+  return nullptr;
+}
+
+/// Every diagnostic on its own line, hints included, for failure messages.
+inline std::string dump_diagnostics(const gw::Diagnostics& diags) {
+  std::string s;
+  for (const auto& d : diags)
+    s += d.to_string() + (d.hint.empty() ? "" : " [hint: " + d.hint + "]") + "\n";
+  return s;
+}
+
 struct Built {
   gw::Diagnostics diags;
   gw::spec::SourceSet sources;
@@ -24,17 +40,8 @@ struct Built {
       if (d.code == code) return true;
     return false;
   }
-  const gw::Diagnostic* find(const std::string& code) const {
-    for (const auto& d : diags)
-      if (d.code == code) return &d;
-    return nullptr;
-  }
-  std::string dump() const {
-    std::string s;
-    for (const auto& d : diags)
-      s += d.to_string() + (d.hint.empty() ? "" : " [hint: " + d.hint + "]") + "\n";
-    return s;
-  }
+  const gw::Diagnostic* find(const std::string& code) const { return find_diagnostic(diags, code); }
+  std::string dump() const { return dump_diagnostics(diags); }
 };
 
 /// Reads, validates, builds and (optionally) analyses a spec given as text.

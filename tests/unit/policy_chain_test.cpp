@@ -20,6 +20,8 @@
 #include "gw/policy/chain.hpp"
 #include "gw/policy/jwt.hpp"
 #include "support/spec_builder.hpp"
+#include "support/temp_dir.hpp"
+#include "support/test_keys.hpp"
 
 using namespace gw::policy;
 using gwtest::build_spec;
@@ -33,27 +35,7 @@ constexpr std::int64_t kNow = 1'700'000'000;   // seconds, for JWT times
 constexpr std::int64_t kT = 5'000'000'000'000; // nanoseconds, a steady-clock reading
 constexpr std::int64_t kMs = 1'000'000;        // nanoseconds
 
-class TempDir {
-public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "gw-chain-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path_ = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  void write(const std::string& name, const std::string& content) const {
-    std::ofstream(path_ / name, std::ios::binary) << content;
-  }
-  std::string spec_name() const { return (path_ / "spec.toml").string(); }
-
-private:
-  fs::path path_;
-};
+using gwtest::TempDir;
 
 /// What the session gives policies: a parsed request head.
 class FakeRequest final : public RequestView {
@@ -150,46 +132,12 @@ std::string base64(std::string_view s) {
   return out;
 }
 
-// ---- keys, generated at test time and never checked in
+// ---- keys: generated at test time (support/test_keys.hpp)
 
-struct TestKey {
-  std::shared_ptr<EVP_PKEY> pk;
-  std::string pub_pem, priv_pem;
-};
-
-std::string take_bio(BIO* bio) {
-  std::string out;
-  char buf[4096];
-  for (int n; (n = BIO_read(bio, buf, sizeof buf)) > 0;)
-    out.append(buf, static_cast<std::size_t>(n));
-  BIO_free(bio);
-  return out;
-}
-
-TestKey make_key(EVP_PKEY* raw) {
-  REQUIRE(raw != nullptr);
-  TestKey k{std::shared_ptr<EVP_PKEY>(raw, EVP_PKEY_free), {}, {}};
-  BIO* pub = BIO_new(BIO_s_mem());
-  REQUIRE(PEM_write_bio_PUBKEY(pub, raw) == 1);
-  k.pub_pem = take_bio(pub);
-  BIO* priv = BIO_new(BIO_s_mem());
-  REQUIRE(PEM_write_bio_PrivateKey(priv, raw, nullptr, nullptr, 0, nullptr, nullptr) == 1);
-  k.priv_pem = take_bio(priv);
-  return k;
-}
-
-const TestKey& ec_key() {
-  static const TestKey k = make_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
-  return k;
-}
-const TestKey& other_ec_key() {
-  static const TestKey k = make_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
-  return k;
-}
-const TestKey& rsa_key() {
-  static const TestKey k = make_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{2048}));
-  return k;
-}
+using gwtest::other_p256_key;
+using gwtest::p256_key;
+using gwtest::rsa_key;
+using gwtest::TestKey;
 
 jwt::SigningKey signer(const TestKey& k) {
   auto s = jwt::SigningKey::from_pem(k.priv_pem);
@@ -558,7 +506,7 @@ struct JwtWorld {
   TempDir dir;
   std::unique_ptr<Gateway> gw;
   JwtWorld() {
-    dir.write("ec.pem", ec_key().pub_pem);
+    dir.write("ec.pem", p256_key().pub_pem);
     dir.write("rsa.pem", rsa_key().pub_pem);
     ::setenv(kSecretEnv, kSecret, 1);
     gw = std::make_unique<Gateway>(jwt_spec(), dir.spec_name());
@@ -573,7 +521,7 @@ FakeRequest bearer(const std::string& t) {
 TEST_CASE("jwt accepts a valid token and forwards its claims", "[policy]") {
   JwtWorld w;
   const auto& rp = w.gw->route("staff");
-  auto c = check(rp, bearer(token(jwt::Alg::ES256, signer(ec_key()), staff_claims()))
+  auto c = check(rp, bearer(token(jwt::Alg::ES256, signer(p256_key()), staff_claims()))
                          .header("x-user-email", "spoof@x"));
   INFO((c.refusal ? c.refusal->message : ""));
   REQUIRE_FALSE(c.refusal);
@@ -590,15 +538,15 @@ TEST_CASE("jwt accepts a valid token and forwards its claims", "[policy]") {
   CHECK(set ==
         Pairs{{"x-consumer", "alice"}, {"x-tenant", "t1"}, {"x-user-email", "alice@example.com"}});
 
-  auto lower = check(
-      rp, FakeRequest().header("authorization", "bearer " + token(jwt::Alg::ES256, signer(ec_key()),
-                                                                  staff_claims())));
+  auto lower = check(rp, FakeRequest().header("authorization",
+                                              "bearer " + token(jwt::Alg::ES256, signer(p256_key()),
+                                                                staff_claims())));
   CHECK_FALSE(lower.refusal);
 
   SECTION("from the query, stripped") {
     auto q = check(w.gw->route("query"),
                    FakeRequest().query("access_token=" +
-                                       token(jwt::Alg::ES256, signer(ec_key()), staff_claims())));
+                                       token(jwt::Alg::ES256, signer(p256_key()), staff_claims())));
     REQUIRE_FALSE(q.refusal);
     CHECK(q.edits.drop_query == std::vector<std::string>{"access_token"});
     CHECK(w.gw->route("query").secret_params() == std::vector<std::string>{"access_token"});
@@ -623,14 +571,14 @@ TEST_CASE("jwt refuses bad tokens with 401 and an invalid_token challenge", "[po
   };
   auto claims = staff_claims();
   claims["exp"] = kNow - 3600;
-  refused(token(jwt::Alg::ES256, signer(ec_key()), claims), "token expired");
+  refused(token(jwt::Alg::ES256, signer(p256_key()), claims), "token expired");
   claims = staff_claims();
   claims["aud"] = "other-api";
-  refused(token(jwt::Alg::ES256, signer(ec_key()), claims), "wrong audience");
+  refused(token(jwt::Alg::ES256, signer(p256_key()), claims), "wrong audience");
   claims = staff_claims();
   claims["iss"] = "https://evil.example";
-  refused(token(jwt::Alg::ES256, signer(ec_key()), claims), "wrong issuer");
-  refused(token(jwt::Alg::ES256, signer(other_ec_key()), staff_claims()), "invalid signature");
+  refused(token(jwt::Alg::ES256, signer(p256_key()), claims), "wrong issuer");
+  refused(token(jwt::Alg::ES256, signer(other_p256_key()), staff_claims()), "invalid signature");
   refused(jwt::base64url_encode(R"({"alg":"none","typ":"JWT"})") + "." +
               jwt::base64url_encode(staff_claims().dump()) + ".",
           "unsupported token algorithm");
@@ -690,7 +638,7 @@ TEST_CASE("jwt keys from a key source: fetched keys verify, an unknown kid asks 
     void refresh_soon() const override { ++refreshes; }
   };
   auto source = std::make_shared<Source>();
-  auto k = jwt::Key::from_pem(ec_key().pub_pem);
+  auto k = jwt::Key::from_pem(p256_key().pub_pem);
   REQUIRE(k);
   source->keys_ = std::make_shared<const std::vector<jwt::Key>>(std::vector<jwt::Key>{*k});
   std::string asked_url;
@@ -707,11 +655,10 @@ TEST_CASE("jwt keys from a key source: fetched keys verify, an unknown kid asks 
   CHECK(asked_url == "https://idp.example/jwks.json");
   const json claims = {{"sub", "alice"}, {"exp", kNow + 600}};
   CHECK_FALSE(
-      check(gw.route("r"), bearer(token(jwt::Alg::ES256, signer(ec_key()), claims))).refusal);
+      check(gw.route("r"), bearer(token(jwt::Alg::ES256, signer(p256_key()), claims))).refusal);
   CHECK(source->refreshes == 0);
-  auto rotated =
-      check(gw.route("r"),
-            bearer(token(jwt::Alg::ES256, signer(other_ec_key()), claims, {{"kid", "2024-new"}})));
+  auto rotated = check(gw.route("r"), bearer(token(jwt::Alg::ES256, signer(other_p256_key()),
+                                                   claims, {{"kid", "2024-new"}})));
   REQUIRE(rotated.refusal);
   CHECK(rotated.refusal->status == 401);
   CHECK(source->refreshes == 1);
@@ -721,7 +668,7 @@ TEST_CASE("jwt keys from a key source: fetched keys verify, an unknown kid asks 
 
 TEST_CASE("access: missing scope, claim or consumer is 403; allowed callers pass", "[policy]") {
   TempDir dir;
-  dir.write("ec.pem", ec_key().pub_pem);
+  dir.write("ec.pem", p256_key().pub_pem);
   dir.write("keys.txt", key_file_line("acme", "acme-key") + "\n" +
                             key_file_line("mallory", "mallory-key") + "\n" +
                             key_file_line("globex", "globex-key") + "\n");
@@ -753,7 +700,7 @@ consumers = ["acme"]
   auto with_claims = [](json extra) {
     json c = {{"sub", "alice"}, {"exp", kNow + 600}};
     c.update(extra);
-    return bearer(token(jwt::Alg::ES256, signer(ec_key()), c));
+    return bearer(token(jwt::Alg::ES256, signer(p256_key()), c));
   };
   auto status = [](const Checked& c) { return c.refusal ? c.refusal->status : 0u; };
 
@@ -787,7 +734,7 @@ consumers = ["acme"]
 TEST_CASE("any_of passes when one option does; an empty option lets anonymous callers in",
           "[policy]") {
   TempDir dir;
-  dir.write("ec.pem", ec_key().pub_pem);
+  dir.write("ec.pem", p256_key().pub_pem);
   dir.write("keys.txt", key_file_line("acme", "acme-key") + "\n");
   Gateway gw(std::string(kPrelude) + R"(
 [policies.staff]
@@ -811,7 +758,7 @@ options = [{ policies = ["staff"], scopes = ["admin"] }]
                  route_toml("admins", "/admins", "\"admins\""),
              dir.spec_name());
   const json claims = {{"sub", "alice"}, {"exp", kNow + 600}, {"scope", "read"}};
-  const auto alice = token(jwt::Alg::ES256, signer(ec_key()), claims);
+  const auto alice = token(jwt::Alg::ES256, signer(p256_key()), claims);
 
   SECTION("the second option succeeds") {
     auto c = check(gw.route("either"), bearer(alice).header("x-api-key", "wrong-key"));
@@ -849,14 +796,14 @@ options = [{ policies = ["staff"], scopes = ["admin"] }]
     CHECK(c.refusal->status == 403);
     json admin = claims;
     admin["scope"] = "read admin";
-    CHECK_FALSE(
-        check(gw.route("admins"), bearer(token(jwt::Alg::ES256, signer(ec_key()), admin))).refusal);
+    CHECK_FALSE(check(gw.route("admins"), bearer(token(jwt::Alg::ES256, signer(p256_key()), admin)))
+                    .refusal);
   }
 }
 
 TEST_CASE("a route with two authentication policies names the caller once", "[policy]") {
   TempDir dir;
-  dir.write("ec.pem", ec_key().pub_pem);
+  dir.write("ec.pem", p256_key().pub_pem);
   dir.write("keys.txt", key_file_line("acme", "acme-key") + "\n");
   Gateway gw(std::string(kPrelude) + R"(
 [policies.staff]
@@ -871,7 +818,7 @@ keys_file = "keys.txt"
   const json claims = {{"sub", "alice"}, {"exp", kNow + 600}, {"scope", "read"}};
   auto c = check(
       gw.route("r"),
-      bearer(token(jwt::Alg::ES256, signer(ec_key()), claims)).header("x-api-key", "acme-key"));
+      bearer(token(jwt::Alg::ES256, signer(p256_key()), claims)).header("x-api-key", "acme-key"));
   REQUIRE_FALSE(c.refusal);
   // The first policy names the caller; the token adds its claims.
   CHECK(c.id.consumer == "acme");
@@ -882,10 +829,8 @@ keys_file = "keys.txt"
             .refusal); // both must pass
 }
 
-TEST_CASE("an anonymous caller refused by an access policy gets a challenge", "[policy]") {
-  TempDir dir;
-  dir.write("keys.txt", key_file_line("acme", "acme-key") + "\n");
-  Gateway gw(std::string(kPrelude) + R"(
+// acme's API key (keys.txt), or no credentials at all.
+constexpr const char* kKeyOrAnonymous = R"(
 [policies.keys]
 kind = "api_key"
 header = "x-api-key"
@@ -893,6 +838,12 @@ keys_file = "keys.txt"
 [policies.maybe]
 kind = "any_of"
 options = [{ policies = ["keys"] }, {}]
+)";
+
+TEST_CASE("an anonymous caller refused by an access policy gets a challenge", "[policy]") {
+  TempDir dir;
+  dir.write("keys.txt", key_file_line("acme", "acme-key") + "\n");
+  Gateway gw(std::string(kPrelude) + kKeyOrAnonymous + R"(
 [policies.only-acme]
 kind = "access"
 consumers = ["acme"]
@@ -1061,14 +1012,7 @@ TEST_CASE("a consumer-keyed rate limit counts anonymous callers by address, not 
           "[policy]") {
   TempDir dir;
   dir.write("keys.txt", key_file_line("acme", "acme-key") + "\n");
-  Gateway gw(std::string(kPrelude) + R"(
-[policies.keys]
-kind = "api_key"
-header = "x-api-key"
-keys_file = "keys.txt"
-[policies.maybe]
-kind = "any_of"
-options = [{ policies = ["keys"] }, {}]
+  Gateway gw(std::string(kPrelude) + kKeyOrAnonymous + R"(
 [policies.per-consumer]
 kind = "rate_limit"
 rate = "10/m"

@@ -15,61 +15,18 @@
 #include <unistd.h>
 
 #include "gw/policy/jwt.hpp"
+#include "support/temp_dir.hpp"
+#include "support/test_keys.hpp"
 
 using namespace gw::policy::jwt;
+using namespace gwtest;
 using json = nlohmann::json;
 
 namespace {
 
 constexpr std::int64_t kNow = 1'700'000'000;
 
-// Keys are generated at test time (never checked in), once per process: RSA keygen is slow.
-struct TestKey {
-  std::shared_ptr<EVP_PKEY> pk;
-  std::string pub_pem, priv_pem;
-};
-
-std::string take_bio(BIO* bio) {
-  std::string out;
-  char buf[4096];
-  for (int n; (n = BIO_read(bio, buf, sizeof buf)) > 0;)
-    out.append(buf, static_cast<std::size_t>(n));
-  BIO_free(bio);
-  return out;
-}
-
-TestKey make_key(EVP_PKEY* raw) {
-  REQUIRE(raw != nullptr);
-  TestKey k{std::shared_ptr<EVP_PKEY>(raw, EVP_PKEY_free), {}, {}};
-  BIO* pub = BIO_new(BIO_s_mem());
-  REQUIRE(PEM_write_bio_PUBKEY(pub, raw) == 1);
-  k.pub_pem = take_bio(pub);
-  BIO* priv = BIO_new(BIO_s_mem());
-  REQUIRE(PEM_write_bio_PrivateKey(priv, raw, nullptr, nullptr, 0, nullptr, nullptr) == 1);
-  k.priv_pem = take_bio(priv);
-  return k;
-}
-
-const TestKey& rsa_key() {
-  static const TestKey k = make_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{2048}));
-  return k;
-}
-const TestKey& other_rsa_key() {
-  static const TestKey k = make_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{2048}));
-  return k;
-}
-const TestKey& p256_key() {
-  static const TestKey k = make_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
-  return k;
-}
-const TestKey& p384_key() {
-  static const TestKey k = make_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"));
-  return k;
-}
-const TestKey& ed_key() {
-  static const TestKey k = make_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
-  return k;
-}
+using gwtest::TestKey;
 
 Key pub(const TestKey& k) {
   auto r = Key::from_pem(k.pub_pem);
@@ -139,28 +96,7 @@ std::string raw_to_der(const std::string& raw) {
   return out;
 }
 
-// A private directory for the openssl command-line tool's inputs and outputs.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "gw-jwt-XXXXXX").string();
-    REQUIRE(mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  std::string write(const std::string& name, std::string_view data) const {
-    std::ofstream(file(name), std::ios::binary).write(data.data(), std::ssize(data));
-    return "'" + file(name) + "'";
-  }
-  std::string read(const std::string& name) const {
-    std::ifstream in(file(name), std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), {}};
-  }
-};
+using gwtest::TempDir;
 
 bool run(const std::string& command) {
   return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
@@ -229,8 +165,7 @@ TEST_CASE("tokens signed with every algorithm verify with the matching public ke
 TEST_CASE("a token signed by a different key does not verify", "[jwt]") {
   CHECK_FALSE(decodes_and_verifies(token(Alg::RS256, priv(other_rsa_key())), pub(rsa_key())));
   CHECK_FALSE(decodes_and_verifies(token(Alg::PS256, priv(other_rsa_key())), pub(rsa_key())));
-  auto other_p256 = make_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
-  CHECK_FALSE(decodes_and_verifies(token(Alg::ES256, priv(other_p256)), pub(p256_key())));
+  CHECK_FALSE(decodes_and_verifies(token(Alg::ES256, priv(other_p256_key())), pub(p256_key())));
   auto other_ed = make_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
   CHECK_FALSE(decodes_and_verifies(token(Alg::EdDSA, priv(other_ed)), pub(ed_key())));
   CHECK_FALSE(decodes_and_verifies(token(Alg::HS256, *SigningKey::from_secret("one")),
@@ -463,7 +398,8 @@ TEST_CASE("tokens signed by the openssl tool verify", "[jwt]") {
     for (auto [var, file, data] : {std::tuple{"{key}", "key.pem", std::string_view(key.priv_pem)},
                                    std::tuple{"{in}", "in.txt", std::string_view(in)},
                                    std::tuple{"{sig}", "sig.bin", std::string_view()}})
-      command.replace(command.find(var), std::string_view(var).size(), dir.write(file, data));
+      command.replace(command.find(var), std::string_view(var).size(),
+                      "'" + dir.write(file, data).string() + "'");
     REQUIRE(run(command));
     std::string sig = dir.read("sig.bin");
     if (ec_size) sig = der_to_raw(sig, ec_size);

@@ -15,6 +15,8 @@
 #include "gw/core/sha256.hpp"
 #include "gw/policy/settings.hpp"
 #include "support/spec_builder.hpp"
+#include "support/temp_dir.hpp"
+#include "support/test_keys.hpp"
 
 using namespace gw::policy;
 using gwtest::build_spec;
@@ -24,33 +26,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// A directory under the system temp dir, removed with everything in it.
-class TempDir {
-public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "gw-settings-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path_ = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-  fs::path write(const std::string& name, const std::string& content) const {
-    const fs::path p = path_ / name;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << content;
-    return p;
-  }
-  /// The name build_spec gives the spec, so policies read files relative to this directory.
-  std::string spec_name() const { return (path_ / "spec.toml").string(); }
-
-private:
-  fs::path path_;
-};
+using gwtest::TempDir;
 
 /// compile() called directly, without a spec: locations are the policy table's.
 struct Compiled {
@@ -58,16 +34,9 @@ struct Compiled {
   std::optional<json> canonical;
 
   const gw::Diagnostic* find(const std::string& code) const {
-    for (const auto& d : diags)
-      if (d.code == code) return &d;
-    return nullptr;
+    return gwtest::find_diagnostic(diags, code);
   }
-  std::string dump() const {
-    std::string s;
-    for (const auto& d : diags)
-      s += d.to_string() + (d.hint.empty() ? "" : " [hint: " + d.hint + "]") + "\n";
-    return s;
-  }
+  std::string dump() const { return gwtest::dump_diagnostics(diags); }
 };
 
 Compiled compile_settings(Kind kind, const json& settings, const fs::path& base = {}) {
@@ -110,33 +79,6 @@ std::string expect_error(Kind kind, const json& settings, const std::string& cod
 
 std::string hex_of(std::string_view key) {
   return gw::to_hex(gw::sha256(key));
-}
-
-std::string public_pem(EVP_PKEY* k, bool private_key = false) {
-  BIO* bio = BIO_new(BIO_s_mem());
-  REQUIRE(bio != nullptr);
-  if (private_key)
-    REQUIRE(PEM_write_bio_PrivateKey(bio, k, nullptr, nullptr, 0, nullptr, nullptr) == 1);
-  else
-    REQUIRE(PEM_write_bio_PUBKEY(bio, k) == 1);
-  std::string out;
-  char buf[4096];
-  for (int n; (n = BIO_read(bio, buf, sizeof buf)) > 0;)
-    out.append(buf, static_cast<std::size_t>(n));
-  BIO_free(bio);
-  return out;
-}
-
-// A P-256 key pair generated once per process (never checked in).
-const std::pair<std::string, std::string>& ec_pems() {
-  static const auto pems = [] {
-    EVP_PKEY* k = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
-    REQUIRE(k != nullptr);
-    std::pair<std::string, std::string> p{public_pem(k), public_pem(k, true)};
-    EVP_PKEY_free(k);
-    return p;
-  }();
-  return pems;
 }
 
 const gw::Diagnostic* find_in(const gwtest::Built& b, const std::string& code,
@@ -559,7 +501,7 @@ TEST_CASE("jwt: key files are read relative to the spec and embedded", "[policy]
   const std::string jwks =
       R"({"keys":[{"kty":"EC","crv":"P-256","kid":"k1","x":"AAAA","y":"BBBB"}]})";
   dir.write("keys/idp.jwks", jwks);
-  dir.write("staff.pem", ec_pems().first);
+  dir.write("staff.pem", gwtest::p256_key().pub_pem);
   dir.write("hmac.txt", "s3cret\n");
   auto c = compile_settings(Kind::jwt,
                             {{"jwks_file", "keys/idp.jwks"},
@@ -575,14 +517,14 @@ TEST_CASE("jwt: key files are read relative to the spec and embedded", "[policy]
   CHECK_FALSE(c.canonical->contains("jwks_file"));
   CHECK_FALSE(c.canonical->contains("public_key_file"));
   CHECK((*c.canonical)["jwks"] == jwks);
-  CHECK((*c.canonical)["public_keys"] == json::array({ec_pems().first}));
+  CHECK((*c.canonical)["public_keys"] == json::array({gwtest::p256_key().pub_pem}));
   // The secret itself stays out of the table: only where gwd finds it, made absolute.
   CHECK((*c.canonical)["secret_file"] == (dir.path() / "hmac.txt").string());
   CHECK(c.canonical->dump().find("s3cret") == std::string::npos);
 
   auto j = typed<Jwt>(Kind::jwt, *c.canonical);
   CHECK(j.jwks == jwks);
-  CHECK(j.pems == std::vector<std::string>{ec_pems().first});
+  CHECK(j.pems == std::vector<std::string>{gwtest::p256_key().pub_pem});
   CHECK(j.issuers == std::vector<std::string>{"https://idp.example/"});
   CHECK(j.audiences == std::vector<std::string>{"a", "b"});
   CHECK(j.leeway_s == 60);
@@ -609,7 +551,7 @@ TEST_CASE("jwt: a relative secret_file is stored as an absolute path", "[policy]
 
 TEST_CASE("jwt: bad key material and URLs are refused", "[policy]") {
   TempDir dir;
-  dir.write("private.pem", ec_pems().second);
+  dir.write("private.pem", gwtest::p256_key().priv_pem);
   dir.write("bad.jwks", R"({"key": []})");
   auto c = compile_settings(Kind::jwt, {{"public_key_file", "private.pem"}}, dir.path());
   REQUIRE(c.find("policy.invalid"));
