@@ -52,3 +52,15 @@ TEST_CASE("suggestions find plausible typos only", "[core]") {
   CHECK(text::suggest("method", keys) == "methods");
   CHECK_FALSE(text::suggest("colour", keys));
 }
+
+TEST_CASE("cookie values are found by exact name in a Cookie header", "[core]") {
+  using gw::text::cookie_value;
+  CHECK(cookie_value("sid=abc; theme=dark", "theme") == "dark");
+  CHECK(cookie_value("sid=abc;theme=dark", "sid") == "abc");
+  CHECK(cookie_value("sid=a=b; x=1", "sid") == "a=b"); // '=' inside a value
+  CHECK(cookie_value("sid=; x=1", "sid") == "");
+  CHECK_FALSE(cookie_value("SID=abc", "sid"));          // names are case-sensitive
+  CHECK_FALSE(cookie_value("xsid=abc; sidx=1", "sid")); // whole names only
+  CHECK_FALSE(cookie_value("flag; sid", "sid"));        // no '=': not a pair
+  CHECK_FALSE(cookie_value("", "sid"));
+}

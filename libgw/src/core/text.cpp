@@ -23,6 +23,24 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+std::optional<std::string_view> cookie_value(std::string_view cookies,
+                                             std::string_view name) noexcept {
+  std::size_t pos = 0;
+  while (pos < cookies.size()) {
+    while (pos < cookies.size() && (cookies[pos] == ' ' || cookies[pos] == ';'))
+      ++pos;
+    const auto eq = cookies.find('=', pos);
+    const auto end = cookies.find(';', pos);
+    if (eq == std::string_view::npos) break;
+    if ((end == std::string_view::npos || eq < end) && cookies.substr(pos, eq - pos) == name)
+      return cookies.substr(eq + 1,
+                            end == std::string_view::npos ? std::string_view::npos : end - eq - 1);
+    if (end == std::string_view::npos) break;
+    pos = end + 1;
+  }
+  return std::nullopt;
+}
+
 std::size_t edit_distance(std::string_view a, std::string_view b, std::size_t cap) {
   const std::size_t la = a.size(), lb = b.size();
   if ((la > lb ? la - lb : lb - la) > cap) return cap + 1;

@@ -17,30 +17,6 @@ namespace gw::policy {
 
 namespace {
 
-bool iequal(std::string_view a, std::string_view b) {
-  return text::iequals(a, b);
-}
-
-/// The value of cookie `name` in a Cookie header.
-std::optional<std::string_view> cookie_value(std::string_view cookies, std::string_view name) {
-  std::size_t pos = 0;
-  while (pos < cookies.size()) {
-    while (pos < cookies.size() && (cookies[pos] == ' ' || cookies[pos] == ';'))
-      ++pos;
-    const auto eq = cookies.find('=', pos);
-    const auto end = cookies.find(';', pos);
-    if (eq == std::string_view::npos) break;
-    if (end == std::string_view::npos || eq < end) {
-      if (cookies.substr(pos, eq - pos) == name)
-        return cookies.substr(eq + 1, end == std::string_view::npos ? std::string_view::npos
-                                                                    : end - eq - 1);
-    }
-    if (end == std::string_view::npos) break;
-    pos = end + 1;
-  }
-  return std::nullopt;
-}
-
 /// The first credential present, and where it came from.
 std::optional<std::pair<std::string, const Credential*>>
 find_credential(const RequestView& req, const std::vector<Credential>& from) {
@@ -61,7 +37,7 @@ find_credential(const RequestView& req, const std::vector<Credential>& from) {
     }
     case Credential::In::cookie:
       if (auto h = req.header("cookie"))
-        if (auto v = cookie_value(*h, c.name)) return std::pair{std::string(*v), &c};
+        if (auto v = text::cookie_value(*h, c.name)) return std::pair{std::string(*v), &c};
       break;
     }
   }
@@ -183,7 +159,7 @@ public:
   Outcome authenticate(const RequestView& req, std::int64_t) const override {
     Outcome o;
     auto h = req.header("authorization");
-    if (!h || h->size() < 6 || !iequal(h->substr(0, 6), "basic ")) return o;
+    if (!h || h->size() < 6 || !text::iequals(h->substr(0, 6), "basic ")) return o;
     o.status = Status::invalid;
     o.why = "bad credentials";
     std::string_view b64 = h->substr(6);
@@ -271,7 +247,7 @@ public:
     o.from = cred->second;
     std::string_view token = cred->first;
     if (o.from->in == Credential::In::header) {
-      if (token.size() >= 7 && iequal(token.substr(0, 7), "bearer "))
+      if (token.size() >= 7 && text::iequals(token.substr(0, 7), "bearer "))
         token.remove_prefix(7);
       else if (o.from->name == "authorization")
         return o; // another scheme: not ours
@@ -362,7 +338,7 @@ bool has_all(const std::vector<std::string>& granted, const std::vector<std::str
 
 bool origin_allowed(const Cors& c, std::string_view origin) {
   return std::any_of(c.origins.begin(), c.origins.end(),
-                     [&](const std::string& o) { return o == "*" || iequal(o, origin); });
+                     [&](const std::string& o) { return o == "*" || text::iequals(o, origin); });
 }
 
 void cors_headers(const Cors& c, std::string_view origin, std::string& out) {
@@ -465,7 +441,7 @@ Refusal RoutePolicies::preflight(const RequestView& req) const {
       while (!h.empty() && h.back() == ' ')
         h.remove_suffix(1);
       if (!h.empty() && std::none_of(cors_->headers.begin(), cors_->headers.end(),
-                                     [&](const std::string& a) { return iequal(a, h); })) {
+                                     [&](const std::string& a) { return text::iequals(a, h); })) {
         r.status = 403;
         r.message = "CORS preflight refused: header " + std::string(h) + " not allowed";
         return r;
@@ -820,6 +796,8 @@ Result<std::shared_ptr<const PolicySet>> PolicySet::build(const model::Config& c
         l.fields = limiter_fields(p.name, *rl);
         if (rl->redis) {
           l.redis_prefix = "gw:rl:" + p.name + ":";
+          l.redis_server = rl->redis_host + ":" + std::to_string(rl->redis_port) + "/" +
+                           std::to_string(rl->redis_timeout.count());
         } else {
           if (!reg.buckets)
             return fail(errc::unsupported, "policy \"" + p.name + "\": rate limits need gwd");

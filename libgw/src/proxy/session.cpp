@@ -19,6 +19,7 @@
 #include <charconv>
 #include <optional>
 
+#include "gw/core/text.hpp"
 #include "gw/proxy/local_reply.hpp"
 #include "gw/redis/client.hpp"
 #include "gw/router/route_table.hpp"
@@ -158,16 +159,7 @@ std::string_view sv(boost::core::string_view s) {
   return {s.data(), s.size()};
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
+using text::iequals;
 
 /// Tokens of a Connection header (at most 16 kept; more is an attack, not a client).
 struct ConnectionTokens {
@@ -435,7 +427,7 @@ private:
   /// Runs the route's policies (authentication, access, rate limits); fills ident_ and edits_.
   net::awaitable<std::optional<policy::Refusal>> run_policies(Request& r,
                                                               const policy::RoutePolicies& rp);
-  redis::Client& redis_for(const policy::RateLimit& s);
+  redis::Client& redis_for(const policy::Limiter& l);
 
   /// Sets the deadline of the next I/O operations (see SessionHandle).
   void arm(Clock::time_point deadline) {
@@ -903,10 +895,9 @@ net::awaitable<bool> Session::handle_one() {
   co_return r.keep_alive && !w_.draining;
 }
 
-redis::Client& Session::redis_for(const policy::RateLimit& s) {
-  const std::string id = s.redis_host + ":" + std::to_string(s.redis_port) + "/" +
-                         std::to_string(s.redis_timeout.count());
-  auto& c = w_.redis[id];
+redis::Client& Session::redis_for(const policy::Limiter& l) {
+  const policy::RateLimit& s = l.settings;
+  auto& c = w_.redis[l.redis_server];
   if (!c)
     c = std::make_unique<redis::Client>(w_.ioc.get_executor(), s.redis_host, s.redis_port,
                                         s.redis_timeout);
@@ -928,7 +919,7 @@ Session::run_policies(Request& r, const policy::RoutePolicies& rp) {
                                    Clock::now().time_since_epoch())
                                    .count());
     } else {
-      redis::Client& client = redis_for(l.settings);
+      redis::Client& client = redis_for(l);
       const std::string key = l.redis_prefix + c.key;
       const std::int64_t interval = l.settings.interval_us();
       const auto burst = static_cast<std::int64_t>(l.settings.burst);
@@ -1116,22 +1107,7 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
     } else if (up.hash_on == model::HashOn::cookie) {
       auto it = req.find(http::field::cookie);
       if (it != req.end()) {
-        const auto cookies = sv(it->value());
-        std::size_t pos = 0;
-        while (pos < cookies.size()) {
-          while (pos < cookies.size() && (cookies[pos] == ' ' || cookies[pos] == ';'))
-            ++pos;
-          const auto eq = cookies.find('=', pos);
-          const auto end = cookies.find(';', pos);
-          if (eq != std::string_view::npos && (end == std::string_view::npos || eq < end) &&
-              cookies.substr(pos, eq - pos) == up.hash_key) {
-            key = cookies.substr(eq + 1, end == std::string_view::npos ? std::string_view::npos
-                                                                       : end - eq - 1);
-            break;
-          }
-          if (end == std::string_view::npos) break;
-          pos = end + 1;
-        }
+        if (auto v = text::cookie_value(sv(it->value()), up.hash_key)) key = *v;
       }
     }
     hash = upstream::hash_key(key);

@@ -35,6 +35,17 @@ constexpr auto kFetchTimeout = std::chrono::seconds(5);
 constexpr auto kSoonestRefetch = std::chrono::seconds(10);
 constexpr std::size_t kMaxBody = 1 << 20;
 
+/// Writes the request and reads the answer on a connected stream (plain or TLS).
+template <class Stream>
+net::awaitable<beast::error_code> exchange(Stream& s, const http::request<http::empty_body>& req,
+                                           http::response_parser<http::string_body>& res) {
+  beast::flat_buffer buf;
+  auto [ec, n] = co_await http::async_write(s, req, net::as_tuple(net::use_awaitable));
+  if (!ec)
+    std::tie(ec, n) = co_await http::async_read(s, buf, res, net::as_tuple(net::use_awaitable));
+  co_return ec;
+}
+
 /// GET `url`; the body of a 200 answer, or an error message.
 net::awaitable<Result<std::string>> get(const std::string& url, ssl::context& tls) {
   auto parsed = boost::urls::parse_uri(url);
@@ -56,7 +67,6 @@ net::awaitable<Result<std::string>> get(const std::string& url, ssl::context& tl
   req.set(http::field::host, host);
   req.set(http::field::accept, "application/json");
   req.set(http::field::user_agent, "gwd");
-  beast::flat_buffer buf;
   http::response_parser<http::string_body> res;
   res.body_limit(kMaxBody);
   beast::error_code ec;
@@ -73,23 +83,13 @@ net::awaitable<Result<std::string>> get(const std::string& url, ssl::context& tl
     if (!ec)
       std::tie(ec) =
           co_await s.async_handshake(ssl::stream_base::client, net::as_tuple(net::use_awaitable));
-    if (!ec)
-      std::tie(ec, std::ignore) =
-          co_await http::async_write(s, req, net::as_tuple(net::use_awaitable));
-    if (!ec)
-      std::tie(ec, std::ignore) =
-          co_await http::async_read(s, buf, res, net::as_tuple(net::use_awaitable));
+    if (!ec) ec = co_await exchange(s, req, res);
   } else {
     beast::tcp_stream s(ex);
     s.expires_after(kFetchTimeout);
     std::tie(ec, std::ignore) =
         co_await s.async_connect(results, net::as_tuple(net::use_awaitable));
-    if (!ec)
-      std::tie(ec, std::ignore) =
-          co_await http::async_write(s, req, net::as_tuple(net::use_awaitable));
-    if (!ec)
-      std::tie(ec, std::ignore) =
-          co_await http::async_read(s, buf, res, net::as_tuple(net::use_awaitable));
+    if (!ec) ec = co_await exchange(s, req, res);
   }
   if (ec) co_return fail(errc::io_error, url + ": " + ec.message());
   if (res.get().result_int() != 200)

@@ -31,6 +31,11 @@ std::string pointer_token(std::string_view s);
 /// Joins with a separator.
 std::string join(std::span<const std::string> parts, std::string_view sep);
 
+/// The value of cookie `name` in a Cookie header ("a=1; b=2"), or nullopt. Names are compared
+/// exactly (RFC 6265); the value is returned as sent.
+std::optional<std::string_view> cookie_value(std::string_view cookies,
+                                             std::string_view name) noexcept;
+
 /// Lowercase hexadecimal of bytes.
 std::string hex(std::span<const unsigned char> bytes);
 

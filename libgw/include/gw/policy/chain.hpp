@@ -104,6 +104,7 @@ struct Limiter {
   RateLimit settings;
   std::shared_ptr<Buckets> local; // null for Redis
   std::string redis_prefix;       // "gw:rl:NAME:"
+  std::string redis_server;       // "HOST:PORT/TIMEOUT_MS": a worker's connection for it
   std::string fields;             // "ratelimit-policy: ...\r\nratelimit: \"NAME\";r=", built once
 };
 
