@@ -79,6 +79,9 @@ class Views(ControlTest):
         r = self.ctl("upstreams", "--json")
         ups = {u["name"]: u for u in json.loads(r.stdout)["upstreams"]}
         self.assertEqual(len(ups["pool"]["endpoints"]), 2)
+        # Counted when logged, just after the response: wait for the third rather than race it.
+        wait_until(lambda: control(self.gw.control, "show stats")["result"]["routes"]["all"]["requests"] >= 3,
+                   timeout=5, what="3 requests counted")
         r = self.ctl("stats", "--json")
         stats = json.loads(r.stdout)
         self.assertGreaterEqual(stats["routes"]["all"]["requests"], 3)
@@ -243,13 +246,19 @@ class Reloads(ControlTest):
         # The pooled upstream connection, the endpoint override and the counters all carry over.
         # Sequential requests on new client connections reach every worker; each worker pools its
         # own upstream connection, so the set of backend connections in use is small and stable.
+        # A request is counted when it is logged, just after its response is written, so a count
+        # read right after the last response may lag by one: wait for it rather than race it.
+        def slow_requests():
+            return control(self.gw.control, "show stats")["result"]["routes"]["slow"]["requests"]
+        n0 = slow_requests()  # earlier tests' requests to this route are all logged by now
         before = {request(self.gw.port, path="/delay/1").json()["conn"] for _ in range(8)}
-        n0 = control(self.gw.control, "show stats")["result"]["routes"]["slow"]["requests"]
+        wait_until(lambda: slow_requests() == n0 + 8, timeout=5, what="8 requests counted")
         spec = self.write_spec("keep.toml", '[[routes]]\nname = "other"\npath = "/other"\nupstream = "slow"\n')
         self.assertEqual(self.ctl("reload", spec).returncode, 0)
         after = {request(self.gw.port, path="/delay/1").json()["conn"] for _ in range(8)}
         self.assertLessEqual(after, before, "pooled upstream connections should survive the reload")
-        self.assertEqual(control(self.gw.control, "show stats")["result"]["routes"]["slow"]["requests"], n0 + 8)
+        wait_until(lambda: slow_requests() == n0 + 16, timeout=5, what="counters carried over the reload")
+        self.assertEqual(slow_requests(), n0 + 16)
 
         a = self.backends["a"].address
         self.assertEqual(self.ctl("endpoint", "set", "pool", a, "drain").returncode, 0)
