@@ -260,6 +260,16 @@ kind = "api_key"
 header = "x-api-key"
 keys = [{{ consumer = "carol", sha256 = "{digest}" }}]
 
+[policies.anonymize]
+kind = "headers"
+request = {{ remove = ["x-consumer"], set = {{ x-tier = "gold" }} }}
+
+[[routes]]
+name = "anonymized"
+prefix = "/anonymized"
+upstream = "a"
+policies = ["anonymize", "inline"]
+
 [[routes]]
 name = "keep"
 prefix = "/keep"
@@ -334,6 +344,15 @@ policies = ["keys"]
         self.assertEqual(h["x-consumer"], ["carol"])
         # The inline policy knows only carol.
         self.assertEqual(self.request("/inline/echo", {"X-Api-Key": self.alice}).status, 401)
+
+    def test_a_headers_policy_runs_after_authentication(self):
+        # Listed first, it still runs last: its remove takes away the consumer header the key
+        # set, and a client's own X-Consumer stays dropped.
+        _, h = echo(self.request("/anonymized/echo", {"X-Api-Key": self.carol, "X-Consumer": "evil"}))
+        self.assertNotIn("x-consumer", h)
+        self.assertEqual(h["x-tier"], ["gold"])
+        self.assertNotIn("x-api-key", h)
+        self.assertEqual(self.request("/anonymized/echo").status, 401)
 
     def test_missing_key_is_401_with_a_challenge(self):
         r = self.request("/echo")

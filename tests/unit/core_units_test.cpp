@@ -64,3 +64,17 @@ TEST_CASE("cookie values are found by exact name in a Cookie header", "[core]") 
   CHECK_FALSE(cookie_value("flag; sid", "sid"));        // no '=': not a pair
   CHECK_FALSE(cookie_value("", "sid"));
 }
+
+TEST_CASE("a Cookie header loses just the named cookies", "[core]") {
+  const std::vector<std::string> drop{"apikey", "sid"};
+  auto without = [&](std::string_view h) {
+    std::string out;
+    gw::text::append_cookies_without(out, h, drop);
+    return out;
+  };
+  CHECK(without("theme=dark; apikey=k1;lang=en") == "theme=dark; lang=en");
+  CHECK(without("apikey=k1; sid=2") == "");
+  CHECK(without("APIKEY=k1; sidx=1") == "APIKEY=k1; sidx=1"); // exact, whole names
+  CHECK(without("flag;  apikey=k; x=a=b; ") == "flag; x=a=b");
+  CHECK(without("") == "");
+}

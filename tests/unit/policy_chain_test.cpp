@@ -409,7 +409,8 @@ consumer_header = "X-Partner"
   auto c = check(gw.route("r"), FakeRequest().header("x-api-key", "acme-key-1"));
   REQUIRE_FALSE(c.refusal);
   CHECK_FALSE(contains(c.edits.drop, "x-api-key"));
-  CHECK(contains(c.edits.drop, "x-partner"));
+  REQUIRE(c.edits.protect != nullptr); // a client's own X-Partner never reaches the upstream
+  CHECK(*c.edits.protect == std::vector<std::string>{"x-partner"});
   CHECK(c.edits.set == Pairs{{"x-partner", "acme"}});
 }
 
@@ -531,8 +532,9 @@ TEST_CASE("jwt accepts a valid token and forwards its claims", "[policy]") {
   CHECK(c.id.scopes == std::vector<std::string>{"orders:read"});
   CHECK_FALSE(contains(c.edits.drop, "authorization")); // strip defaults to false for tokens
   // Identity headers are removed from the caller's request, then set by the gateway.
+  REQUIRE(c.edits.protect != nullptr);
   for (const char* h : {"x-consumer", "x-user-email", "x-tenant"})
-    CHECK(contains(c.edits.drop, h));
+    CHECK(contains(*c.edits.protect, h));
   Pairs set = c.edits.set;
   std::sort(set.begin(), set.end());
   CHECK(set ==
@@ -1079,20 +1081,29 @@ query = { set = { v = "2" }, remove = ["debug"] }
   CHECK_FALSE(rp.empty());
   auto c = check(rp, FakeRequest());
   REQUIRE_FALSE(c.refusal);
-  CHECK(c.edits.set == Pairs{{"x-gateway", "gw"}});
-  CHECK(c.edits.add == Pairs{{"via-note", "a"}});
-  CHECK(c.edits.drop == std::vector<std::string>{"x-debug"});
-  CHECK(c.edits.rename == Pairs{{"x-old", "x-new"}});
-  CHECK(c.edits.set_query == Pairs{{"v", "2"}});
-  CHECK(c.edits.drop_query == std::vector<std::string>{"debug"});
+  REQUIRE(c.edits.transform != nullptr); // composed once per generation, not per request
+  const Transform& t = *c.edits.transform;
+  CHECK(t.request.set == Pairs{{"x-gateway", "gw"}});
+  CHECK(t.request.add == Pairs{{"via-note", "a"}});
+  CHECK(t.request.remove == std::vector<std::string>{"x-debug"});
+  CHECK(t.request.rename == Pairs{{"x-old", "x-new"}});
+  CHECK(t.query_set == Pairs{{"v", "2"}});
+  CHECK(t.query_remove == std::vector<std::string>{"debug"});
+  CHECK(t.response.remove == std::vector<std::string>{"server"});
   CHECK(c.edits.query_changes());
-  REQUIRE(c.edits.response != nullptr);
-  CHECK(c.edits.response->remove == std::vector<std::string>{"server"});
-  CHECK(c.edits.drops("x-gateway"));
+  CHECK(c.edits.drops("X-Gateway")); // header names in any case
+  CHECK(c.edits.drops("x-debug"));
   CHECK_FALSE(c.edits.drops("x-other"));
+  CHECK(c.edits.drops_param("debug"));
+  CHECK(c.edits.drops_param("v"));
+  CHECK_FALSE(c.edits.drops_param("Debug")); // parameter names exactly
+  CHECK(renamed(t.request, "X-OLD") != nullptr);
+  CHECK(*renamed(t.request, "X-OLD") == "x-new");
+  CHECK(replaces(t.response, "Server"));
   c.edits.clear();
   CHECK_FALSE(c.edits.query_changes());
-  CHECK(c.edits.response == nullptr);
+  CHECK(c.edits.transform == nullptr);
+  CHECK_FALSE(c.edits.drops("x-gateway"));
 }
 
 TEST_CASE("a later headers policy overrides what an earlier one set", "[policy]") {
@@ -1108,7 +1119,9 @@ query = { set = { v = "2" } }
 )" + route_toml("r", "/", "\"site\", \"route-only\""));
   auto c = check(gw.route("r"), FakeRequest());
   REQUIRE_FALSE(c.refusal);
-  CHECK(c.edits.set == Pairs{{"x-env", "canary"}});
-  CHECK(c.edits.add.empty());
-  CHECK(c.edits.set_query == Pairs{{"v", "2"}});
+  REQUIRE(c.edits.transform != nullptr);
+  CHECK(c.edits.transform->request.set == Pairs{{"x-env", "canary"}});
+  CHECK(c.edits.transform->request.add.empty());
+  CHECK(c.edits.transform->request.remove == std::vector<std::string>{"x-trace", "x-tag"});
+  CHECK(c.edits.transform->query_set == Pairs{{"v", "2"}});
 }

@@ -91,10 +91,30 @@ TEST_CASE("query parameters are read from a view, never past its end", "[uri]") 
 }
 
 TEST_CASE("query components decode as the matchers see them", "[uri]") {
-  CHECK(gw::uri::decode_query_component("api%5Fkey") == "api_key");
-  CHECK(gw::uri::decode_query_component("a+b%20c") == "a b c");
-  CHECK(gw::uri::decode_query_component("100%") == "100%");
-  CHECK(gw::uri::decode_query_component("%zz%4") == "%zz%4");
+  std::string buf = "left over";
+  auto decode = [&](std::string_view s) {
+    gw::uri::decode_query_component(s, buf);
+    return buf;
+  };
+  CHECK(decode("api%5Fkey") == "api_key");
+  CHECK(decode("a+b%20c") == "a b c");
+  CHECK(decode("100%") == "100%");
+  CHECK(decode("%zz%4") == "%zz%4");
+  CHECK(decode("") == "");
+}
+
+TEST_CASE("raw query pairs come with decoded names, and components encode back", "[uri]") {
+  std::string buf;
+  std::vector<std::pair<std::string, std::string>> got;
+  gw::uri::for_each_raw_param(
+      "api%5Fkey=s&&v=1+2&flag", buf,
+      [&](std::string_view pair, std::string_view name) { got.emplace_back(pair, name); });
+  using P = std::pair<std::string, std::string>;
+  CHECK(got ==
+        std::vector<P>{{"api%5Fkey=s", "api_key"}, {"", ""}, {"v=1+2", "v"}, {"flag", "flag"}});
+  std::string out;
+  gw::uri::append_query_component(out, "a b/ü~-._Z9");
+  CHECK(out == "a%20b%2F%C3%BC~-._Z9");
 }
 
 TEST_CASE("spec paths are canonicalised the way requests are", "[uri]") {

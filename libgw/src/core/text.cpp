@@ -23,22 +23,43 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+namespace {
+/// The next cookie of a Cookie header ("name=value" or a bare token, leading spaces dropped;
+/// empty when none is left), consumed from `rest`.
+std::string_view next_cookie(std::string_view& rest) noexcept {
+  while (!rest.empty()) {
+    const auto semi = rest.find(';');
+    std::string_view c = rest.substr(0, semi);
+    rest = semi == std::string_view::npos ? std::string_view{} : rest.substr(semi + 1);
+    while (!c.empty() && c.front() == ' ')
+      c.remove_prefix(1);
+    if (!c.empty()) return c;
+  }
+  return {};
+}
+std::string_view cookie_name(std::string_view c) noexcept {
+  return c.substr(0, c.find('='));
+}
+} // namespace
+
 std::optional<std::string_view> cookie_value(std::string_view cookies,
                                              std::string_view name) noexcept {
-  std::size_t pos = 0;
-  while (pos < cookies.size()) {
-    while (pos < cookies.size() && (cookies[pos] == ' ' || cookies[pos] == ';'))
-      ++pos;
-    const auto eq = cookies.find('=', pos);
-    const auto end = cookies.find(';', pos);
-    if (eq == std::string_view::npos) break;
-    if ((end == std::string_view::npos || eq < end) && cookies.substr(pos, eq - pos) == name)
-      return cookies.substr(eq + 1,
-                            end == std::string_view::npos ? std::string_view::npos : end - eq - 1);
-    if (end == std::string_view::npos) break;
-    pos = end + 1;
+  for (auto c = next_cookie(cookies); !c.empty(); c = next_cookie(cookies)) {
+    const auto eq = c.find('=');
+    if (eq != std::string_view::npos && c.substr(0, eq) == name) return c.substr(eq + 1);
   }
   return std::nullopt;
+}
+
+void append_cookies_without(std::string& out, std::string_view cookies,
+                            std::span<const std::string> names) {
+  bool first = true;
+  for (auto c = next_cookie(cookies); !c.empty(); c = next_cookie(cookies)) {
+    if (std::find(names.begin(), names.end(), cookie_name(c)) != names.end()) continue;
+    if (!first) out += "; ";
+    out += c;
+    first = false;
+  }
 }
 
 std::size_t edit_distance(std::string_view a, std::string_view b, std::size_t cap) {

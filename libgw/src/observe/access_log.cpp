@@ -84,25 +84,20 @@ void timestamp(std::string& out, std::int64_t us) {
 
 void append_redacted_query(std::string_view q, std::string& out,
                            std::span<const std::string> also) {
+  std::string name; // decoded, as policies read names: "api%5Fkey" is "api_key"
   bool first = true;
-  while (true) {
-    const std::size_t amp = q.find('&');
-    const std::string_view pair = q.substr(0, amp);
+  uri::for_each_raw_param(q, name, [&](std::string_view pair, std::string_view n) {
     if (!first) out += '&';
     first = false;
     const std::size_t eq = pair.find('=');
-    // Decoded, as policies read names: "api%5Fkey" is "api_key".
-    const std::string name = uri::decode_query_component(pair.substr(0, eq));
     if (eq != std::string_view::npos &&
-        (secret_name(name) || std::find(also.begin(), also.end(), name) != also.end())) {
+        (secret_name(n) || std::find(also.begin(), also.end(), n) != also.end())) {
       out += pair.substr(0, eq + 1);
       out += "REDACTED";
     } else {
       out += pair;
     }
-    if (amp == std::string_view::npos) break;
-    q.remove_prefix(amp + 1);
-  }
+  });
 }
 
 void format_access_record(const AccessRecord& r, std::string& out) {

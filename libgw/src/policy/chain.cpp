@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <crypt.h>
 #include <set>
+#include <span>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -106,7 +107,10 @@ public:
   /// The WWW-Authenticate value for a failure.
   virtual std::string challenge(const Outcome& o) const = 0;
   /// Identity headers the caller may not set themselves (the gateway sets them).
-  virtual void protect(Edits& e) const = 0;
+  /// Adds the headers this authenticator sets, which only the gateway may send.
+  virtual void protect(std::vector<std::string>& names) const = 0;
+  /// Where it reads its credential (none: Basic reads Authorization).
+  virtual std::span<const Credential> credentials() const noexcept { return {}; }
   /// What a success changes in the forwarded request.
   virtual void apply(const Outcome& o, Edits& e) const = 0;
 };
@@ -141,9 +145,10 @@ public:
                                                      : "cookie";
     return "ApiKey realm=" + qstr(s_.realm) + ", in=\"" + in + "\", name=" + qstr(c.name);
   }
-  void protect(Edits& e) const override {
-    if (!s_.consumer_header.empty()) e.drop.push_back(s_.consumer_header);
+  void protect(std::vector<std::string>& names) const override {
+    if (!s_.consumer_header.empty()) names.push_back(s_.consumer_header);
   }
+  std::span<const Credential> credentials() const noexcept override { return s_.from; }
   void apply(const Outcome& o, Edits& e) const override {
     if (s_.strip && o.from) strip_credential(*o.from, e);
     if (!s_.consumer_header.empty()) set_once(e, s_.consumer_header, o.consumer);
@@ -196,8 +201,8 @@ public:
   std::string challenge(const Outcome&) const override {
     return "Basic realm=" + qstr(s_.realm) + ", charset=\"UTF-8\"";
   }
-  void protect(Edits& e) const override {
-    if (!s_.consumer_header.empty()) e.drop.push_back(s_.consumer_header);
+  void protect(std::vector<std::string>& names) const override {
+    if (!s_.consumer_header.empty()) names.push_back(s_.consumer_header);
   }
   void apply(const Outcome& o, Edits& e) const override {
     if (s_.strip) e.drop.push_back("authorization");
@@ -305,11 +310,12 @@ public:
       c += ", error=\"invalid_token\", error_description=" + qstr(o.why);
     return c;
   }
-  void protect(Edits& e) const override {
-    if (!s_.consumer_header.empty()) e.drop.push_back(s_.consumer_header);
+  void protect(std::vector<std::string>& names) const override {
+    if (!s_.consumer_header.empty()) names.push_back(s_.consumer_header);
     for (const auto& [claim, header] : s_.forward_claims)
-      e.drop.push_back(header);
+      names.push_back(header);
   }
+  std::span<const Credential> credentials() const noexcept override { return s_.from; }
   void apply(const Outcome& o, Edits& e) const override {
     if (s_.strip && o.from) strip_credential(*o.from, e);
     if (!s_.consumer_header.empty() && !o.consumer.empty() && header_safe(o.consumer))
@@ -370,26 +376,65 @@ void append_ops(HeaderOps& a, const HeaderOps& b) {
   a.rename.insert(a.rename.end(), b.rename.begin(), b.rename.end());
 }
 
+/// Adds a headers policy after those already in `t`.
+void add_transform(Transform& t, const Headers& h) {
+  append_ops(t.request, h.request);
+  append_ops(t.response, h.response);
+  const auto forget = [&](const std::string& n) {
+    std::erase_if(t.query_set, [&](const auto& kv) { return kv.first == n; });
+  };
+  for (const auto& n : h.query_remove) {
+    forget(n);
+    t.query_remove.push_back(n);
+  }
+  for (const auto& kv : h.query_set) {
+    forget(kv.first);
+    t.query_set.push_back(kv);
+  }
+}
+
 } // namespace
 
 // ---- Edits, scopes
 
+bool replaces(const HeaderOps& ops, std::string_view name) noexcept {
+  return std::any_of(ops.remove.begin(), ops.remove.end(),
+                     [&](const std::string& n) { return text::iequals(n, name); }) ||
+         std::any_of(ops.set.begin(), ops.set.end(),
+                     [&](const auto& kv) { return text::iequals(kv.first, name); });
+}
+
+const std::string* renamed(const HeaderOps& ops, std::string_view name) noexcept {
+  for (const auto& [from, to] : ops.rename)
+    if (text::iequals(from, name)) return &to;
+  return nullptr;
+}
+
 void Edits::clear() {
   drop.clear();
-  rename.clear();
   set.clear();
-  add.clear();
   drop_query.clear();
-  set_query.clear();
   drop_cookies.clear();
-  response = nullptr;
+  protect = nullptr;
+  transform = nullptr;
   response_headers.clear();
 }
 
-bool Edits::drops(std::string_view lower_name) const noexcept {
-  return std::find(drop.begin(), drop.end(), lower_name) != drop.end() ||
-         std::any_of(set.begin(), set.end(),
-                     [&](const auto& kv) { return kv.first == lower_name; });
+bool Edits::drops(std::string_view name) const noexcept {
+  const auto named = [&](const std::string& n) { return text::iequals(n, name); };
+  return std::any_of(drop.begin(), drop.end(), named) ||
+         std::any_of(set.begin(), set.end(), [&](const auto& kv) { return named(kv.first); }) ||
+         (protect && std::any_of(protect->begin(), protect->end(), named)) ||
+         (transform && replaces(transform->request, name));
+}
+
+bool Edits::drops_param(std::string_view name) const noexcept {
+  if (std::find(drop_query.begin(), drop_query.end(), name) != drop_query.end()) return true;
+  if (!transform) return false;
+  const auto& t = *transform;
+  return std::find(t.query_remove.begin(), t.query_remove.end(), name) != t.query_remove.end() ||
+         std::any_of(t.query_set.begin(), t.query_set.end(),
+                     [&](const auto& kv) { return kv.first == name; });
 }
 
 std::vector<std::string> scopes_of(const nlohmann::json& claims) {
@@ -465,11 +510,10 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
     if (auto origin = req.header("origin"); origin && origin_allowed(*cors_, *origin))
       cors_headers(*cors_, *origin, edits.response_headers);
 
+  if (!protected_.empty()) edits.protect = &protected_;
+  if (!transform_.empty()) edits.transform = &transform_; // after authentication's edits
+
   // Authentication: each entry must pass; an entry passes when one of its alternatives does.
-  for (const auto& alternatives : auth_)
-    for (const auto& step : alternatives)
-      for (const auto* a : step.all)
-        a->protect(edits);
   for (const auto& alternatives : auth_) {
     bool passed = false, forbidden = false;
     std::string challenges, why;
@@ -600,37 +644,6 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
     rate.push_back(std::move(c));
   }
 
-  // Transforms, in the route's order.
-  // A later policy overrides an earlier one: its remove or set undoes what was set before.
-  const auto forget = [](std::vector<std::pair<std::string, std::string>>& ops,
-                         const std::string& name) {
-    std::erase_if(ops, [&](const auto& kv) { return kv.first == name; });
-  };
-  for (const auto* h : transforms_) {
-    for (const auto& n : h->request.remove) {
-      forget(edits.set, n);
-      forget(edits.add, n);
-      edits.drop.push_back(n);
-    }
-    for (const auto& kv : h->request.rename)
-      edits.rename.push_back(kv);
-    for (const auto& kv : h->request.set) {
-      forget(edits.set, kv.first);
-      forget(edits.add, kv.first);
-      edits.set.push_back(kv);
-    }
-    for (const auto& kv : h->request.add)
-      edits.add.push_back(kv);
-    for (const auto& n : h->query_remove) {
-      forget(edits.set_query, n);
-      edits.drop_query.push_back(n);
-    }
-    for (const auto& kv : h->query_set) {
-      forget(edits.set_query, kv.first);
-      edits.set_query.push_back(kv);
-    }
-  }
-  if (!response_.empty()) edits.response = &response_;
   return std::nullopt;
 }
 
@@ -751,20 +764,6 @@ Result<std::shared_ptr<const PolicySet>> PolicySet::build(const model::Config& c
     for (auto idx : cfg.routes[r].policies) {
       const auto& p = cfg.policies[idx];
       const Settings& s = set->settings_[idx];
-      auto secret_query = [&](const std::vector<Credential>& from) {
-        for (const auto& c : from)
-          if (c.in == Credential::In::query) rp.secret_params_.push_back(c.name);
-      };
-      if (const auto* ak = std::get_if<ApiKey>(&s)) secret_query(ak->from);
-      if (const auto* jw = std::get_if<Jwt>(&s)) secret_query(jw->from);
-      if (const auto* any = std::get_if<AnyOf>(&s))
-        for (const auto& opt : any->options)
-          for (const auto& n : opt.policies)
-            if (const auto j = index_of(n); j < cfg.policies.size()) {
-              if (const auto* ak2 = std::get_if<ApiKey>(&set->settings_[j]))
-                secret_query(ak2->from);
-              if (const auto* jw2 = std::get_if<Jwt>(&set->settings_[j])) secret_query(jw2->from);
-            }
       if (by_index[idx]) {
         rp.auth_.push_back({RoutePolicies::Step{{by_index[idx]}, {}}});
       } else if (const auto* any = std::get_if<AnyOf>(&s)) {
@@ -787,8 +786,7 @@ Result<std::shared_ptr<const PolicySet>> PolicySet::build(const model::Config& c
       } else if (const auto* c = std::get_if<Cors>(&s)) {
         rp.cors_ = c;
       } else if (const auto* h = std::get_if<Headers>(&s)) {
-        rp.transforms_.push_back(h);
-        append_ops(rp.response_, h->response); // a route may have several (e.g. [[attach]])
+        add_transform(rp.transform_, *h); // a route may have several (e.g. [[attach]])
       } else if (const auto* rl = std::get_if<RateLimit>(&s)) {
         Limiter l;
         l.name = p.name;
@@ -808,6 +806,15 @@ Result<std::shared_ptr<const PolicySet>> PolicySet::build(const model::Config& c
         rp.limiters_.push_back(std::move(l));
       }
     }
+    // What the route's authenticators set and read: headers only the gateway may send, and
+    // query parameters that carry credentials (kept out of access logs).
+    for (const auto& alternatives : rp.auth_)
+      for (const auto& step : alternatives)
+        for (const auto* a : step.all) {
+          a->protect(rp.protected_);
+          for (const auto& c : a->credentials())
+            if (c.in == Credential::In::query) rp.secret_params_.push_back(c.name);
+        }
   }
   return std::shared_ptr<const PolicySet>(std::move(set));
 }

@@ -229,53 +229,12 @@ void header(std::string& out, std::string_view name, std::string_view value) {
   out += "\r\n";
 }
 
-bool listed(const std::vector<std::string>& names, std::string_view name) {
-  for (const auto& n : names)
-    if (iequals(n, name)) return true;
-  return false;
-}
-const std::string* renamed(const std::vector<std::pair<std::string, std::string>>& pairs,
-                           std::string_view name) {
-  for (const auto& [from, to] : pairs)
-    if (iequals(from, name)) return &to;
-  return nullptr;
-}
-bool named(const std::vector<std::pair<std::string, std::string>>& pairs, std::string_view name) {
-  return renamed(pairs, name) != nullptr;
-}
-
-/// A Cookie header without the named cookies (credentials the gateway consumed).
-void append_cookies_without(std::string& out, std::string_view cookies,
-                            const std::vector<std::string>& drop) {
-  bool first = true;
-  while (!cookies.empty()) {
-    const auto semi = cookies.find(';');
-    std::string_view c = cookies.substr(0, semi);
-    while (!c.empty() && c.front() == ' ')
-      c.remove_prefix(1);
-    const auto eq = c.find('=');
-    if (!c.empty() && !listed(drop, c.substr(0, eq))) {
-      if (!first) out += "; ";
-      out += c;
-      first = false;
-    }
-    if (semi == std::string_view::npos) break;
-    cookies.remove_prefix(semi + 1);
-  }
-}
-
-void append_pct(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += c;
-    } else {
-      out += '%';
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    }
-  }
+/// Writes a headers policy's set and add operations.
+void append_ops(std::string& out, const policy::HeaderOps& ops) {
+  for (const auto& [k, v] : ops.set)
+    header(out, k, v);
+  for (const auto& [k, v] : ops.add)
+    header(out, k, v);
 }
 
 /// What policies see of a request: its parsed head.
@@ -460,7 +419,8 @@ private:
   policy::Identity ident_; // the caller, as the route's policies found it
   policy::Edits edits_;    // what the policies change in the request and response
   std::vector<policy::RateCheck> rate_;
-  std::string qbuf_; // the forwarded query when policies change it
+  std::string qbuf_;    // the forwarded query when policies change it
+  std::string namebuf_; // a query parameter's decoded name
   std::list<SessionHandle>::iterator handle_;
 };
 
@@ -594,8 +554,8 @@ net::awaitable<bool> Session::handle_one() {
     log();
     co_return ok;
   }
-  case HeadStatus::too_large: { // Messages are built before co_await: GCC 12 mishandles non-trivial
-                                // temporaries inside a
+  case HeadStatus::too_large: {
+    // Messages are built before co_await: GCC 12 mishandles non-trivial temporaries inside a
     // co_await expression (they can be destroyed twice).
     std::string msg =
         "the request head is larger than " + std::to_string(opts.max_header_bytes) + " bytes";
@@ -973,26 +933,20 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
   std::string_view query = r.query;
   if (edits_.query_changes()) {
     // Parameters policies consume (API keys) or replace are dropped; set ones appended.
+    // Names are compared decoded, as policies read them: "api%5Fkey" is the parameter "api_key".
     qbuf_.clear();
-    std::string_view rest = r.query;
-    while (!rest.empty()) {
-      const auto amp = rest.find('&');
-      const std::string_view pair = rest.substr(0, amp);
-      // Compared decoded, as policies read it: "api%5Fkey" is the parameter "api_key".
-      const std::string name = uri::decode_query_component(pair.substr(0, pair.find('=')));
-      if (!pair.empty() && !listed(edits_.drop_query, name) && !named(edits_.set_query, name)) {
-        if (!qbuf_.empty()) qbuf_ += '&';
-        qbuf_ += pair;
-      }
-      if (amp == std::string_view::npos) break;
-      rest.remove_prefix(amp + 1);
-    }
-    for (const auto& [k, v] : edits_.set_query) {
+    uri::for_each_raw_param(r.query, namebuf_, [&](std::string_view pair, std::string_view name) {
+      if (pair.empty() || edits_.drops_param(name)) return;
       if (!qbuf_.empty()) qbuf_ += '&';
-      append_pct(qbuf_, k);
-      qbuf_ += '=';
-      append_pct(qbuf_, v);
-    }
+      qbuf_ += pair;
+    });
+    if (const policy::Transform* t = edits_.transform)
+      for (const auto& [k, v] : t->query_set) {
+        if (!qbuf_.empty()) qbuf_ += '&';
+        uri::append_query_component(qbuf_, k);
+        qbuf_ += '=';
+        uri::append_query_component(qbuf_, v);
+      }
     query = qbuf_;
   }
   if (!query.empty()) {
@@ -1036,16 +990,17 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
       break;
     }
     if (hop_by_hop(f.name(), name) || r.conn.lists(name)) continue;
-    if (listed(edits_.drop, name) || named(edits_.set, name)) continue;
-    if (const std::string* to = renamed(edits_.rename, name)) {
-      header(head, *to, sv(f.value()));
-      continue;
-    }
+    if (edits_.drops(name)) continue;
+    if (edits_.transform)
+      if (const std::string* to = policy::renamed(edits_.transform->request, name)) {
+        header(head, *to, sv(f.value()));
+        continue;
+      }
     if (f.name() == http::field::cookie && !edits_.drop_cookies.empty()) {
       const std::size_t mark = head.size();
       head += "cookie: ";
       const std::size_t start = head.size();
-      append_cookies_without(head, sv(f.value()), edits_.drop_cookies);
+      text::append_cookies_without(head, sv(f.value()), edits_.drop_cookies);
       if (head.size() == start)
         head.resize(mark); // nothing left
       else
@@ -1054,10 +1009,11 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
     }
     header(head, name, sv(f.value()));
   }
+  // The gateway's own headers (consumer, claims), unless a headers policy, which runs later,
+  // removes or replaces them.
   for (const auto& [k, v] : edits_.set)
-    header(head, k, v);
-  for (const auto& [k, v] : edits_.add)
-    header(head, k, v);
+    if (!edits_.transform || !policy::replaces(edits_.transform->request, k)) header(head, k, v);
+  if (edits_.transform) append_ops(head, edits_.transform->request);
   Forwarding& fwd = fwd_;
   build_forwarding(ForwardInput{peer_ip_, peer_trusted_, "http", r.host, in_xff, in_proto, in_host,
                                 in_forwarded},
@@ -1485,21 +1441,16 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
     if (f.name() != http::field::content_length &&
         (hop_by_hop(f.name(), name) || rconn.lists(name)))
       continue;
-    if (const policy::HeaderOps* ops = edits_.response) {
-      if (listed(ops->remove, name) || named(ops->set, name)) continue;
-      if (const std::string* to = renamed(ops->rename, name)) {
+    if (const policy::Transform* t = edits_.transform) {
+      if (policy::replaces(t->response, name)) continue;
+      if (const std::string* to = policy::renamed(t->response, name)) {
         header(out_, *to, sv(f.value()));
         continue;
       }
     }
     header(out_, name, sv(f.value()));
   }
-  if (const policy::HeaderOps* ops = edits_.response) {
-    for (const auto& [k, v] : ops->set)
-      header(out_, k, v);
-    for (const auto& [k, v] : ops->add)
-      header(out_, k, v);
-  }
+  if (edits_.transform) append_ops(out_, edits_.transform->response);
   out_ += edits_.response_headers; // CORS, RateLimit
   out_ += "via: ";
   if (!rvia.empty()) {

@@ -249,9 +249,21 @@ void for_each_query_param(std::string_view query,
   }
 }
 
-std::string decode_query_component(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
+void append_query_component(std::string& out, std::string_view s) {
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (is_unreserved(u)) {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    }
+  }
+}
+
+void decode_query_component(std::string_view s, std::string& out) {
+  out.clear();
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '+') {
       out += ' ';
@@ -263,7 +275,6 @@ std::string decode_query_component(std::string_view s) {
       out += s[i];
     }
   }
-  return out;
 }
 
 } // namespace gw::uri

@@ -1,5 +1,5 @@
 // Small string helpers used by config and CLI code: case folding, "did you mean" suggestions,
-// quoting for messages.
+// quoting for messages; and the Cookie header, read by policies and the session alike.
 #pragma once
 
 #include <optional>
@@ -35,6 +35,9 @@ std::string join(std::span<const std::string> parts, std::string_view sep);
 /// exactly (RFC 6265); the value is returned as sent.
 std::optional<std::string_view> cookie_value(std::string_view cookies,
                                              std::string_view name) noexcept;
+/// Appends a Cookie header's cookies except those named in `names` (exact names), "; "-separated.
+void append_cookies_without(std::string& out, std::string_view cookies,
+                            std::span<const std::string> names);
 
 /// Lowercase hexadecimal of bytes.
 std::string hex(std::span<const unsigned char> bytes);

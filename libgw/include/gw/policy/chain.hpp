@@ -63,20 +63,42 @@ struct Refusal {
   std::string headers; // "name: value\r\n" lines
 };
 
+/// A route's headers policies composed in the route's order, once per table generation: a later
+/// policy's remove or set replaces what an earlier one set or added.
+struct Transform {
+  HeaderOps request, response;
+  std::vector<std::pair<std::string, std::string>> query_set; // parameter names exact
+  std::vector<std::string> query_remove;
+  bool empty() const noexcept {
+    return request.empty() && response.empty() && query_set.empty() && query_remove.empty();
+  }
+};
+
+/// Header names as the session meets them (any case) against `ops` (lowercase).
+bool replaces(const HeaderOps& ops, std::string_view name) noexcept; // removed or set
+const std::string* renamed(const HeaderOps& ops, std::string_view name) noexcept;
+
 /// How the forwarded request and its response change. Reused per session (clear()).
 struct Edits {
-  std::vector<std::string> drop;                              // request headers not forwarded
-  std::vector<std::pair<std::string, std::string>> rename;    // request header renames
-  std::vector<std::pair<std::string, std::string>> set;       // request headers (replacing)
-  std::vector<std::pair<std::string, std::string>> add;       // request headers (appended)
-  std::vector<std::string> drop_query;                        // query parameters
-  std::vector<std::pair<std::string, std::string>> set_query; // query parameters (replacing)
-  std::vector<std::string> drop_cookies;                      // cookies not forwarded
-  const HeaderOps* response = nullptr;                        // a headers policy's response ops
-  std::string response_headers;                               // "name: value\r\n" (CORS, RateLimit)
+  // What authentication changed, per request:
+  std::vector<std::string> drop;                        // credential headers (lowercase)
+  std::vector<std::pair<std::string, std::string>> set; // consumer and claim headers
+  std::vector<std::string> drop_query;                  // credential parameters (exact names)
+  std::vector<std::string> drop_cookies;                // credential cookies (exact names)
+  // Fixed per route and generation:
+  const std::vector<std::string>* protect = nullptr; // headers only the gateway may send
+  const Transform* transform = nullptr;              // applied after the above
+  std::string response_headers;                      // "name: value\r\n" (CORS, RateLimit)
+
   void clear();
-  bool drops(std::string_view lower_name) const noexcept;
-  bool query_changes() const noexcept { return !drop_query.empty() || !set_query.empty(); }
+  /// The client's request header is not forwarded as sent (credential, protected, replaced).
+  bool drops(std::string_view name) const noexcept;
+  /// The client's query parameter (decoded name) is not forwarded.
+  bool drops_param(std::string_view name) const noexcept;
+  bool query_changes() const noexcept {
+    return !drop_query.empty() ||
+           (transform && (!transform->query_set.empty() || !transform->query_remove.empty()));
+  }
 };
 
 /// Public keys fetched in the background (jwks_url, OpenID Connect discovery), shared across
@@ -119,7 +141,7 @@ class Authenticator; // api_key, basic or jwt
 class RoutePolicies {
 public:
   bool empty() const noexcept {
-    return auth_.empty() && !cors_ && limiters_.empty() && transforms_.empty() && access_.empty();
+    return auth_.empty() && !cors_ && limiters_.empty() && transform_.empty() && access_.empty();
   }
   bool has_cors() const noexcept { return cors_ != nullptr; }
 
@@ -149,8 +171,8 @@ private:
   std::vector<const Access*> access_;
   const Cors* cors_ = nullptr;
   std::vector<Limiter> limiters_;
-  std::vector<const Headers*> transforms_;
-  HeaderOps response_; // every headers policy's response operations, in order
+  Transform transform_;                // every headers policy, composed in order
+  std::vector<std::string> protected_; // consumer and claim headers the authenticators set
   std::vector<std::string> secret_params_;
 };
 

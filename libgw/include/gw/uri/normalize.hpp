@@ -65,8 +65,26 @@ void for_each_query_param(std::string_view query,
 
 /// One query parameter name or value, percent- and `+`-decoded as for_each_query_param does
 /// (a malformed escape stays as it is): how a raw "name=value" pair's name is compared with the
-/// names policies use.
-std::string decode_query_component(std::string_view s);
+/// names policies use. Replaces the contents of `out`.
+void decode_query_component(std::string_view s, std::string& out);
+
+/// Calls `fn(pair, name)` for each '&'-separated pair of a raw query, empty ones included: the
+/// pair as sent, and its name decoded (held in `buf`, reused so the request path need not
+/// allocate). For code that forwards or logs a query with some parameters changed.
+template <class Fn>
+void for_each_raw_param(std::string_view query, std::string& buf, Fn&& fn) {
+  while (true) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    decode_query_component(pair.substr(0, pair.find('=')), buf);
+    fn(pair, std::string_view(buf));
+    if (amp == std::string_view::npos) return;
+    query.remove_prefix(amp + 1);
+  }
+}
+
+/// Appends `s` percent-encoded for a query (everything but RFC 3986 unreserved characters).
+void append_query_component(std::string& out, std::string_view s);
 
 } // namespace gw::uri
 
