@@ -5,7 +5,7 @@
 #include "gw/core/text.hpp"
 #include "gw/load/load.hpp"
 #include "gw/report/describe.hpp"
-#include "gw/uri/normalize.hpp"
+#include "gw/router/explain.hpp"
 #include "output.hpp"
 
 namespace gwctl {
@@ -48,10 +48,7 @@ void print_explanation(const Global& g, const std::string& method, const std::st
     row("forward",
         j["forward"]["path"].get<std::string>() +
             (r.contains("rewrite") && r["rewrite"].contains("host") ? "  host " + fhost : ""));
-    std::string pol;
-    for (const auto& p : r["policies"])
-      pol += (pol.empty() ? "" : ", ") + p.get<std::string>();
-    if (!pol.empty()) row("policies", pol);
+    if (!r["policies"].empty()) row("policies", join_strings(r["policies"], ", "));
     if (r.contains("source")) row("defined", r["source"].get<std::string>());
   } else if (status == 405) {
     row("decision", std::string(st.red()) + "405 Method Not Allowed" + st.reset() +
@@ -96,6 +93,7 @@ int run_explain(const Global& g, const ExplainOptions& opts) {
   o.url = o.positional[want - 1];
 
   Json headers = Json::object();
+  std::vector<std::pair<std::string, std::string>> header_list;
   for (const auto& h : o.headers) {
     const auto colon = h.find(':');
     if (colon == std::string::npos || colon == 0) {
@@ -107,6 +105,18 @@ int run_explain(const Global& g, const ExplainOptions& opts) {
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
       value.erase(0, 1);
     headers[text::lower(h.substr(0, colon))] = value;
+    header_list.emplace_back(h.substr(0, colon), value);
+  }
+  // Read here in both modes, so a bad URL or target gets the same answer live or offline.
+  router::SampleRequest sample;
+  if (auto why = sample.read(o.method, o.url, header_list)) {
+    if (!sample.rejected()) {
+      std::fprintf(stderr, "%serror%s: %s\n", est.red(), est.reset(), why->c_str());
+      return kUsage;
+    }
+    std::fprintf(stderr, "%serror%s: %s is rejected before routing (400 Bad Request): %s\n",
+                 est.red(), est.reset(), text::quote(o.url).c_str(), why->c_str());
+    return kFailed;
   }
 
   Json j;
@@ -123,30 +133,7 @@ int run_explain(const Global& g, const ExplainOptions& opts) {
       print_diagnostics(stderr, loaded.diags, &loaded.sources, est);
       return kFailed;
     }
-    auto url = uri::split_url(o.url);
-    if (!url) {
-      std::fprintf(stderr, "%serror%s: %s\n", est.red(), est.reset(), url.error().message.c_str());
-      return kUsage;
-    }
-    std::string host = headers.contains("host") ? headers["host"].get<std::string>() : url->host;
-    router::ListHeaders lookup;
-    for (const auto& [k, v] : headers.items())
-      if (k != "host") lookup.values.emplace_back(k, v.get<std::string>());
-    std::string pathbuf;
-    auto target = uri::parse_target(url->target, pathbuf);
-    if (!target) {
-      std::fprintf(stderr, "%serror%s: %s is rejected before routing (400 Bad Request): %s\n",
-                   est.red(), est.reset(), text::quote(url->target).c_str(),
-                   target.error().message.c_str());
-      return kFailed;
-    }
-    router::Request req;
-    req.host = host;
-    req.method = model::classify_method(o.method);
-    req.path = target->path;
-    req.query = target->query;
-    req.headers = &lookup;
-    j = report::explain_json(*loaded.routes, req, o.method, host);
+    j = report::explain_json(*loaded.routes, sample.request(), o.method, sample.host());
   }
   if (o.json)
     print_json(j);

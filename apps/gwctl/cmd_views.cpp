@@ -40,10 +40,7 @@ int run_status(const Global& g, const ViewOptions& o) {
   row("gwd", "pid " + str(i, "pid") + ", up " + human_seconds(i.value("uptime_s", 0LL)) + ", " +
                  str(i, "workers") + " workers, version " + str(i, "version") +
                  (i.value("stopping", false) ? ", STOPPING" : ""));
-  std::string listen;
-  for (const auto& l : i["listeners"])
-    listen += (listen.empty() ? "" : ", ") + l.get<std::string>();
-  row("listening", listen);
+  row("listening", join_strings(i["listeners"], ", "));
   row("control", str(i, "control"));
   const Json& t = i["table"];
   row("table", str(i, "table_path") + ", generation " + str(t, "generation") + ", sha256 " +
@@ -74,12 +71,8 @@ int run_routes(const Global& g, const ViewOptions& o) {
   const Style st = style_for(stdout, g.color);
   std::vector<std::vector<std::string>> rows;
   for (const auto& rt : (*r.result)["routes"]) {
-    std::string hosts;
-    for (const auto& h : rt["hosts"])
-      hosts += (hosts.empty() ? "" : ", ") + h.get<std::string>();
-    std::string pol;
-    for (const auto& p : rt["policies"])
-      pol += (pol.empty() ? "" : ",") + p.get<std::string>();
+    const std::string hosts = join_strings(rt["hosts"], ", ");
+    const std::string pol = join_strings(rt["policies"], ",");
     rows.push_back({str(rt, "precedence"), str(rt, "name"), str(rt, "methods"),
                     hosts.empty() ? "*" : hosts,
                     str(rt["match"], "kind") + " " + str(rt["match"], "pattern"),

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <unistd.h>
 
+#include "gw/core/text.hpp"
+
 namespace gwctl {
 
 Style style_for(std::FILE* f, Color c) {
@@ -159,6 +161,10 @@ void print_table(std::FILE* out, const std::vector<std::string>& header,
   line(header, true);
   for (const auto& r : rows)
     line(r, false);
+}
+
+std::string join_strings(const nlohmann::json& strings, std::string_view sep) {
+  return gw::text::join(strings.get<std::vector<std::string>>(), sep);
 }
 
 void print_json(const nlohmann::json& j) {

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -42,5 +43,8 @@ void print_table(std::FILE* out, const std::vector<std::string>& header,
                  const std::string& indent = "  ");
 
 void print_json(const nlohmann::json& j);
+
+/// A JSON array of strings joined with `sep` ("" for an empty array).
+std::string join_strings(const nlohmann::json& strings, std::string_view sep);
 
 } // namespace gwctl

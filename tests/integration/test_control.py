@@ -100,6 +100,20 @@ class Views(ControlTest):
         self.assertIn("live, generation", r.stdout)
         r = self.ctl("explain", "--live", "--json", "GET", "/x")
         self.assertEqual(json.loads(r.stdout)["route"]["name"], "all")
+        # Bad input gets the answer it gets offline: a target gwd refuses is a failed check (1),
+        # an unreadable URL a usage error (2).
+        r = self.ctl("explain", "--live", "GET", "/a/%2e%2e/%2e%2e/etc")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("rejected before routing (400 Bad Request)", r.stderr)
+        r = self.ctl("explain", "--live", "GET", "pets")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("not a URL", r.stderr)
+        # The socket command reads requests the same way.
+        resp = control(self.gw.control, "explain", {"url": "/a/%2e%2e/%2e%2e/etc"})
+        self.assertEqual(resp["error"]["code"], "bad_request", resp)
+        resp = control(self.gw.control, "explain",
+                       {"url": "http://other.test/delay/1", "headers": {"Host": "example.test"}})
+        self.assertEqual(resp["result"]["route"]["name"], "slow", resp)
 
     def test_unreachable_socket_exit_code(self):
         r = gwctl("status", socket_path=os.path.join(self.tmp.name, "nobody-here.sock"))

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "gw/router/explain.hpp"
 #include "support/spec_builder.hpp"
 
 using gwtest::build_spec;
@@ -100,4 +101,24 @@ TEST_CASE("the demo spec has no conflicts", "[router]") {
   INFO(b.dump());
   CHECK(b.diags.empty());
   CHECK(b.table);
+}
+
+TEST_CASE("a written-down request is read as gwd reads it off the wire", "[router]") {
+  gw::router::SampleRequest s;
+  REQUIRE_FALSE(s.read("POST", "http://api.example.com:8080/a/%7Eb?x=1",
+                       {{"X-Version", "2"}, {"Host", "first.example"}, {"host", "shop.example"}}));
+  CHECK(s.host() == "shop.example"); // a Host header wins over the URL; the last one given
+  CHECK(s.request().path == "/a/~b");
+  CHECK(s.request().query == "x=1");
+  CHECK(s.request().method == gw::model::Method::POST);
+  std::string_view v;
+  REQUIRE(s.request().headers->find("x-version", v)); // names lowercased
+  CHECK(v == "2");
+
+  auto why = s.read("GET", "/a/%2e%2e/%2e%2e/etc", {});
+  REQUIRE(why);
+  CHECK(s.rejected()); // gwd answers 400 before routing
+  why = s.read("GET", "not a url", {});
+  REQUIRE(why);
+  CHECK_FALSE(s.rejected());
 }

@@ -4,10 +4,9 @@
 #include <map>
 
 #include "gw/core/text.hpp"
-#include "gw/uri/normalize.hpp"
+#include "gw/router/explain.hpp"
 
 namespace gw::check {
-namespace {} // namespace
 
 CasesReport run_cases(const router::RouteTable& table, const std::vector<spec::CaseSpec>& cases) {
   const model::Config& cfg = table.config();
@@ -22,32 +21,15 @@ CasesReport run_cases(const router::RouteTable& table, const std::vector<spec::C
     res.request = method + " " + (c.url ? *c.url : "");
 
     auto fail = [&](std::string why) { res.failures.push_back(std::move(why)); };
-    auto url = uri::split_url(c.url ? *c.url : "");
-    std::string pathbuf;
-    std::optional<uri::Target> target;
-    if (!url) {
-      fail(url.error().message);
-    } else if (auto t = uri::parse_target(url->target, pathbuf); !t) {
-      fail("bad request target: " + t.error().message);
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (c.host) headers.emplace_back("host", *c.host); // a Host header below still wins
+    for (const auto& [k, v] : c.headers)
+      headers.emplace_back(k, *v);
+    router::SampleRequest sample;
+    if (auto why = sample.read(method, c.url ? *c.url : "", headers)) {
+      fail(sample.rejected() ? "bad request target: " + *why : *why);
     } else {
-      target = *t;
-    }
-    if (target) {
-      router::ListHeaders headers;
-      std::string host = c.host ? *c.host : (url ? url->host : "");
-      for (const auto& [k, v] : c.headers) {
-        const std::string name = text::lower(k);
-        if (name == "host")
-          host = *v; // an explicit Host header wins, as on the wire
-        else
-          headers.values.emplace_back(name, *v);
-      }
-      router::Request req;
-      req.host = host;
-      req.method = model::classify_method(method);
-      req.path = target->path;
-      req.query = target->query;
-      req.headers = &headers;
+      const router::Request& req = sample.request();
       const router::Match m = table.match(req);
 
       if (m.matched()) {
@@ -79,12 +61,12 @@ CasesReport run_cases(const router::RouteTable& table, const std::vector<spec::C
           }
         }
         if (c.path) {
-          const std::string fwd = router::rewritten_path(r, m.params(), target->path);
+          const std::string fwd = router::rewritten_path(r, m.params(), req.path);
           if (fwd != *c.path)
             fail("expected forwarded path " + text::quote(*c.path) + ", got " + text::quote(fwd));
         }
         if (c.rewritten_host) {
-          const std::string fwd = r.rewrite.host ? *r.rewrite.host : host;
+          const std::string fwd = r.rewrite.host ? *r.rewrite.host : sample.host();
           if (fwd != *c.rewritten_host)
             fail("expected forwarded host " + text::quote(*c.rewritten_host) + ", got " +
                  text::quote(fwd));

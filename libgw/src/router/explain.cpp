@@ -360,4 +360,35 @@ Explanation explain(const RouteTable& table, const Request& req) {
   return ex;
 }
 
+std::optional<std::string>
+SampleRequest::read(std::string_view method, std::string_view url,
+                    const std::vector<std::pair<std::string, std::string>>& headers) {
+  rejected_ = false;
+  req_ = Request{};
+  headers_.values.clear();
+  method_ = method;
+  auto parts = uri::split_url(url);
+  if (!parts) return parts.error().message;
+  host_ = parts->host;
+  target_ = parts->target;
+  for (const auto& [k, v] : headers) {
+    std::string name = text::lower(k);
+    if (name == "host")
+      host_ = v; // as on the wire: the Host header names the authority
+    else
+      headers_.values.emplace_back(std::move(name), v);
+  }
+  auto target = uri::parse_target(target_, pathbuf_);
+  if (!target) {
+    rejected_ = true;
+    return target.error().message;
+  }
+  req_.host = host_;
+  req_.method = model::classify_method(method_);
+  req_.path = target->path;
+  req_.query = target->query;
+  req_.headers = &headers_;
+  return std::nullopt;
+}
+
 } // namespace gw::router

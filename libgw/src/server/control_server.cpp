@@ -23,7 +23,7 @@
 #include "gw/control/protocol.hpp"
 #include "gw/core/text.hpp"
 #include "gw/report/describe.hpp"
-#include "gw/uri/normalize.hpp"
+#include "gw/router/explain.hpp"
 
 namespace gw::server {
 
@@ -34,19 +34,6 @@ constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 constexpr auto kIdle = std::chrono::seconds(60);
 
 namespace {
-
-class MapHeaders final : public router::HeaderLookup {
-public:
-  std::vector<std::pair<std::string, std::string>> values;
-  bool find(std::string_view name, std::string_view& v) const override {
-    for (const auto& [k, val] : values)
-      if (k == name) {
-        v = val;
-        return true;
-      }
-    return false;
-  }
-};
 
 std::string arg_string(const Json& args, const char* key, std::string fallback = {}) {
   auto it = args.find(key);
@@ -169,33 +156,18 @@ struct ControlServer::Impl {
       const std::string method = arg_string(a, "method", "GET");
       const std::string url = arg_string(a, "url");
       if (url.empty()) return Reply::error("bad_args", "explain needs a url");
-      MapHeaders headers;
-      std::string host;
+      std::vector<std::pair<std::string, std::string>> headers;
       if (auto it = a.find("headers"); it != a.end() && it->is_object())
-        for (const auto& [k, v] : it->items()) {
-          if (!v.is_string()) continue;
-          const std::string name = text::lower(k);
-          if (name == "host")
-            host = v.get<std::string>();
-          else
-            headers.values.emplace_back(name, v.get<std::string>());
-        }
-      auto parts = uri::split_url(url);
-      if (!parts) return Reply::error("bad_args", parts.error().message);
-      if (host.empty()) host = parts->host;
-      std::string buf;
-      auto target = uri::parse_target(parts->target, buf);
-      if (!target)
-        return Reply::error("bad_request",
-                            "the target would be refused (400): " + target.error().message);
-      router::Request req;
-      req.host = host;
-      req.method = model::classify_method(method);
-      req.path = target->path;
-      req.query = target->query;
-      req.headers = &headers;
+        for (const auto& [k, v] : it->items())
+          if (v.is_string()) headers.emplace_back(k, v.get<std::string>());
+      router::SampleRequest sample;
+      if (auto why = sample.read(method, url, headers))
+        return sample.rejected()
+                   ? Reply::error("bad_request", "the target would be refused (400): " + *why)
+                   : Reply::error("bad_args", *why);
       Reply r;
-      r.result = report::explain_json(d.current()->routes(), req, method, host);
+      r.result =
+          report::explain_json(d.current()->routes(), sample.request(), method, sample.host());
       r.result["generation"] = d.current()->generation();
       return r;
     });

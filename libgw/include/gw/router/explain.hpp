@@ -34,6 +34,31 @@ struct Explanation {
 
 Explanation explain(const RouteTable& table, const Request& req);
 
+/// A request written down by a user (gwctl explain, a test case, the control socket's explain):
+/// a method, a URL and headers, read as gwd reads them off the wire. A Host header overrides the
+/// URL's authority (the last one given wins). It owns what request() views, so it is not copied.
+class SampleRequest {
+public:
+  SampleRequest() = default;
+  SampleRequest(const SampleRequest&) = delete;
+  SampleRequest& operator=(const SampleRequest&) = delete;
+
+  /// Reads the request; on failure, why: a URL that cannot be read, or, when rejected() is true,
+  /// a target gwd refuses with 400 before routing.
+  std::optional<std::string> read(std::string_view method, std::string_view url,
+                                  const std::vector<std::pair<std::string, std::string>>& headers);
+  bool rejected() const noexcept { return rejected_; }
+  const Request& request() const noexcept { return req_; }
+  const std::string& method() const noexcept { return method_; }
+  const std::string& host() const noexcept { return host_; }
+
+private:
+  std::string method_, host_, target_, pathbuf_;
+  ListHeaders headers_;
+  Request req_;
+  bool rejected_ = false;
+};
+
 /// Whether route `r` (path part only) matches canonical `path`; captures template parameters.
 bool path_matches(const model::Route& r, std::string_view path,
                   std::vector<std::pair<std::string, std::string>>* params = nullptr);
