@@ -85,16 +85,19 @@ class Backend(Process):
 
 
 class Gateway(Process):
-    """Compiles `spec` (TOML text) with gwctl and serves it with gwd."""
+    """Compiles `spec` (TOML text), or the spec files `inputs` (TOML or OpenAPI, merged in
+    order), with gwctl and serves the table with gwd."""
 
-    def __init__(self, workdir, spec, workers=1, extra=(), name="gw"):
+    def __init__(self, workdir, spec=None, workers=1, extra=(), name="gw", inputs=()):
         self.workdir = workdir
         self.spec_path = os.path.join(workdir, f"{name}.toml")
         self.table_path = os.path.join(workdir, f"{name}.gwrt")
         self.access_log = os.path.join(workdir, f"{name}-access.log")
-        with open(self.spec_path, "w") as f:
-            f.write(spec)
-        out = subprocess.run([GWCTL, "compile", self.spec_path, "-o", self.table_path],
+        if spec is not None:
+            with open(self.spec_path, "w") as f:
+                f.write(spec)
+            inputs = (self.spec_path, *inputs)
+        out = subprocess.run([GWCTL, "compile", *inputs, "-o", self.table_path],
                              capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stdout + out.stderr
         self.port = free_port()

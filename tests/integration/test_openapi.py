@@ -5,8 +5,7 @@ take a changed document, a broken one is refused while the old table serves, and
 import os
 import unittest
 
-from harness import (GWD, Backend, Process, can_connect, control, free_port, gwctl, request,
-                     wait_until)
+from harness import Backend, Gateway, control, gwctl, request
 
 DOC = """\
 openapi: 3.1.0
@@ -46,14 +45,8 @@ class OpenApiServing(unittest.TestCase):
         try:
             cls.doc = cls.write("pets.yaml", DOC.format(a=cls.a.address, extra=""))
             cls.overlay = cls.write("overlay.toml", OVERLAY.format(b=cls.b.address))
-            table = os.path.join(cls.tmp.name, "pets.gwrt")
-            gwctl("compile", cls.doc, cls.overlay, "-o", table, check=True)
-            cls.port = free_port()
-            cls.sock = os.path.join(cls.tmp.name, "gwd.sock")
-            cls.gw = Process([GWD, "--table", table, "--listen", f"127.0.0.1:{cls.port}",
-                              "--control", cls.sock], os.path.join(cls.tmp.name, "gwd.log"))
-            wait_until(lambda: can_connect(cls.port) or not cls.gw.alive(), what="gwd to listen")
-            assert cls.gw.alive(), cls.gw.output()
+            cls.gw = Gateway(cls.tmp.name, inputs=(cls.doc, cls.overlay))
+            cls.port, cls.sock = cls.gw.port, cls.gw.control
         except Exception:
             cls.tearDownClass()
             raise
