@@ -213,29 +213,35 @@ struct ControlServer::Impl {
     }
   }
 
-  net::awaitable<void> serve(local::socket sock) {
+  net::awaitable<void> serve(local::socket accepted) {
+    // Shared with the idle watchdog, which may still be queued to run after this coroutine ends.
+    auto sock = std::make_shared<local::socket>(std::move(accepted));
     ucred cred{};
     socklen_t len = sizeof cred;
     const bool known =
-        ::getsockopt(sock.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0;
+        ::getsockopt(sock->native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0;
     const bool admin = known && (cred.uid == 0 || cred.uid == ::geteuid());
-    // Slow or silent clients are closed after a minute without a request.
+    // Slow or silent clients are closed after a minute without a request. The minute counts from
+    // the last reply and never runs while a command does: a long reload is not cut off.
+    struct Activity {
+      std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+      bool busy = false; // a command is running
+    };
+    auto activity = std::make_shared<Activity>();
     auto idle = std::make_shared<net::steady_timer>(d.main());
-    auto last =
-        std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
-    auto sock_ptr = &sock;
     net::co_spawn(
         d.main(),
-        [idle, last, sock_ptr]() -> net::awaitable<void> {
+        [idle, activity, sock]() -> net::awaitable<void> {
           for (;;) {
-            idle->expires_at(*last + kIdle);
-            auto [ec] = co_await idle->async_wait(kTuple);
-            if (ec) co_return; // the session ended
-            if (std::chrono::steady_clock::now() >= *last + kIdle) {
+            const auto now = std::chrono::steady_clock::now();
+            if (!activity->busy && now >= activity->last + kIdle) {
               boost::system::error_code ignored;
-              sock_ptr->close(ignored);
+              sock->close(ignored);
               co_return;
             }
+            idle->expires_at(activity->busy ? now + kIdle : activity->last + kIdle);
+            auto [ec] = co_await idle->async_wait(kTuple);
+            if (ec) co_return; // the session ended
           }
         },
         net::detached);
@@ -243,18 +249,18 @@ struct ControlServer::Impl {
     std::string buf;
     for (;;) {
       auto [ec, n] = co_await net::async_read_until(
-          sock, net::dynamic_buffer(buf, control::kMaxLine + 1), '\n', kTuple);
+          *sock, net::dynamic_buffer(buf, control::kMaxLine + 1), '\n', kTuple);
       if (ec == net::error::not_found) {
         {
           Json out = control::make_error(nullptr, "line_too_long",
                                          "request lines are limited to " +
                                              std::to_string(control::kMaxLine) + " bytes");
-          co_await write(sock, std::move(out));
+          co_await write(*sock, std::move(out));
         }
         break;
       }
       if (ec) break;
-      *last = std::chrono::steady_clock::now();
+      activity->last = std::chrono::steady_clock::now();
       const std::string line = buf.substr(0, n - 1);
       buf.erase(0, n);
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -262,7 +268,7 @@ struct ControlServer::Impl {
       if (req.is_discarded() || !req.is_object()) {
         {
           Json out = control::make_error(nullptr, "bad_json", "not a JSON object");
-          co_await write(sock, std::move(out));
+          co_await write(*sock, std::move(out));
         }
         continue;
       }
@@ -270,7 +276,7 @@ struct ControlServer::Impl {
       if (req.contains("v") && req["v"] != control::kVersion) {
         {
           Json out = control::make_error(id, "unsupported_version", "this gwd speaks version 1");
-          co_await write(sock, std::move(out));
+          co_await write(*sock, std::move(out));
         }
         continue;
       }
@@ -286,7 +292,7 @@ struct ControlServer::Impl {
         if (auto s = text::suggest(cmd, names)) msg += "; did you mean \"" + *s + "\"?";
         {
           Json out = control::make_error(id, "unknown_command", msg + " (see \"help\")");
-          co_await write(sock, std::move(out));
+          co_await write(*sock, std::move(out));
         }
         continue;
       }
@@ -295,20 +301,24 @@ struct ControlServer::Impl {
           Json out = control::make_error(id, "permission_denied",
                                          "\"" + cmd + "\" needs root or gwd's own user (uid " +
                                              std::to_string(::geteuid()) + ")");
-          co_await write(sock, std::move(out));
+          co_await write(*sock, std::move(out));
         }
         continue;
       }
       Reply r;
+      activity->busy = true;
       try {
         r = co_await handlers.find(cmd)->second(args);
       } catch (const std::exception& e) {
         // A bad argument type (nlohmann throws) must not end the session, let alone gwd.
         r = Reply::error("internal", std::string("while running \"") + cmd + "\": " + e.what());
       }
+      activity->busy = false;
+      activity->last = std::chrono::steady_clock::now();
       Json out = r.ok ? control::make_result(id, std::move(r.result))
                       : control::make_error(id, r.code, r.message, std::move(r.diagnostics));
-      co_await write(sock, std::move(out));
+      co_await write(*sock, std::move(out));
+      activity->last = std::chrono::steady_clock::now();
       if (cmd == "stop" && r.ok) {
         d.stop(std::chrono::milliseconds(args.value(
                    "timeout_ms", static_cast<std::int64_t>(d.options().drain_timeout.count()))),
@@ -317,7 +327,7 @@ struct ControlServer::Impl {
     }
     idle->cancel();
     boost::system::error_code ignored;
-    sock.close(ignored);
+    sock->close(ignored);
   }
 
   // Callers pass a named value: GCC 12 mishandles non-trivial temporaries inside a co_await
