@@ -12,6 +12,7 @@
 
 #include "commands.hpp"
 #include "daemon_client.hpp"
+#include "gw/control/socket_dir.hpp"
 #include "gw/core/units.hpp"
 #include "gw/load/load.hpp"
 #include "gw/table/codec.hpp"
@@ -81,15 +82,10 @@ int run_start(const Global& g, const StartOptions& o) {
   }
   const fs::path sock(g.socket);
   const fs::path dir = sock.parent_path().empty() ? fs::path(".") : sock.parent_path();
-  std::error_code ec;
-  if (!fs::exists(dir)) {
-    fs::create_directories(dir, ec);
-    if (ec) {
-      std::fprintf(stderr, "%serror%s: cannot create %s: %s\n", est.red(), est.reset(), dir.c_str(),
-                   ec.message().c_str());
-      return kIoError;
-    }
-    ::chmod(dir.c_str(), 0750);
+  // The same directory gwd would make: 0750, and the socket's group when --control-group is set.
+  if (auto r = gw::control::prepare_socket_dir(g.socket, o.control_group); !r) {
+    std::fprintf(stderr, "%serror%s: %s\n", est.red(), est.reset(), r.error().message.c_str());
+    return r.error().code == gw::errc::invalid_argument ? kUsage : kIoError;
   }
 
   // The table: given, or compiled from the specs next to the socket.

@@ -88,7 +88,8 @@ class Gateway(Process):
     """Compiles `spec` (TOML text), or the spec files `inputs` (TOML or OpenAPI, merged in
     order), with gwctl and serves the table with gwd."""
 
-    def __init__(self, workdir, spec=None, workers=1, extra=(), name="gw", inputs=()):
+    def __init__(self, workdir, spec=None, workers=1, extra=(), name="gw", inputs=(),
+                 control=None):
         self.workdir = workdir
         self.spec_path = os.path.join(workdir, f"{name}.toml")
         self.table_path = os.path.join(workdir, f"{name}.gwrt")
@@ -101,7 +102,7 @@ class Gateway(Process):
                              capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stdout + out.stderr
         self.port = free_port()
-        self.control = os.path.join(workdir, f"{name}.sock")
+        self.control = os.path.join(workdir, control or f"{name}.sock")
         super().__init__([GWD, "--table", self.table_path, "--listen", f"127.0.0.1:{self.port}",
                           "--workers", str(workers), "--access-log", self.access_log,
                           "--control", self.control, *extra],
@@ -333,6 +334,7 @@ class GatewayTest(unittest.TestCase):
     SPEC = ""
     WORKERS = 1
     GWD_ARGS = ()
+    CONTROL = None  # the control socket, relative to the test directory (default gw.sock)
 
     @classmethod
     def setUpClass(cls):
@@ -343,7 +345,8 @@ class GatewayTest(unittest.TestCase):
             for name in cls.BACKENDS:
                 cls.backends[name] = Backend(cls.tmp.name, name)
             spec = cls.SPEC.format(**{n: b.address for n, b in cls.backends.items()})
-            cls.gw = Gateway(cls.tmp.name, spec, workers=cls.WORKERS, extra=cls.GWD_ARGS)
+            cls.gw = Gateway(cls.tmp.name, spec, workers=cls.WORKERS, extra=cls.GWD_ARGS,
+                             control=cls.CONTROL)
         except Exception:
             cls.tearDownClass()
             raise

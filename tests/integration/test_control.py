@@ -1,5 +1,6 @@
 """The control plane over the real socket: every gwctl command against a running gwd, protocol
 errors, privilege levels, and reloads that never drop a request."""
+import grp
 import json
 import os
 import signal
@@ -167,16 +168,20 @@ class Protocol(ControlTest):
 
 class Permissions(ControlTest):
     GWD_ARGS = ("--control-group", "nogroup")
+    CONTROL = "run/gw.sock"  # a directory gwd creates for the group
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        os.chmod(cls.tmp.name, 0o755)  # nobody must reach the socket inside
+        os.chmod(cls.tmp.name, 0o711)  # the test's own directory: nobody may pass through it
 
     def test_read_only_peer(self):
         nobody = (65534, 65534)
         st = os.stat(self.gw.control)
         self.assertEqual(st.st_mode & 0o777, 0o660)
+        self.assertEqual(st.st_gid, 65534)
+        st = os.stat(os.path.dirname(self.gw.control))
+        self.assertEqual(st.st_mode & 0o777, 0o750)
         self.assertEqual(st.st_gid, 65534)
         r = self.ctl("status", user=nobody)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -428,6 +433,41 @@ class Lifecycle(unittest.TestCase):
                     gwctl("stop", "--now", socket_path=sock)
                 a.stop()
                 b.stop()
+
+    def test_start_with_a_control_group_lets_the_group_in(self):
+        nobody = (65534, grp.getgrnam("nogroup").gr_gid)
+        with tempfile.TemporaryDirectory(prefix="gw-ctl-") as d:
+            os.chmod(d, 0o711)  # the test's own directory: nobody may pass through it
+            a, b = Backend(d, "a"), Backend(d, "b")
+            sock = os.path.join(d, "run", "gw.sock")
+            spec = os.path.join(d, "spec.toml")
+            with open(spec, "w") as f:
+                f.write(SPEC.format(a=a.address, b=b.address, extra=""))
+            try:
+                r = gwctl("start", spec, "--listen", f"127.0.0.1:{free_port()}", "--control-group", "nogroup",
+                          socket_path=sock)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                st = os.stat(os.path.dirname(sock))
+                self.assertEqual((st.st_mode & 0o777, st.st_gid), (0o750, nobody[1]))
+                r = gwctl("status", socket_path=sock, user=nobody)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertIn("generation 1", r.stdout)
+                r = gwctl("reload", socket_path=sock, user=nobody)
+                self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+                self.assertIn("permission_denied", r.stderr)
+            finally:
+                if os.path.exists(sock):
+                    gwctl("stop", "--now", socket_path=sock)
+                a.stop()
+                b.stop()
+
+    def test_start_refuses_an_unknown_control_group(self):
+        with tempfile.TemporaryDirectory(prefix="gw-ctl-") as d:
+            sock = os.path.join(d, "run", "gw.sock")
+            r = gwctl("start", "no-spec-needed.toml", "--control-group", "no-such-group-here", socket_path=sock)
+            self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+            self.assertIn('no group "no-such-group-here"', r.stderr)
+            self.assertFalse(os.path.exists(os.path.dirname(sock)))
 
     def test_start_reports_a_gwd_that_cannot_serve(self):
         with tempfile.TemporaryDirectory(prefix="gw-ctl-") as d:

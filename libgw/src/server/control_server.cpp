@@ -12,7 +12,6 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
-#include <grp.h>
 #include <map>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,6 +20,7 @@
 
 #include "daemon_state.hpp"
 #include "gw/control/protocol.hpp"
+#include "gw/control/socket_dir.hpp"
 #include "gw/core/text.hpp"
 #include "gw/report/describe.hpp"
 #include "gw/router/explain.hpp"
@@ -350,18 +350,8 @@ Result<void> ControlServer::open() {
   const fs::path p(path_);
   if (path_.size() >= sizeof(sockaddr_un{}.sun_path))
     return fail(errc::invalid_argument, "control socket path too long: " + path_);
+  if (auto r = control::prepare_socket_dir(path_, impl_->group); !r) return r;
   std::error_code ec;
-  const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
-  if (!fs::exists(dir, ec)) {
-    fs::create_directories(dir, ec);
-    if (ec)
-      return fail(errc::io_error, "cannot create the control socket directory " + dir.string() +
-                                      ": " + ec.message());
-    ::chmod(dir.c_str(), 0750);
-    if (!impl_->group.empty())
-      if (const group* g = ::getgrnam(impl_->group.c_str()))
-        (void)!::chown(dir.c_str(), static_cast<uid_t>(-1), g->gr_gid);
-  }
   if (fs::exists(p, ec)) {
     // A socket that answers belongs to a running gwd: never steal it. One that does not is stale.
     local::socket probe(impl_->d.main());
@@ -378,10 +368,9 @@ Result<void> ControlServer::open() {
     return fail(errc::io_error, "cannot open the control socket " + path_ + ": " + bec.message());
   ::chmod(path_.c_str(), 0660);
   if (!impl_->group.empty()) {
-    const group* g = ::getgrnam(impl_->group.c_str());
-    if (!g)
-      return fail(errc::invalid_argument, "--control-group: no group \"" + impl_->group + "\"");
-    if (::chown(path_.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0)
+    auto gid = control::find_group(impl_->group);
+    if (!gid) return std::unexpected(gid.error());
+    if (::chown(path_.c_str(), static_cast<uid_t>(-1), *gid) != 0)
       return fail(errc::io_error, "cannot give " + path_ + " to group " + impl_->group + ": " +
                                       std::strerror(errno));
   }
