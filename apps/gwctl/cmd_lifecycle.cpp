@@ -184,12 +184,10 @@ int run_stop(const Global& g, const StopOptions& o) {
                  timeout.error().message.c_str());
     return kUsage;
   }
-  auto info = call_daemon(g, "show info");
-  if (!info) return info.exit_code;
-  const pid_t pid = (*info.result)["pid"].get<pid_t>();
   const auto t0 = std::chrono::steady_clock::now();
   auto r = call_daemon(g, "stop", {{"timeout_ms", timeout->count()}, {"now", o.now}});
   if (!r) return r.exit_code;
+  const pid_t pid = (*r.result)["pid"].get<pid_t>();
   // Wait for the process to finish its drain and exit.
   const auto deadline = t0 + *timeout + 5s;
   while (std::chrono::steady_clock::now() < deadline) {

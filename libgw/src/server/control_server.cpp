@@ -195,9 +195,10 @@ struct ControlServer::Impl {
       const auto ms =
           a.value("timeout_ms", static_cast<std::int64_t>(d.options().drain_timeout.count()));
       const bool now = a.value("now", false);
-      // Answer first; the drain starts right after this reply is written (see serve()).
+      // Answer first: the drain starts once this reply is written.
       Reply r;
       r.result = {{"stopping", true}, {"pid", ::getpid()}, {"timeout_ms", ms}, {"now", now}};
+      r.after_reply = [this, ms, now] { d.stop(std::chrono::milliseconds(ms), now); };
       return r;
     });
   }
@@ -319,11 +320,7 @@ struct ControlServer::Impl {
                       : control::make_error(id, r.code, r.message, std::move(r.diagnostics));
       co_await write(*sock, std::move(out));
       activity->last = std::chrono::steady_clock::now();
-      if (cmd == "stop" && r.ok) {
-        d.stop(std::chrono::milliseconds(args.value(
-                   "timeout_ms", static_cast<std::int64_t>(d.options().drain_timeout.count()))),
-               args.value("now", false));
-      }
+      if (r.after_reply) r.after_reply();
     }
     idle->cancel();
     boost::system::error_code ignored;

@@ -5,6 +5,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,6 +28,8 @@ struct Reply {
   nlohmann::json result = nlohmann::json::object();
   std::string code, message;
   nlohmann::json diagnostics = nlohmann::json::array();
+  /// Run by the control session once this reply is written (`stop` answers before it drains).
+  std::function<void()> after_reply;
 
   static Reply error(std::string code, std::string message,
                      nlohmann::json diags = nlohmann::json::array()) {
