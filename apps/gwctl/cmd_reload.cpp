@@ -16,7 +16,8 @@ namespace fs = std::filesystem;
 int run_reload(const Global& g, const ReloadOptions& o) {
   const Style est = style_for(stderr, g.color);
   Json args = Json::object();
-  std::string staged; // a compiled spec waiting next to the daemon's table
+  std::string staged;  // a compiled spec waiting next to the daemon's table
+  std::string current; // the daemon's table file, which `staged` replaces
   if (!o.inputs.empty()) {
     const bool table = o.inputs.size() == 1 && gw::load::is_table_file(o.inputs[0]);
     if (table) {
@@ -33,52 +34,48 @@ int run_reload(const Global& g, const ReloadOptions& o) {
       }
       auto info = call_daemon(g, "show info");
       if (!info) return info.exit_code;
-      const std::string current = (*info.result)["table_path"].get<std::string>();
+      current = (*info.result)["table_path"].get<std::string>();
       staged = current + ".next";
-      const auto bytes = gw::table::encode(*loaded.config);
-      if (auto w = gw::table::write_file(staged, bytes); !w) {
+      if (auto w = gw::table::write_file(staged, gw::table::encode(*loaded.config)); !w) {
         std::fprintf(stderr, "%serror%s: %s\n", est.red(), est.reset(), w.error().message.c_str());
         return kIoError;
       }
-      auto checked = call_daemon(g, "check", {{"path", staged}});
-      if (!checked) {
-        fs::remove(staged);
-        return checked.exit_code;
-      }
-      if (o.dry_run) {
-        fs::remove(staged);
-        std::printf("would reload: %s, %zu routes%s\n",
-                    (*checked.result)["sha256"].get<std::string>().substr(0, 16).c_str(),
-                    loaded.config->routes.size(),
-                    (*checked.result).value("unchanged", false) ? " (unchanged)" : "");
-        return kOk;
-      }
-      std::error_code ec;
-      fs::rename(staged, current, ec);
-      if (ec) {
-        std::fprintf(stderr, "%serror%s: cannot replace %s: %s\n", est.red(), est.reset(),
-                     current.c_str(), ec.message().c_str());
-        fs::remove(staged);
-        return kIoError;
-      }
+      args["path"] = staged;
     }
   }
-  if (o.dry_run) {
-    auto info = call_daemon(g, "show info");
-    if (!info) return info.exit_code;
-    const std::string path = args.contains("path")
-                                 ? args["path"].get<std::string>()
-                                 : (*info.result)["table_path"].get<std::string>();
-    auto checked = call_daemon(g, "check", {{"path", path}});
+  if (o.dry_run || !staged.empty()) {
+    // gwd checks the table without serving it: always for a dry run, and a staged spec before it
+    // replaces the daemon's table file.
+    if (!args.contains("path")) {
+      auto info = call_daemon(g, "show info");
+      if (!info) return info.exit_code;
+      args["path"] = (*info.result)["table_path"];
+    }
+    auto checked = call_daemon(g, "check", {{"path", args["path"]}});
+    if (!staged.empty() && (o.dry_run || !checked)) fs::remove(staged);
     if (!checked) return checked.exit_code;
-    if (o.json)
-      print_json(*checked.result);
-    else
-      std::printf("would reload %s: sha256 %s, %s routes%s\n", path.c_str(),
-                  (*checked.result)["sha256"].get<std::string>().substr(0, 16).c_str(),
-                  (*checked.result)["routes"].dump().c_str(),
-                  (*checked.result).value("unchanged", false) ? " (unchanged)" : "");
-    return kOk;
+    if (o.dry_run) {
+      Json res = std::move(*checked.result);
+      // Name the file a reload would serve, not the staged copy that is gone now.
+      res["path"] = staged.empty() ? args["path"] : Json(current);
+      if (o.json)
+        print_json(res);
+      else
+        std::printf(
+            "would reload %s: sha256 %s, %s routes%s\n", res["path"].get<std::string>().c_str(),
+            res["sha256"].get<std::string>().substr(0, 16).c_str(), res["routes"].dump().c_str(),
+            res.value("unchanged", false) ? " (unchanged)" : "");
+      return kOk;
+    }
+    std::error_code ec;
+    fs::rename(staged, current, ec);
+    if (ec) {
+      std::fprintf(stderr, "%serror%s: cannot replace %s: %s\n", est.red(), est.reset(),
+                   current.c_str(), ec.message().c_str());
+      fs::remove(staged);
+      return kIoError;
+    }
+    args.erase("path"); // reload the daemon's own file, now the new table
   }
   auto r = call_daemon(g, "reload", args);
   if (!r) return r.exit_code;

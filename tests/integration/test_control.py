@@ -218,9 +218,28 @@ class Reloads(ControlTest):
         self.assertIn(f"generation {g0} -> {g0 + 1}", r.stdout)
         self.assertIn("2 -> 3 routes", r.stdout)
         self.assertEqual(self.request(path="/extra").json()["backend"], "a")
-        r = self.ctl("reload", "--dry-run", spec)
+        # A dry run checks a different spec without touching the daemon's table file.
+        served = control(self.gw.control, "show info")["result"]["table_path"]
+        with open(served, "rb") as f:
+            served_bytes = f.read()
+        v3 = self.write_spec("v3.toml", '[[routes]]\nname = "v3"\npath = "/v3"\nupstream = "slow"\n')
+        for args in (("--dry-run", "--json", v3), ("--dry-run", v3)):
+            with self.subTest(args=args):
+                r = self.ctl("reload", *args)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                if "--json" in args:
+                    res = json.loads(r.stdout)
+                    self.assertEqual((res["routes"], res["unchanged"], res["path"]), (3, False, served))
+                else:
+                    self.assertIn(f"would reload {served}: sha256 ", r.stdout)
+                    self.assertIn(", 3 routes\n", r.stdout)
+                with open(served, "rb") as f:
+                    self.assertEqual(f.read(), served_bytes)
+                self.assertFalse(os.path.exists(served + ".next"))
+                self.assertEqual(self.generation(), g0 + 1)
+        r = self.ctl("reload", "--dry-run", "--json")  # the daemon's own file: unchanged
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(self.generation(), g0 + 1)
+        self.assertTrue(json.loads(r.stdout)["unchanged"])
         r = self.ctl("rollback")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.generation(), g0 + 2)
