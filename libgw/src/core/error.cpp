@@ -32,10 +32,15 @@ const std::error_category& gw_category() noexcept {
   return cat;
 }
 
-std::string Error::to_string() const {
+std::string Error::code_name() const {
   std::string out = code.category().name();
   out += '.';
   out += code.message();
+  return out;
+}
+
+std::string Error::to_string() const {
+  std::string out = code_name();
   if (!message.empty()) {
     out += ": ";
     out += message;

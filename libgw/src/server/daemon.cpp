@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <systemd/sd-daemon.h>
 #include <thread>
+#include <type_traits>
 #include <unistd.h>
 
 #include "daemon_state.hpp"
@@ -80,16 +81,37 @@ nlohmann::json table_json(const runtime::Snapshot& s) {
           {"policies", s.config().policies.size()}};
 }
 
-/// Diagnostics for a table that cannot be served, in the shape `gwctl validate --format json`
-/// prints.
-nlohmann::json table_diagnostics(const std::string& path, const Error& e) {
-  return nlohmann::json::array(
-      {{{"severity", "error"},
-        {"code", std::string(e.code.category().name()) + "." + e.code.message()},
-        {"message", e.message},
-        {"file", path},
-        {"line", 0},
-        {"column", 0}}});
+/// The refusal of a table that cannot be served: its error code, and one diagnostic in the
+/// shape `gwctl validate --format json` prints.
+Reply table_refused(const std::string& path, const Error& e) {
+  return Reply::error(e.code_name(), e.message,
+                      nlohmann::json::array({{{"severity", "error"},
+                                              {"code", e.code_name()},
+                                              {"message", e.message},
+                                              {"file", path},
+                                              {"line", 0},
+                                              {"column", 0}}}));
+}
+
+/// The barrier behind reloads and stats: runs `f` on every worker's thread and resumes on the
+/// main thread once each worker has answered, with the answers in worker order.
+template <class F>
+auto ask_workers(net::io_context& main, std::vector<std::unique_ptr<Worker>>& workers, F f)
+    -> net::awaitable<std::vector<std::invoke_result_t<F&, proxy::WorkerState&>>> {
+  using T = std::invoke_result_t<F&, proxy::WorkerState&>;
+  auto answers = std::make_shared<std::vector<T>>(workers.size());
+  auto remaining = std::make_shared<std::size_t>(workers.size());
+  // Cancelled by the last answer. Only the main thread touches it: workers post their answers.
+  net::steady_timer done(main, Clock::time_point::max());
+  for (std::size_t i = 0; i < workers.size(); ++i)
+    workers[i]->post([f, i, answers, remaining, &done, &main](proxy::WorkerState& st) {
+      net::post(main, [a = f(st), i, answers, remaining, &done]() mutable {
+        (*answers)[i] = std::move(a);
+        if (--*remaining == 0) done.cancel();
+      });
+    });
+  if (!workers.empty()) co_await done.async_wait(kTuple);
+  co_return std::move(*answers);
 }
 
 } // namespace
@@ -103,27 +125,18 @@ Daemon::Daemon(const DaemonOptions& opts, net::io_context& main,
 net::awaitable<void> Daemon::publish(runtime::SnapshotPtr s) {
   // RCU through the event loops: every worker installs the new generation between two events
   // and acknowledges; requests already running keep the generation they pinned.
-  net::steady_timer done(main_, Clock::time_point::max());
-  auto remaining = std::make_shared<std::size_t>(workers_.size());
-  for (auto& w : workers_) {
-    w->post([s, overrides = overrides_, remaining, &done, &main = main_](proxy::WorkerState& st) {
-      st.install(s, overrides);
-      net::post(main, [remaining, &done] {
-        if (--*remaining == 0) done.cancel();
-      });
-    });
-  }
-  co_await done.async_wait(kTuple);
+  auto install = [s, overrides = overrides_](proxy::WorkerState& st) {
+    st.install(s, overrides);
+    return true; // installed
+  };
+  co_await ask_workers(main_, workers_, std::move(install));
   previous_ = std::move(current_);
   current_ = std::move(s);
 }
 
 Reply Daemon::check(const std::string& path) {
   auto s = runtime::Snapshot::load(path, 0);
-  if (!s)
-    return Reply::error(std::string(s.error().code.category().name()) + "." +
-                            s.error().code.message(),
-                        s.error().message, table_diagnostics(path, s.error()));
+  if (!s) return table_refused(path, s.error());
   Reply r;
   r.result = table_json(**s);
   r.result.erase("generation");
@@ -132,22 +145,15 @@ Reply Daemon::check(const std::string& path) {
 }
 
 net::awaitable<Reply> Daemon::reload(std::optional<std::string> path) {
-  if (stopping_) co_return Reply::error("stopping", "gwd is stopping");
-  if (reloading_) co_return Reply::error("busy", "another reload is in progress");
-  reloading_ = true;
-  struct Clear {
-    bool& b;
-    ~Clear() { b = false; }
-  } clear{reloading_};
+  auto lock = lock_reload();
+  if (!lock) co_return std::move(lock.error());
   const auto t0 = Clock::now();
   const std::string file = path ? *path : table_path_;
   const std::uint64_t old_generation = current_->generation();
   auto s = runtime::Snapshot::load(file, last_generation_ + 1);
   Reply r;
   if (!s) {
-    r = Reply::error(std::string(s.error().code.category().name()) + "." + s.error().code.message(),
-                     s.error().message, table_diagnostics(file, s.error()));
-    r.result = nullptr;
+    r = table_refused(file, s.error());
   } else if ((*s)->digest() == current_->digest()) {
     table_path_ = file;
     r.result = {{"unchanged", true},
@@ -190,15 +196,10 @@ net::awaitable<Reply> Daemon::reload(std::optional<std::string> path) {
 }
 
 net::awaitable<Reply> Daemon::rollback() {
-  if (stopping_) co_return Reply::error("stopping", "gwd is stopping");
-  if (reloading_) co_return Reply::error("busy", "a reload is in progress");
+  auto lock = lock_reload();
+  if (!lock) co_return std::move(lock.error());
   if (!previous_)
     co_return Reply::error("no_previous", "there is no previous generation to return to");
-  reloading_ = true;
-  struct Clear {
-    bool& b;
-    ~Clear() { b = false; }
-  } clear{reloading_};
   auto s = runtime::Snapshot::republish(*previous_, last_generation_ + 1);
   if (!s) co_return Reply::error("internal", s.error().message);
   const std::uint64_t old_generation = current_->generation();
@@ -218,20 +219,10 @@ net::awaitable<Reply> Daemon::rollback() {
 }
 
 net::awaitable<observe::StatsView> Daemon::stats() {
-  auto views = std::make_shared<std::vector<observe::StatsView>>();
-  net::steady_timer done(main_, Clock::time_point::max());
-  auto remaining = std::make_shared<std::size_t>(workers_.size());
-  for (auto& w : workers_) {
-    w->post([views, remaining, &done, &main = main_](proxy::WorkerState& st) {
-      net::post(main, [v = st.stats(), views, remaining, &done]() mutable {
-        views->push_back(std::move(v));
-        if (--*remaining == 0) done.cancel();
-      });
-    });
-  }
-  co_await done.async_wait(kTuple);
+  auto collect = [](proxy::WorkerState& st) { return st.stats(); };
+  const auto views = co_await ask_workers(main_, workers_, collect);
   observe::StatsView all;
-  for (const auto& v : *views)
+  for (const auto& v : views)
     all.merge(v);
   co_return all;
 }
@@ -290,6 +281,13 @@ nlohmann::json Daemon::info() const {
           {"overrides", overrides_.size()},
           {"access_log", log_ ? log_->path() : ""},
           {"stopping", stopping_}};
+}
+
+std::expected<Daemon::ReloadLock, Reply> Daemon::lock_reload() {
+  if (stopping_) return std::unexpected(Reply::error("stopping", "gwd is stopping"));
+  if (reloading_)
+    return std::unexpected(Reply::error("busy", "another reload or rollback is in progress"));
+  return ReloadLock(reloading_);
 }
 
 void Daemon::stop(std::chrono::milliseconds timeout, bool now) {

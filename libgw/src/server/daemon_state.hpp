@@ -5,10 +5,12 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <expected>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -70,6 +72,21 @@ public:
   bool stopping() const noexcept { return stopping_; }
 
 private:
+  /// Marks a reload or rollback as running for as long as it lives: they are serialised.
+  class ReloadLock {
+  public:
+    explicit ReloadLock(bool& flag) : flag_(&flag) { *flag_ = true; }
+    ReloadLock(ReloadLock&& o) noexcept : flag_(std::exchange(o.flag_, nullptr)) {}
+    ReloadLock& operator=(ReloadLock&&) = delete;
+    ~ReloadLock() {
+      if (flag_) *flag_ = false;
+    }
+
+  private:
+    bool* flag_;
+  };
+  /// The lock, or the reply refusing a reload or rollback: gwd is stopping, or one already runs.
+  std::expected<ReloadLock, Reply> lock_reload();
   boost::asio::awaitable<void> publish(runtime::SnapshotPtr s);
 
   const DaemonOptions& opts_;

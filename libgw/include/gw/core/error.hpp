@@ -35,6 +35,8 @@ struct Error {
   requires std::is_error_code_enum_v<E> Error(E e, std::string msg)
       : code(make_error_code(e)), message(std::move(msg)) {}
 
+  /// "<category>.<code name>", e.g. "table.checksum_mismatch": the code control replies carry.
+  std::string code_name() const;
   /// "<category>.<code name>: message", the form printed by gwctl.
   std::string to_string() const;
 };
