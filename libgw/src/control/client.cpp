@@ -51,7 +51,7 @@ const std::error_category& client_category() noexcept {
   return cat;
 }
 
-Result<Client> Client::connect(const std::string& path, std::chrono::milliseconds timeout) {
+Result<Client> Client::connect(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path)
@@ -69,7 +69,6 @@ Result<Client> Client::connect(const std::string& path, std::chrono::millisecond
                 "cannot connect to " + path + ": " + std::strerror(e) +
                     (e == ENOENT || e == ECONNREFUSED ? " (is gwd running?)" : ""));
   }
-  (void)timeout;
   return c;
 }
 

@@ -25,8 +25,9 @@ inline std::error_code make_error_code(ClientErrc e) noexcept {
 
 class Client {
 public:
-  static Result<Client> connect(const std::string& path,
-                                std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  /// Connects to gwd's socket. A Unix socket connects at once or fails (nobody listening, no
+  /// permission), so there is no time limit here; call() has one.
+  static Result<Client> connect(const std::string& path);
   Client(Client&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
   Client& operator=(Client&&) = delete;
   ~Client();
