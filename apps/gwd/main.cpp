@@ -43,7 +43,6 @@ int main(int argc, char** argv) {
                  "How long pooled upstream connections are kept");
   try {
     app.parse(argc, argv);
-    o.control_explicit = app.count("--control") > 0;
     o.header_timeout = duration_arg("--header-timeout", header_timeout);
     o.idle_timeout = duration_arg("--idle-timeout", idle_timeout);
     o.drain_timeout = duration_arg("--drain-timeout", drain_timeout);

@@ -40,6 +40,47 @@ std::string arg_string(const Json& args, const char* key, std::string fallback =
   return it != args.end() && it->is_string() ? it->get<std::string>() : fallback;
 }
 
+/// One request line: the command to run, or the error to answer instead.
+struct Call {
+  Json id;
+  std::string cmd;
+  Json args = Json::object();
+  Json error; // null when the command may run
+};
+
+/// Parses a request line and checks the command exists and that this peer may run it.
+Call parse_request(const std::string& line, bool admin) {
+  Call c;
+  Json req = Json::parse(line, nullptr, false);
+  if (req.is_discarded() || !req.is_object()) {
+    c.error = control::make_error(nullptr, "bad_json", "not a JSON object");
+    return c;
+  }
+  c.id = req.value("id", Json());
+  if (req.contains("v") && req["v"] != control::kVersion) {
+    c.error = control::make_error(c.id, "unsupported_version", "this gwd speaks version 1");
+    return c;
+  }
+  c.cmd = req.value("cmd", std::string());
+  if (req.contains("args") && req["args"].is_object()) c.args = std::move(req["args"]);
+  const control::CommandInfo* info = control::find_command(c.cmd);
+  if (!info) {
+    std::vector<std::string> names;
+    for (const auto& cmd : control::commands())
+      names.emplace_back(cmd.name);
+    std::string msg = "unknown command " + text::quote(c.cmd);
+    if (auto near = text::suggest(c.cmd, names))
+      msg += "; did you mean " + text::quote(*near) + "?";
+    c.error = control::make_error(c.id, "unknown_command", msg + " (see \"help\")");
+    return c;
+  }
+  if (info->level == control::Level::admin && !admin)
+    c.error = control::make_error(c.id, "permission_denied",
+                                  text::quote(c.cmd) + " needs root or gwd's own user (uid " +
+                                      std::to_string(::geteuid()) + ")");
+  return c;
+}
+
 } // namespace
 
 struct ControlServer::Impl {
@@ -109,19 +150,21 @@ struct ControlServer::Impl {
         Json j = report::upstream_json(cfg, u);
         Json eps = Json::array();
         for (const auto& e : u.endpoints) {
-          Json ej = {{"address", e.address()},
-                     {"weight", e.weight},
-                     {"state", "ready"},
-                     {"active", 0},
-                     {"idle", 0},
-                     {"requests", 0},
-                     {"failures", 0}};
+          // What the workers report, or an endpoint no worker has used yet.
+          observe::EndpointView st;
+          st.upstream = u.name;
+          st.address = e.address();
+          st.weight = e.weight;
+          st.state = "ready";
           for (const auto& v : view.endpoints)
-            if (v.upstream == u.name && v.address == e.address())
-              ej = {{"address", v.address},  {"weight", v.weight}, {"state", v.state},
-                    {"active", v.active},    {"idle", v.idle},     {"requests", v.requests},
-                    {"failures", v.failures}};
-          eps.push_back(std::move(ej));
+            if (v.upstream == u.name && v.address == st.address) st = v;
+          eps.push_back({{"address", st.address},
+                         {"weight", st.weight},
+                         {"state", st.state},
+                         {"active", st.active},
+                         {"idle", st.idle},
+                         {"requests", st.requests},
+                         {"failures", st.failures}});
         }
         j["endpoints"] = std::move(eps);
         r.result["upstreams"].push_back(std::move(j));
@@ -252,12 +295,10 @@ struct ControlServer::Impl {
       auto [ec, n] = co_await net::async_read_until(
           *sock, net::dynamic_buffer(buf, control::kMaxLine + 1), '\n', kTuple);
       if (ec == net::error::not_found) {
-        {
-          Json out = control::make_error(nullptr, "line_too_long",
-                                         "request lines are limited to " +
-                                             std::to_string(control::kMaxLine) + " bytes");
-          co_await write(*sock, std::move(out));
-        }
+        Json out = control::make_error(nullptr, "line_too_long",
+                                       "request lines are limited to " +
+                                           std::to_string(control::kMaxLine) + " bytes");
+        co_await write(*sock, std::move(out));
         break;
       }
       if (ec) break;
@@ -265,59 +306,26 @@ struct ControlServer::Impl {
       const std::string line = buf.substr(0, n - 1);
       buf.erase(0, n);
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      Json req = Json::parse(line, nullptr, false);
-      if (req.is_discarded() || !req.is_object()) {
-        {
-          Json out = control::make_error(nullptr, "bad_json", "not a JSON object");
-          co_await write(*sock, std::move(out));
-        }
-        continue;
-      }
-      const Json id = req.value("id", Json());
-      if (req.contains("v") && req["v"] != control::kVersion) {
-        {
-          Json out = control::make_error(id, "unsupported_version", "this gwd speaks version 1");
-          co_await write(*sock, std::move(out));
-        }
-        continue;
-      }
-      const std::string cmd = req.value("cmd", std::string());
-      const Json args =
-          req.contains("args") && req["args"].is_object() ? req["args"] : Json::object();
-      const control::CommandInfo* info = control::find_command(cmd);
-      if (!info) {
-        std::vector<std::string> names;
-        for (const auto& c : control::commands())
-          names.emplace_back(c.name);
-        std::string msg = "unknown command \"" + cmd + "\"";
-        if (auto s = text::suggest(cmd, names)) msg += "; did you mean \"" + *s + "\"?";
-        {
-          Json out = control::make_error(id, "unknown_command", msg + " (see \"help\")");
-          co_await write(*sock, std::move(out));
-        }
-        continue;
-      }
-      if (info->level == control::Level::admin && !admin) {
-        {
-          Json out = control::make_error(id, "permission_denied",
-                                         "\"" + cmd + "\" needs root or gwd's own user (uid " +
-                                             std::to_string(::geteuid()) + ")");
-          co_await write(*sock, std::move(out));
-        }
-        continue;
-      }
+      Call call = parse_request(line, admin);
       Reply r;
-      activity->busy = true;
-      try {
-        r = co_await handlers.find(cmd)->second(args);
-      } catch (const std::exception& e) {
-        // A bad argument type (nlohmann throws) must not end the session, let alone gwd.
-        r = Reply::error("internal", std::string("while running \"") + cmd + "\": " + e.what());
+      if (call.error.is_null()) {
+        activity->busy = true;
+        try {
+          r = co_await handlers.find(call.cmd)->second(call.args);
+        } catch (const std::exception& e) {
+          // A bad argument type (nlohmann throws) must not end the session, let alone gwd.
+          r = Reply::error("internal", "while running " + text::quote(call.cmd) + ": " + e.what());
+        }
+        activity->busy = false;
+        activity->last = std::chrono::steady_clock::now();
       }
-      activity->busy = false;
-      activity->last = std::chrono::steady_clock::now();
-      Json out = r.ok ? control::make_result(id, std::move(r.result))
-                      : control::make_error(id, r.code, r.message, std::move(r.diagnostics));
+      Json out;
+      if (!call.error.is_null())
+        out = std::move(call.error);
+      else if (r.ok)
+        out = control::make_result(call.id, std::move(r.result));
+      else
+        out = control::make_error(call.id, r.code, r.message, std::move(r.diagnostics));
       co_await write(*sock, std::move(out));
       activity->last = std::chrono::steady_clock::now();
       if (r.after_reply) r.after_reply();
@@ -336,7 +344,7 @@ struct ControlServer::Impl {
 };
 
 ControlServer::ControlServer(Daemon& d, std::string path, std::string group)
-    : impl_(std::make_unique<Impl>(d, path, std::move(group))), path_(std::move(path)) {}
+    : impl_(std::make_unique<Impl>(d, std::move(path), std::move(group))) {}
 
 ControlServer::~ControlServer() {
   close();
@@ -344,31 +352,32 @@ ControlServer::~ControlServer() {
 
 Result<void> ControlServer::open() {
   namespace fs = std::filesystem;
-  const fs::path p(path_);
-  if (path_.size() >= sizeof(sockaddr_un{}.sun_path))
-    return fail(errc::invalid_argument, "control socket path too long: " + path_);
-  if (auto r = control::prepare_socket_dir(path_, impl_->group); !r) return r;
+  const std::string& path = impl_->path;
+  const fs::path p(path);
+  if (path.size() >= sizeof(sockaddr_un{}.sun_path))
+    return fail(errc::invalid_argument, "control socket path too long: " + path);
+  if (auto r = control::prepare_socket_dir(path, impl_->group); !r) return r;
   std::error_code ec;
   if (fs::exists(p, ec)) {
     // A socket that answers belongs to a running gwd: never steal it. One that does not is stale.
     local::socket probe(impl_->d.main());
     boost::system::error_code cec;
-    probe.connect(local::endpoint(path_), cec);
-    if (!cec) return fail(errc::invalid_argument, "another gwd is already running on " + path_);
+    probe.connect(local::endpoint(path), cec);
+    if (!cec) return fail(errc::invalid_argument, "another gwd is already running on " + path);
     fs::remove(p, ec);
   }
   boost::system::error_code bec;
   impl_->acceptor.open(local(), bec);
-  if (!bec) impl_->acceptor.bind(local::endpoint(path_), bec);
+  if (!bec) impl_->acceptor.bind(local::endpoint(path), bec);
   if (!bec) impl_->acceptor.listen(64, bec);
   if (bec)
-    return fail(errc::io_error, "cannot open the control socket " + path_ + ": " + bec.message());
-  ::chmod(path_.c_str(), 0660);
+    return fail(errc::io_error, "cannot open the control socket " + path + ": " + bec.message());
+  ::chmod(path.c_str(), 0660);
   if (!impl_->group.empty()) {
     auto gid = control::find_group(impl_->group);
     if (!gid) return std::unexpected(gid.error());
-    if (::chown(path_.c_str(), static_cast<uid_t>(-1), *gid) != 0)
-      return fail(errc::io_error, "cannot give " + path_ + " to group " + impl_->group + ": " +
+    if (::chown(path.c_str(), static_cast<uid_t>(-1), *gid) != 0)
+      return fail(errc::io_error, "cannot give " + path + " to group " + impl_->group + ": " +
                                       std::strerror(errno));
   }
   impl_->open = true;
@@ -383,7 +392,7 @@ void ControlServer::close() {
   if (!impl_ || !impl_->open) return;
   boost::system::error_code ec;
   impl_->acceptor.close(ec);
-  ::unlink(path_.c_str());
+  ::unlink(impl_->path.c_str());
   impl_->open = false;
 }
 

@@ -14,6 +14,7 @@
 
 #include "daemon_state.hpp"
 #include "gw/core/sha256.hpp"
+#include "gw/core/text.hpp"
 #include "gw/table/codec.hpp"
 
 namespace gw::server {
@@ -233,13 +234,13 @@ Reply Daemon::set_endpoint(const std::string& upstream, const std::string& addre
   const auto* up = current_->config().find_upstream(upstream);
   if (!up)
     return Reply::error("unknown_upstream",
-                        "no upstream \"" + upstream + "\" in the running table");
+                        "no upstream " + text::quote(upstream) + " in the running table");
   bool found = false;
   for (const auto& e : up->endpoints)
     found = found || e.address() == address;
   if (!found)
     return Reply::error("unknown_endpoint",
-                        "upstream \"" + upstream + "\" has no endpoint " + address);
+                        "upstream " + text::quote(upstream) + " has no endpoint " + address);
   if (st == runtime::EndpointState::ready)
     overrides_.erase({upstream, address});
   else
@@ -361,7 +362,8 @@ int run_daemon(const DaemonOptions& opts) {
   ControlServer control(daemon, control_path, opts.control_group);
   bool control_on = true;
   if (auto r = control.open(); !r) {
-    if (opts.control_explicit || r.error().code == errc::invalid_argument) {
+    // A socket asked for explicitly must open; the default one may be out of reach (no /run/gw).
+    if (!opts.control.empty() || r.error().code == errc::invalid_argument) {
       std::fprintf(stderr, "gwd: %s\n", r.error().message.c_str());
       return 1;
     }

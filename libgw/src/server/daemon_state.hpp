@@ -69,7 +69,6 @@ public:
   nlohmann::json info() const;
   /// Starts a drain; the process exits once the workers stopped.
   void stop(std::chrono::milliseconds timeout, bool now);
-  bool stopping() const noexcept { return stopping_; }
 
 private:
   /// Marks a reload or rollback as running for as long as it lives: they are serialised.
@@ -113,12 +112,10 @@ public:
   Result<void> open();
   void start();
   void close();
-  const std::string& path() const noexcept { return path_; }
 
 private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  std::string path_;
 };
 
 } // namespace gw::server

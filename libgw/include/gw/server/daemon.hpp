@@ -15,8 +15,7 @@ struct DaemonOptions {
   std::vector<std::string> listen;          // "127.0.0.1:8080", "[::1]:8080", ":8080"
   unsigned workers = 0;                     // 0: one per core
   std::string access_log;                   // "" off, "-" stdout, else a path
-  std::string control;                      // control socket; "" = kDefaultControlSocket
-  bool control_explicit = false;            // --control was given: failing to open it is fatal
+  std::string control;                      // socket; "" = the default, else it must open
   std::string control_group;                // group that may connect (the socket is 0660)
   std::vector<std::string> trusted_proxies; // CIDRs whose X-Forwarded-* / Forwarded are kept
   std::chrono::milliseconds header_timeout{10'000}; // a request's head must arrive within this
