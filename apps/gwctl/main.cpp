@@ -13,7 +13,8 @@ namespace {
 
 constexpr const char* kFooter = R"(Exit codes:
   0  ok
-  1  invalid input, failed test cases, no route matched (explain), differences (diff --exit-code)  2  usage error
+  1  invalid input, failed test cases, no route matched (explain), differences (diff --exit-code)
+  2  usage error
   3  no gwd answers on the control socket
   4  gwd refused the command (rejected table, permission, busy)
   5  a file could not be read or written

@@ -25,6 +25,9 @@ usage)
   done
   expect_rc 0 "$gwctl" --help
   contains "Exit codes"
+  # The footer lists each exit code 0-5 on a line of its own.
+  codes=$(printf '%s\n' "$out" | sed -n 's/^  \([0-9]\)  .*/\1/p' | tr -d '\n')
+  [[ $codes == 012345 ]] || { printf '%s\n' "$out" >&2; fail "exit-code lines: '$codes', expected 012345"; }
   ;;
 validate-demo)
   expect_rc 0 "$gwctl" validate "$demo"
