@@ -498,8 +498,9 @@ TEST_CASE("jwt: algorithms are checked against the keys the policy has", "[polic
 
 TEST_CASE("jwt: key files are read relative to the spec and embedded", "[policy]") {
   TempDir dir;
+  // RFC 8037 A.2's Ed25519 public key.
   const std::string jwks =
-      R"({"keys":[{"kty":"EC","crv":"P-256","kid":"k1","x":"AAAA","y":"BBBB"}]})";
+      R"({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]})";
   dir.write("keys/idp.jwks", jwks);
   dir.write("staff.pem", gwtest::p256_key().pub_pem);
   dir.write("hmac.txt", "s3cret\n");
@@ -514,6 +515,7 @@ TEST_CASE("jwt: key files are read relative to the spec and embedded", "[policy]
                             dir.path());
   INFO(c.dump());
   REQUIRE(c.canonical);
+  CHECK(c.diags.size() == 0);
   CHECK_FALSE(c.canonical->contains("jwks_file"));
   CHECK_FALSE(c.canonical->contains("public_key_file"));
   CHECK((*c.canonical)["jwks"] == jwks);
@@ -536,6 +538,7 @@ TEST_CASE("jwt: key files are read relative to the spec and embedded", "[policy]
   CHECK_FALSE(j.strip);
   CHECK(std::find(j.algorithms.begin(), j.algorithms.end(), "HS256") != j.algorithms.end());
   CHECK(std::find(j.algorithms.begin(), j.algorithms.end(), "ES256") != j.algorithms.end());
+  CHECK(std::find(j.algorithms.begin(), j.algorithms.end(), "EdDSA") != j.algorithms.end());
 }
 
 TEST_CASE("jwt: a relative secret_file is stored as an absolute path", "[policy]") {
@@ -555,8 +558,10 @@ TEST_CASE("jwt: bad key material and URLs are refused", "[policy]") {
   dir.write("bad.jwks", R"({"key": []})");
   auto c = compile_settings(Kind::jwt, {{"public_key_file", "private.pem"}}, dir.path());
   REQUIRE(c.find("policy.invalid"));
-  CHECK(c.find("policy.invalid")->message.find("not a PEM public key") != std::string::npos);
+  CHECK(c.find("policy.invalid")->message.find("holds a private key") != std::string::npos);
   CHECK(c.find("policy.invalid")->pointer == "/public_key_file");
+  expect_error(Kind::jwt, {{"public_keys", "-----BEGIN PUBLIC KEY-----\nAAAA\n"}}, "policy.invalid",
+               "public_keys[1]: not a public key or certificate PEM");
 
   auto j = compile_settings(Kind::jwt, {{"jwks_file", "bad.jwks"}}, dir.path());
   REQUIRE(j.find("policy.invalid"));
@@ -571,6 +576,64 @@ TEST_CASE("jwt: bad key material and URLs are refused", "[policy]") {
                "policy.invalid", "\"x user\" is not a header name");
   expect_error(Kind::jwt, {{"jwks_url", "https://idp/jwks"}, {"leeway", "soon"}}, "policy.invalid",
                "leeway");
+}
+
+TEST_CASE("jwt: a public key gwd would refuse is an error", "[policy]") {
+  // OpenSSL reads these keys; gwd's import refuses them, so validate must too.
+  static const gwtest::TestKey weak =
+      gwtest::make_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{1024}));
+  static const gwtest::TestKey k256 =
+      gwtest::make_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "secp256k1"));
+  TempDir dir;
+  dir.write("weak.pem", weak.pub_pem);
+  dir.write("k256.pem", k256.pub_pem);
+  for (const auto* file : {"weak.pem", "k256.pem"}) {
+    auto c = compile_settings(Kind::jwt, {{"public_key_file", file}}, dir.path());
+    INFO(c.dump());
+    CHECK_FALSE(c.canonical);
+    const auto* d = c.find("policy.invalid");
+    REQUIRE(d);
+    CHECK(d->pointer == "/public_key_file");
+    CHECK(d->message.find((dir.path() / file).string()) != std::string::npos);
+    if (file == std::string("weak.pem"))
+      CHECK(d->message.find("RSA key has 1024 bits; at least 2048 are required") !=
+            std::string::npos);
+    else
+      CHECK(d->message.find("is not supported (P-256 or P-384)") != std::string::npos);
+  }
+  expect_error(Kind::jwt, {{"public_keys", weak.pub_pem}}, "policy.invalid",
+               "public_keys[1]: RSA key has 1024 bits");
+}
+
+TEST_CASE("jwt: JWKS keys gwd would skip are reported", "[policy]") {
+  const json bad_ec = {
+      {"kty", "EC"}, {"crv", "P-256"}, {"kid", "k1"}, {"x", "AAAA"}, {"y", "BBBB"}};
+  const json x25519 = {{"kty", "OKP"}, {"crv", "X25519"}, {"kid", "k2"}, {"x", "AAAA"}};
+  const std::string jwks = json{{"keys", json::array({bad_ec, x25519})}}.dump();
+
+  SECTION("with no usable key left, every request would be refused") {
+    auto c = compile_settings(Kind::jwt, {{"jwks", jwks}});
+    INFO(c.dump());
+    REQUIRE(c.canonical); // gwd loads it: a warning, not an error
+    CHECK(c.diags.error_count() == 0);
+    const auto* none = c.find("policy.no-keys");
+    REQUIRE(none);
+    CHECK(none->pointer == "/jwks");
+    CHECK(none->message.find("no usable key") != std::string::npos);
+    std::vector<std::string> skipped;
+    for (const auto& d : c.diags)
+      if (d.code == "policy.key-skipped") skipped.push_back(d.message);
+    REQUIRE(skipped.size() == 2);
+    CHECK(skipped[0].find("keys[0] (kid \"k1\")") != std::string::npos);
+    CHECK(skipped[1].find("keys[1] (kid \"k2\")") != std::string::npos);
+  }
+  SECTION("beside a usable key, each skipped key still warns") {
+    auto c =
+        compile_settings(Kind::jwt, {{"jwks", jwks}, {"public_keys", gwtest::p256_key().pub_pem}});
+    REQUIRE(c.canonical);
+    CHECK_FALSE(c.find("policy.no-keys"));
+    CHECK(c.find("policy.key-skipped"));
+  }
 }
 
 TEST_CASE("jwt without any key warns policy.no-keys", "[policy]") {

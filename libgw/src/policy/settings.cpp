@@ -6,13 +6,10 @@
 #include <set>
 
 #include <arpa/inet.h>
-#include <openssl/bio.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include "gw/core/file.hpp"
 #include "gw/core/text.hpp"
+#include "gw/policy/jwt.hpp"
 
 namespace gw::policy {
 namespace {
@@ -453,24 +450,6 @@ Basic read_basic(Fields& f, json* canonical) {
 constexpr std::array kJwtAlgs = {"HS256"sv, "HS384"sv, "HS512"sv, "RS256"sv, "RS384"sv, "RS512"sv,
                                  "PS256"sv, "PS384"sv, "PS512"sv, "ES256"sv, "ES384"sv, "EdDSA"sv};
 
-/// A PEM public key or certificate OpenSSL can read (the jwt module does the real import).
-bool readable_public_pem(const std::string& pem) {
-  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  if (!bio) return false;
-  EVP_PKEY* k = PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
-  if (!k) {
-    BIO_reset(bio);
-    if (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
-      k = X509_get_pubkey(cert);
-      X509_free(cert);
-    }
-  }
-  BIO_free(bio);
-  if (!k) return false;
-  EVP_PKEY_free(k);
-  return true;
-}
-
 bool http_url(std::string_view u) {
   return u.starts_with("http://") || u.starts_with("https://");
 }
@@ -479,7 +458,18 @@ Jwt read_jwt(Fields& f, json* canonical) {
   Jwt j;
   j.from = credentials(f, false);
   if (j.from.empty()) j.from.push_back(Credential{Credential::In::header, "authorization"});
-  if (auto v = f.strings("public_keys")) j.pems = *v;
+  // Each key is imported as gwd will import it, so a key gwd would refuse (RSA under 2048 bits,
+  // an unsupported curve, a private key) is refused here, with gwd's reason.
+  auto add_pem = [&](std::string_view key, std::string pem, const std::string& where) {
+    if (auto k = jwt::Key::from_pem(pem); !k)
+      f.error(key, where + ": " + k.error().message);
+    else
+      j.pems.push_back(std::move(pem));
+  };
+  if (auto v = f.strings("public_keys")) {
+    for (std::size_t i = 0; i < v->size(); ++i)
+      add_pem("public_keys", std::move((*v)[i]), "public_keys[" + std::to_string(i + 1) + "]");
+  }
   if (auto files = f.strings("public_key_file")) {
     for (const auto& file : *files) {
       const auto path = resolve(f.ctx(), file);
@@ -487,13 +477,9 @@ Jwt read_jwt(Fields& f, json* canonical) {
       if (!text)
         f.error("public_key_file", "public_key_file " + text.error().message, "input.unreadable");
       else
-        j.pems.push_back(std::move(*text));
+        add_pem("public_key_file", std::move(*text), path.string());
     }
   }
-  for (const auto& pem : j.pems)
-    if (!readable_public_pem(pem))
-      f.error(f.has("public_key_file") ? "public_key_file" : "public_keys",
-              "not a PEM public key or certificate (a private key does not belong here)");
   if (auto v = f.str("jwks")) j.jwks = *v;
   if (auto file = f.str("jwks_file")) {
     const auto path = resolve(f.ctx(), *file);
@@ -503,10 +489,18 @@ Jwt read_jwt(Fields& f, json* canonical) {
     else
       j.jwks = std::move(*text);
   }
+  std::size_t jwks_keys = 0;
   if (!j.jwks.empty()) {
-    const json doc = json::parse(j.jwks, nullptr, false);
-    if (doc.is_discarded() || !doc.is_object() || !doc.contains("keys") || !doc["keys"].is_array())
-      f.error(f.has("jwks_file") ? "jwks_file" : "jwks", "not a JWKS document ({\"keys\": [...]})");
+    // gwd skips the keys it cannot use (jwt::parse_jwks): say which, and why, before it does.
+    const std::string_view key = f.has("jwks_file") ? "jwks_file" : "jwks";
+    auto set = jwt::parse_jwks(j.jwks);
+    if (!set) {
+      f.error(key, "not a JWKS document ({\"keys\": [...]}): " + set.error().message);
+    } else {
+      jwks_keys = set->keys.size();
+      for (const auto& why : set->skipped)
+        f.warn(key, "gwd skips JWKS " + why, "policy.key-skipped");
+    }
   }
   if (auto v = f.str("jwks_url")) {
     j.jwks_url = *v;
@@ -530,12 +524,16 @@ Jwt read_jwt(Fields& f, json* canonical) {
   if (!j.secret_env.empty() && !j.secret_file.empty())
     f.error("secret_file", "give secret_env or secret_file, not both");
   const bool secret = !j.secret_env.empty() || !j.secret_file.empty();
-  if (j.pems.empty() && j.jwks.empty() && j.jwks_url.empty() && j.openid_connect_url.empty() &&
-      !secret && f.ok())
+  const bool other_keys =
+      !j.pems.empty() || !j.jwks_url.empty() || !j.openid_connect_url.empty() || secret;
+  if (j.jwks.empty() && !other_keys && f.ok())
     f.warn("",
            "has no keys, so it refuses every request; give public_key_file, jwks_file, "
            "jwks_url, openid_connect_url, secret_env or secret_file",
            "policy.no-keys");
+  else if (!j.jwks.empty() && jwks_keys == 0 && !other_keys && f.ok())
+    f.warn(f.has("jwks_file") ? "jwks_file" : "jwks",
+           "its JWKS holds no usable key, so it refuses every request", "policy.no-keys");
   if (auto algs = f.strings("algorithms")) {
     for (const auto& a : *algs) {
       if (std::find(kJwtAlgs.begin(), kJwtAlgs.end(), a) == kJwtAlgs.end()) {
