@@ -820,6 +820,19 @@ TEST_CASE("headers: bad operations are refused", "[policy]") {
                "policy.invalid", "\"content-length\" is managed");
   expect_error(Kind::headers, {{"request", {{"rename", {{"x-a", "Transfer-Encoding"}}}}}},
                "policy.invalid", "\"transfer-encoding\"");
+  // Every hop-by-hop field the proxy drops: a value set here would reach the upstream after it.
+  for (const char* hop : {"Proxy-Authorization", "proxy-authenticate", "Proxy-Connection", "TE",
+                          "keep-alive", "upgrade", "trailer"}) {
+    INFO(hop);
+    expect_error(Kind::headers, {{"request", {{"set", {{hop, "x"}}}}}}, "policy.invalid",
+                 "is managed by the proxy and cannot be changed here");
+    expect_error(Kind::headers, {{"response", {{"add", {{hop, "x"}}}}}}, "policy.invalid",
+                 "is managed by the proxy");
+  }
+  expect_error(
+      Kind::jwt,
+      {{"jwks_url", "https://idp/jwks"}, {"forward_claims", {{"sub", "Proxy-Authorization"}}}},
+      "policy.invalid", "\"Proxy-Authorization\" is managed by the proxy");
   expect_error(Kind::headers, {{"response", {{"set", {{"x-a", "1\r\nx-b: 2"}}}}}}, "policy.invalid",
                "not a valid header value");
   expect_error(Kind::headers, {{"request", {{"set", {{"x a", "1"}}}}}}, "policy.invalid",

@@ -31,15 +31,6 @@ bool valid_name(std::string_view s) {
   });
 }
 
-/// RFC 9110 §5.1 token characters (header names).
-bool valid_token(std::string_view s) {
-  if (s.empty()) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-  });
-}
-
 bool compiles_as_regex(const std::string& pattern, std::string& error) {
   RE2::Options opt;
   opt.set_log_errors(false);
@@ -247,10 +238,10 @@ struct Validator {
         const std::string& h = *u.hash_on;
         if (h == "client_ip") {
           out.hash_on = HashOn::client_ip;
-        } else if (h.starts_with("header:") && valid_token(h.substr(7))) {
+        } else if (h.starts_with("header:") && text::is_token(h.substr(7))) {
           out.hash_on = HashOn::header;
           out.hash_key = text::lower(h.substr(7));
-        } else if (h.starts_with("cookie:") && valid_token(h.substr(7))) {
+        } else if (h.starts_with("cookie:") && text::is_token(h.substr(7))) {
           out.hash_on = HashOn::cookie;
           out.hash_key = h.substr(7);
         } else {
@@ -518,7 +509,7 @@ struct Validator {
       }
       Matcher x;
       x.name = header ? text::lower(*m.name) : *m.name;
-      if (header && !valid_token(*m.name)) {
+      if (header && !text::is_token(*m.name)) {
         diags.error("value.header-name", m.name.loc,
                     text::quote(*m.name) + " is not a valid header name");
         ok = false;

@@ -10,6 +10,7 @@
 #include "gw/core/file.hpp"
 #include "gw/core/text.hpp"
 #include "gw/policy/jwt.hpp"
+#include "gw/proxy/http_rules.hpp"
 
 namespace gw::policy {
 namespace {
@@ -22,31 +23,17 @@ constexpr std::array<std::string_view, 8> kKindNames = {
 
 constexpr std::uint64_t kMaxPolicyFile = 16ULL << 20;
 
-std::string lower(std::string s) {
-  for (auto& c : s)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-bool token_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) ||
-         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-bool valid_header_name(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), token_char);
-}
 bool valid_header_value(std::string_view s) {
   return std::none_of(s.begin(), s.end(), [](char c) {
     const auto u = static_cast<unsigned char>(c);
     return (u < 0x20 && c != '\t') || u == 0x7f;
   });
 }
-/// Hop-by-hop and framing headers belong to the proxy: no policy sets, drops or renames them.
-bool managed_by_proxy(std::string_view lower_name) {
-  for (std::string_view n : {"host"sv, "content-length"sv, "transfer-encoding"sv, "connection"sv,
-                             "upgrade"sv, "te"sv, "trailer"sv, "keep-alive"sv})
-    if (lower_name == n) return true;
-  return false;
+/// Hop-by-hop and framing headers belong to the proxy: no policy sets, drops or renames them. The
+/// hop-by-hop list is the one the session filters with, so nothing a policy adds is dropped.
+bool managed_by_proxy(std::string_view name) {
+  return text::iequals(name, "host") || text::iequals(name, "content-length") ||
+         proxy::is_hop_by_hop(name);
 }
 
 /// Reads one policy's settings: typed getters that report wrong types and values at the key's
@@ -216,11 +203,11 @@ std::vector<Credential> credentials(Fields& f, bool strip_default) {
     auto names = f.strings(key);
     if (!names) continue;
     for (auto& n : *names) {
-      if (in == Credential::In::header && !valid_header_name(n)) {
+      if (in == Credential::In::header && !text::is_token(n)) {
         f.error(key, "header name " + text::quote(n) + " is not a valid field name");
         continue;
       }
-      if (in == Credential::In::header && strip && managed_by_proxy(lower(n))) {
+      if (in == Credential::In::header && strip && managed_by_proxy(n)) {
         f.error(
             key,
             "header " + text::quote(n) +
@@ -231,7 +218,7 @@ std::vector<Credential> credentials(Fields& f, bool strip_default) {
         f.error(key, std::string(key) + " names must not be empty");
         continue;
       }
-      out.push_back(Credential{in, in == Credential::In::header ? lower(n) : n});
+      out.push_back(Credential{in, in == Credential::In::header ? text::lower(n) : n});
     }
   }
   return out;
@@ -240,11 +227,11 @@ std::vector<Credential> credentials(Fields& f, bool strip_default) {
 std::string header_option(Fields& f, std::string_view key, std::string fallback) {
   auto v = f.str(key);
   if (!v) return fallback;
-  if (!v->empty() && !valid_header_name(*v))
+  if (!v->empty() && !text::is_token(*v))
     f.error(key, text::quote(*v) + " is not a header name");
-  else if (managed_by_proxy(lower(*v)))
+  else if (managed_by_proxy(*v))
     f.error(key, text::quote(*v) + " is managed by the proxy and cannot be set here");
-  return lower(*v);
+  return text::lower(*v);
 }
 
 // ---- api_key
@@ -570,12 +557,12 @@ Jwt read_jwt(Fields& f, json* canonical) {
   if (auto v = f.boolean("require_exp")) j.require_exp = *v;
   if (auto v = f.string_table("forward_claims")) {
     for (auto& [claim, header] : *v) {
-      if (!valid_header_name(header))
+      if (!text::is_token(header))
         f.error("forward_claims", text::quote(header) + " is not a header name");
-      else if (managed_by_proxy(lower(header)))
+      else if (managed_by_proxy(header))
         f.error("forward_claims",
                 text::quote(header) + " is managed by the proxy and cannot be set here");
-      j.forward_claims.emplace_back(claim, lower(header));
+      j.forward_claims.emplace_back(claim, text::lower(header));
     }
   }
   if (auto v = f.str("consumer_claim")) j.consumer_claim = *v;
@@ -699,9 +686,9 @@ RateLimit read_rate_limit(Fields& f) {
       r.key = RateLimit::Key::route;
     else if (*key == "global")
       r.key = RateLimit::Key::global;
-    else if (key->starts_with("header:") && valid_header_name(key->substr(7))) {
+    else if (key->starts_with("header:") && text::is_token(key->substr(7))) {
       r.key = RateLimit::Key::header;
-      r.key_name = lower(key->substr(7));
+      r.key_name = text::lower(key->substr(7));
     } else if (key->starts_with("claim:") && key->size() > 6) {
       r.key = RateLimit::Key::claim;
       r.key_name = key->substr(6);
@@ -799,20 +786,20 @@ HeaderOps read_ops(Fields& f, std::string_view key) {
         continue;
       }
       for (const auto& n : it.value()) {
-        if (!valid_header_name(n.get<std::string>()))
+        if (!text::is_token(n.get<std::string>()))
           f.error(key, text::quote(n.get<std::string>()) + " is not a header name");
-        ops.remove.push_back(lower(n.get<std::string>()));
+        ops.remove.push_back(text::lower(n.get<std::string>()));
       }
     } else if (it.key() == "set" || it.key() == "add" || it.key() == "rename") {
       auto t = f.string_table(key, &it.value(), label);
       if (!t) continue;
       auto& dst = it.key() == "set" ? ops.set : it.key() == "add" ? ops.add : ops.rename;
       for (auto& [name, value] : *t) {
-        if (!valid_header_name(name)) f.error(key, text::quote(name) + " is not a header name");
-        if (it.key() == "rename" ? !valid_header_name(value) : !valid_header_value(value))
+        if (!text::is_token(name)) f.error(key, text::quote(name) + " is not a header name");
+        if (it.key() == "rename" ? !text::is_token(value) : !valid_header_value(value))
           f.error(key, label + "." + name + ": " + text::quote(value) + " is not a valid " +
                            (it.key() == "rename" ? "header name" : "header value"));
-        dst.emplace_back(lower(name), it.key() == "rename" ? lower(value) : value);
+        dst.emplace_back(text::lower(name), it.key() == "rename" ? text::lower(value) : value);
       }
     } else {
       f.error(key, "unknown operation " + text::quote(label) + " (set, add, remove, rename)");
@@ -868,7 +855,7 @@ Cors read_cors(Fields& f) {
       else if (o != "*" && o.find('/', o.find("://") + 3) != std::string::npos)
         f.error("origins",
                 "origin " + text::quote(o) + " has a path; origins are scheme://host[:port]");
-      c.origins.push_back(lower(o));
+      c.origins.push_back(text::lower(o));
     }
   } else {
     f.error("origins", "has no origins (\"https://app.example.com\", or \"*\")",
@@ -886,10 +873,10 @@ Cors read_cors(Fields& f) {
   }
   if (auto v = f.strings("headers"))
     for (const auto& h : *v)
-      c.headers.push_back(lower(h));
+      c.headers.push_back(text::lower(h));
   if (auto v = f.strings("expose_headers"))
     for (const auto& h : *v)
-      c.expose.push_back(lower(h));
+      c.expose.push_back(text::lower(h));
   if (auto v = f.boolean("credentials")) c.credentials = *v;
   if (auto v = f.duration("max_age")) c.max_age = *v;
   if (c.credentials && std::find(c.origins.begin(), c.origins.end(), "*") != c.origins.end())

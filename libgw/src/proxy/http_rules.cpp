@@ -4,6 +4,8 @@
 #include <cstring>
 #include <random>
 
+#include "gw/core/text.hpp"
+
 namespace gw::proxy {
 namespace {
 
@@ -16,14 +18,6 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
   for (std::size_t i = 0; i < a.size(); ++i)
     if (lower(a[i]) != lower(b[i])) return false;
   return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
 }
 
 /// "[::1]" for IPv6 in Forwarded (RFC 7239 §6), quoted because of the colons.
@@ -67,7 +61,7 @@ std::size_t find_header_end(std::string_view data, std::size_t from) noexcept {
 void split_tokens(std::string_view value, std::vector<std::string>& out) {
   while (!value.empty()) {
     const std::size_t comma = value.find(',');
-    const std::string_view tok = trim(value.substr(0, comma));
+    const std::string_view tok = text::trim(value.substr(0, comma));
     if (!tok.empty()) {
       std::string t(tok);
       for (auto& c : t)
@@ -101,11 +95,11 @@ bool is_hop_by_hop(std::string_view name) noexcept {
 }
 
 bool is_only_chunked(std::string_view value) noexcept {
-  return iequals(trim(value), "chunked");
+  return iequals(text::trim(value), "chunked");
 }
 
 std::optional<std::uint64_t> parse_content_length(std::string_view v) noexcept {
-  v = trim(v);
+  v = text::trim(v);
   if (v.empty() || v.size() > 19) return std::nullopt;
   std::uint64_t n = 0;
   for (const char c : v) {
@@ -179,22 +173,22 @@ bool Cidr::contains(const std::array<std::uint8_t, 16>& ip) const noexcept {
 void build_forwarding(const ForwardInput& in, Forwarding& out) {
   // X-Forwarded-For: the chain so far (only from a trusted peer), then the peer itself.
   out.x_forwarded_for.clear();
-  if (in.peer_trusted && !trim(in.in_xff).empty()) {
-    out.x_forwarded_for = std::string(trim(in.in_xff));
+  if (in.peer_trusted && !text::trim(in.in_xff).empty()) {
+    out.x_forwarded_for = std::string(text::trim(in.in_xff));
     out.x_forwarded_for += ", ";
   }
   out.x_forwarded_for += in.peer_ip;
 
-  out.x_forwarded_proto = in.peer_trusted && !trim(in.in_proto).empty()
-                              ? std::string(trim(in.in_proto))
+  out.x_forwarded_proto = in.peer_trusted && !text::trim(in.in_proto).empty()
+                              ? std::string(text::trim(in.in_proto))
                               : std::string(in.proto);
-  out.x_forwarded_host = in.peer_trusted && !trim(in.in_host).empty()
-                             ? std::string(trim(in.in_host))
+  out.x_forwarded_host = in.peer_trusted && !text::trim(in.in_host).empty()
+                             ? std::string(text::trim(in.in_host))
                              : std::string(in.host);
   // Forwarded (RFC 7239): append our hop to a trusted chain, else start a new one.
   out.forwarded.clear();
-  if (in.peer_trusted && !trim(in.in_forwarded).empty()) {
-    out.forwarded = std::string(trim(in.in_forwarded));
+  if (in.peer_trusted && !text::trim(in.in_forwarded).empty()) {
+    out.forwarded = std::string(text::trim(in.in_forwarded));
     out.forwarded += ", ";
   }
   out.forwarded += "for=" + forwarded_node(in.peer_ip) + ";proto=" + std::string(in.proto);
@@ -211,7 +205,7 @@ std::string_view client_address(std::string_view peer_ip, bool peer_trusted, std
   while (!xff.empty()) {
     const auto comma = xff.rfind(',');
     const std::string_view entry =
-        trim(comma == std::string_view::npos ? xff : xff.substr(comma + 1));
+        text::trim(comma == std::string_view::npos ? xff : xff.substr(comma + 1));
     xff = comma == std::string_view::npos ? std::string_view() : xff.substr(0, comma);
     const auto ip = parse_ip(entry);
     if (!ip) break; // garbage from the hop we trust: believe that hop, nothing further left

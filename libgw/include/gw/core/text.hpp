@@ -14,6 +14,12 @@ namespace gw::text {
 std::string lower(std::string_view s);
 bool iequals(std::string_view a, std::string_view b) noexcept;
 
+/// `s` without leading and trailing spaces and tabs (HTTP's OWS, RFC 9110 §5.6.3).
+std::string_view trim(std::string_view s) noexcept;
+
+/// An RFC 9110 §5.6.2 token, non-empty: what a header name must be.
+bool is_token(std::string_view s) noexcept;
+
 /// Levenshtein distance, capped: returns `cap + 1` as soon as the distance exceeds `cap`.
 std::size_t edit_distance(std::string_view a, std::string_view b, std::size_t cap = 8);
 
