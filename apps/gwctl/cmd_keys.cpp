@@ -13,6 +13,7 @@
 
 #include "commands.hpp"
 #include "gw/core/file.hpp"
+#include "gw/core/text.hpp"
 #include "gw/core/units.hpp"
 #include "gw/policy/jwt.hpp"
 #include "gw/policy/settings.hpp"
@@ -83,10 +84,10 @@ int run_key_new(const Global&, const KeyOptions& o) {
 
 int run_key_hash(const Global&, const KeyOptions& o) {
   if (!valid_consumer(o.consumer)) return bad_consumer(o.consumer);
-  std::string key;
-  std::getline(std::cin, key);
-  while (!key.empty() && (key.back() == '\r' || key.back() == ' '))
-    key.pop_back();
+  std::string input;
+  std::getline(std::cin, input);
+  if (!input.empty() && input.back() == '\r') input.pop_back();
+  const std::string key(gw::text::trim(input));
   if (key.empty()) {
     std::fprintf(stderr, "gwctl: key hash reads the key from standard input, and got none\n");
     return kUsage;

@@ -416,6 +416,27 @@ consumer_header = "X-Partner"
 
 // ---- basic
 
+TEST_CASE("basic: htpasswd lines with trailing tabs, spaces or CRLF still verify", "[policy]") {
+  // Editors leave whitespace at line ends; the hash must not keep it, or its user always gets 401.
+  TempDir dir;
+  const std::string dave = crypt_hash("open sesame", "$6$", 1000);
+  const std::string erin = crypt_hash("hunter2", "$6$", 1000);
+  dir.write("htpasswd", "dave:" + dave + "\t\n  erin:" + erin + " \t\r\n");
+  Gateway gw(std::string(kPrelude) +
+                 "[policies.staff]\nkind = \"basic\"\nhtpasswd_file = \"htpasswd\"\n" +
+                 route_toml("r", "/", "\"staff\""),
+             dir.spec_name());
+  const std::vector<std::pair<std::string, std::string>> logins = {{"dave", "open sesame"},
+                                                                   {"erin", "hunter2"}};
+  for (const auto& [user, pass] : logins) {
+    INFO(user);
+    auto c = check(gw.route("r"),
+                   FakeRequest().header("authorization", "Basic " + base64(user + ":" + pass)));
+    REQUIRE_FALSE(c.refusal);
+    CHECK(c.id.consumer == user);
+  }
+}
+
 TEST_CASE("basic checks passwords against bcrypt and SHA-512 crypt hashes", "[policy]") {
   TempDir dir;
   const std::string alice = crypt_hash("correct horse", "$2b$", 4);

@@ -296,25 +296,13 @@ ApiKey read_api_key(Fields& f, json* canonical) {
     if (!text) {
       f.error("keys_file", "keys_file " + text.error().message, "input.unreadable");
     } else {
-      std::size_t line_no = 0;
-      std::string_view rest = *text;
-      while (!rest.empty()) {
-        ++line_no;
-        const auto nl = rest.find('\n');
-        std::string_view line = rest.substr(0, nl);
-        rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
-        while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
-          line.remove_suffix(1);
-        while (!line.empty() && (line.front() == ' ' || line.front() == '\t'))
-          line.remove_prefix(1);
-        if (line.empty() || line[0] == '#') continue;
+      text::for_each_config_line(*text, [&](std::size_t line_no, std::string_view line) {
         const auto sp = line.find_first_of(" \t");
         const std::string consumer(line.substr(0, sp));
-        std::string_view hash = sp == std::string_view::npos ? "" : line.substr(sp + 1);
-        while (!hash.empty() && (hash.front() == ' ' || hash.front() == '\t'))
-          hash.remove_prefix(1);
+        const std::string_view hash =
+            sp == std::string_view::npos ? "" : text::trim(line.substr(sp + 1));
         add("keys_file", consumer, hash, path.string() + ":" + std::to_string(line_no));
-      }
+      });
     }
   }
   // Without keys every request is refused (401): safe, but almost certainly unfinished (an
@@ -395,18 +383,9 @@ Basic read_basic(Fields& f, json* canonical) {
     if (!text) {
       f.error("htpasswd_file", "htpasswd_file " + text.error().message, "input.unreadable");
     } else {
-      std::size_t n = 0;
-      std::string_view rest = *text;
-      while (!rest.empty()) {
-        ++n;
-        const auto nl = rest.find('\n');
-        std::string_view line = rest.substr(0, nl);
-        rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
-        while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
-          line.remove_suffix(1);
-        if (line.empty() || line[0] == '#') continue;
-        add("htpasswd_file", line, path.string() + ":" + std::to_string(n));
-      }
+      text::for_each_config_line(*text, [&](std::size_t line_no, std::string_view line) {
+        add("htpasswd_file", line, path.string() + ":" + std::to_string(line_no));
+      });
     }
   }
   if (b.users.empty() && f.ok()) {

@@ -17,6 +17,23 @@ bool iequals(std::string_view a, std::string_view b) noexcept;
 /// `s` without leading and trailing spaces and tabs (HTTP's OWS, RFC 9110 §5.6.3).
 std::string_view trim(std::string_view s) noexcept;
 
+/// Calls `fn(line_no, line)` for each line of a line-based config file (keys files, htpasswd):
+/// line numbers count from 1; each line is trimmed of spaces, tabs and a CR (CRLF files); blank
+/// lines and '#' comments are skipped.
+template <class Fn>
+void for_each_config_line(std::string_view text, Fn&& fn) {
+  std::size_t line_no = 0;
+  while (!text.empty()) {
+    ++line_no;
+    const auto nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    line = trim(line);
+    if (!line.empty() && line.front() != '#') fn(line_no, line);
+  }
+}
+
 /// An RFC 9110 §5.6.2 token, non-empty: what a header name must be.
 bool is_token(std::string_view s) noexcept;
 
