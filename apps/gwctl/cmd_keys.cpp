@@ -114,29 +114,21 @@ int run_jwt_sign(const Global&, const JwtSignOptions& o) {
     return kUsage;
   }
   gw::Result<jwt::SigningKey> key = std::unexpected(gw::Error{});
-  if (!o.secret_env.empty()) {
-    const char* v = std::getenv(o.secret_env.c_str());
-    if (!v || !*v) {
-      std::fprintf(stderr, "gwctl: --secret-env %s: the variable is not set\n",
-                   o.secret_env.c_str());
-      return kUsage;
+  if (!o.secret_env.empty() || !o.secret_file.empty()) {
+    auto secret = gw::policy::read_hmac_secret(o.secret_env, o.secret_file);
+    if (!secret) {
+      std::fprintf(stderr, "gwctl: %s\n", secret.error().message.c_str());
+      if (!o.secret_env.empty()) return kUsage; // the variable is not set
+      return secret.error().code == gw::errc::invalid_argument ? kFailed : kIoError;
     }
-    key = jwt::SigningKey::from_secret(v);
+    key = jwt::SigningKey::from_secret(std::move(*secret));
   } else {
-    const std::string& file = o.key.empty() ? o.secret_file : o.key;
-    auto text = gw::file::read_all(file, 1 << 20);
-    if (!text) {
-      std::fprintf(stderr, "gwctl: %s\n", text.error().to_string().c_str());
+    auto pem = gw::file::read_all(o.key, 1 << 20);
+    if (!pem) {
+      std::fprintf(stderr, "gwctl: %s\n", pem.error().to_string().c_str());
       return kIoError;
     }
-    if (o.key.empty()) {
-      std::string s = std::move(*text);
-      while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
-        s.pop_back();
-      key = jwt::SigningKey::from_secret(std::move(s));
-    } else {
-      key = jwt::SigningKey::from_pem(*text);
-    }
+    key = jwt::SigningKey::from_pem(*pem);
   }
   if (!key) {
     std::fprintf(stderr, "gwctl: %s\n", key.error().message.c_str());

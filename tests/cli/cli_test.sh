@@ -313,12 +313,22 @@ PY
   openssl dgst -sha256 -verify "$work/rsa.pub" -signature "$work/sig" "$work/signed" >/dev/null ||
     fail "OpenSSL does not verify the RS256 signature"
   # HS256 from an environment variable, checked with Python's hmac.
-  out=$(GW_TEST_SECRET=s3cret "$gwctl" jwt sign --alg HS256 --secret-env GW_TEST_SECRET) || fail "HS256"
-  python3 -c '
+  hs256_signed_with() { # TOKEN SECRET
+    python3 -c '
 import base64, hashlib, hmac, sys
 h, p, s = sys.argv[1].split(".")
-want = base64.urlsafe_b64encode(hmac.new(b"s3cret", (h + "." + p).encode(), hashlib.sha256).digest()).rstrip(b"=").decode()
-assert s == want, (s, want)' "$out" || fail "HS256 signature"
+want = base64.urlsafe_b64encode(hmac.new(sys.argv[2].encode(), (h + "." + p).encode(), hashlib.sha256).digest()).rstrip(b"=").decode()
+assert s == want, (s, want)' "$1" "$2"
+  }
+  out=$(GW_TEST_SECRET=s3cret "$gwctl" jwt sign --alg HS256 --secret-env GW_TEST_SECRET) || fail "HS256"
+  hs256_signed_with "$out" s3cret || fail "HS256 signature"
+  # From a file, the editor's final newline is not part of the secret (as for gwd's secret_file).
+  printf 's3cret\n' > "$work/hs.secret"
+  expect_rc 0 "$gwctl" jwt sign --alg HS256 --secret-file "$work/hs.secret"
+  hs256_signed_with "$out" s3cret || fail "HS256 signature with the secret file's newline dropped"
+  : > "$work/empty.secret"
+  expect_rc 1 "$gwctl" jwt sign --alg HS256 --secret-file "$work/empty.secret"
+  contains "is empty"
   expect_rc 1 "$gwctl" jwt sign --alg HS256 --key "$work/rsa.pem"
   contains "cannot sign HS256"
   expect_rc 2 "$gwctl" jwt sign --alg RS256

@@ -552,6 +552,26 @@ TEST_CASE("jwt: a relative secret_file is stored as an absolute path", "[policy]
         "/etc/gw/hmac");
 }
 
+TEST_CASE("read_hmac_secret drops the file's final newline and caps its size", "[policy]") {
+  TempDir dir;
+  dir.write("crlf", "s3cret\r\n");
+  dir.write("inner", " two\nlines \n");
+  dir.write("empty", "\n");
+  dir.write("huge", std::string(64 * 1024 + 1, 'x'));
+  CHECK(read_hmac_secret("", (dir.path() / "crlf").string()) == "s3cret");
+  CHECK(read_hmac_secret("", (dir.path() / "inner").string()) == " two\nlines ");
+  auto empty = read_hmac_secret("", (dir.path() / "empty").string());
+  REQUIRE_FALSE(empty);
+  CHECK(empty.error().message.find("is empty") != std::string::npos);
+  auto huge = read_hmac_secret("", (dir.path() / "huge").string());
+  REQUIRE_FALSE(huge);
+  CHECK(huge.error().code == gw::errc::too_large);
+  ::setenv("GW_TEST_HMAC_SECRET", "from env\n", 1); // a variable is taken as it is
+  CHECK(read_hmac_secret("GW_TEST_HMAC_SECRET", "") == "from env\n");
+  ::unsetenv("GW_TEST_HMAC_SECRET");
+  CHECK(read_hmac_secret("GW_TEST_HMAC_SECRET", "").error().code == gw::errc::not_found);
+}
+
 TEST_CASE("jwt: bad key material and URLs are refused", "[policy]") {
   TempDir dir;
   dir.write("private.pem", gwtest::p256_key().priv_pem);

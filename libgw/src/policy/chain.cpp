@@ -8,7 +8,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "gw/core/file.hpp"
 #include "gw/core/sha256.hpp"
 #include "gw/core/text.hpp"
 #include "gw/model/config.hpp"
@@ -717,20 +716,12 @@ Result<std::shared_ptr<const PolicySet>> PolicySet::build(const model::Config& c
       }
       // HMAC secrets stay out of tables: read them now, at every load.
       std::string secret;
-      if (!j->secret_env.empty()) {
-        const char* v = std::getenv(j->secret_env.c_str());
-        if (!v || !*v)
-          return fail(errc::not_found, "policy \"" + p.name + "\": environment variable " +
-                                           j->secret_env + " is not set");
-        secret = v;
-      } else if (!j->secret_file.empty()) {
-        auto t = file::read_all(j->secret_file, 64 * 1024);
-        if (!t)
-          return fail(errc::not_found,
-                      "policy \"" + p.name + "\": secret_file " + t.error().message);
-        secret = std::move(*t);
-        while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
-          secret.pop_back();
+      if (!j->secret_env.empty() || !j->secret_file.empty()) {
+        auto read = read_hmac_secret(j->secret_env, j->secret_file);
+        if (!read)
+          return std::unexpected(
+              Error(read.error().code, "policy \"" + p.name + "\": " + read.error().message));
+        secret = std::move(*read);
       }
       if (!secret.empty()) {
         auto k = jwt::Key::from_secret(std::move(secret));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdlib>
 #include <set>
 
 #include <arpa/inet.h>
@@ -956,6 +957,25 @@ Result<Settings> parse(Kind kind, std::string_view canonical) {
     return fail(errc::invalid_argument,
                 f.first_error().empty() ? "bad policy settings" : f.first_error());
   return std::move(*s);
+}
+
+Result<std::string> read_hmac_secret(const std::string& env_name, const std::string& file) {
+  constexpr std::uint64_t kMaxSecret = 64 * 1024;
+  if (!env_name.empty()) {
+    const char* v = std::getenv(env_name.c_str());
+    if (!v || !*v) return fail(errc::not_found, "environment variable " + env_name + " is not set");
+    return std::string(v);
+  }
+  if (file.empty()) return fail(errc::invalid_argument, "no HMAC secret given");
+  auto secret = file::read_all(file, kMaxSecret);
+  if (!secret)
+    return std::unexpected(Error(secret.error().code, "secret file " + text::quote(file) + ": " +
+                                                          secret.error().message));
+  while (!secret->empty() && (secret->back() == '\n' || secret->back() == '\r'))
+    secret->pop_back();
+  if (secret->empty())
+    return fail(errc::invalid_argument, "secret file " + text::quote(file) + " is empty");
+  return secret;
 }
 
 std::string key_file_line(std::string_view consumer, std::string_view key) {

@@ -152,6 +152,13 @@ std::optional<nlohmann::json> compile(Kind kind, const nlohmann::json& settings,
 /// Typed settings from canonical JSON (a table's), for gwd and gwctl inspect.
 Result<Settings> parse(Kind kind, std::string_view canonical);
 
+/// The HMAC secret of a jwt policy (or of `gwctl jwt sign`), from the environment variable
+/// `env_name` or else from `file` (at most 64 KiB, trailing CR and LF dropped so that an editor's
+/// final newline is not part of it). gwd and gwctl both read it here, so they agree byte for byte.
+/// Errors: errc::not_found (variable unset or empty), the file's errors, errc::invalid_argument
+/// (neither given, or an empty secret).
+Result<std::string> read_hmac_secret(const std::string& env_name, const std::string& file);
+
 /// The line a keys file holds for a key: "CONSUMER sha256:HEX".
 std::string key_file_line(std::string_view consumer, std::string_view key);
 
