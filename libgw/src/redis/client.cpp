@@ -24,6 +24,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <charconv>
 #include <optional>
 #include <span>
 #include <vector>
@@ -115,20 +116,21 @@ struct Conn : std::enable_shared_from_this<Conn> {
 
 struct Client::Impl {
   Impl(net::any_io_executor e, std::string h, std::uint16_t p, milliseconds t)
-      : ex(std::move(e)), host(std::move(h)), port(p), timeout(t) {}
+      : ex(std::move(e)), host(std::move(h)), port(p), timeout(t),
+        where("redis " + host + ":" + std::to_string(port)) {}
   ~Impl() { shutdown(); }
 
   net::any_io_executor ex;
   std::string host;
   std::uint16_t port;
   milliseconds timeout;
+  const std::string where;         // "redis HOST:PORT", as every error message starts
   redisAsyncContext* ac = nullptr; // the current context (connecting or connected), if any
   std::shared_ptr<Conn> conn;
   bool is_connected = false;
   bool closing = false;
   Clock::time_point next_attempt{};
   milliseconds backoff = kMinBackoff;
-  std::uint64_t failures = 0;
   std::string last_error = "not connected";
 
   bool connect();
@@ -252,7 +254,6 @@ bool Client::Impl::connect() {
 
 net::awaitable<Result<Reply>> Client::Impl::call(std::span<const std::string_view> args,
                                                  Clock::time_point deadline) {
-  const std::string where = "redis " + host + ":" + std::to_string(port);
   if (closing) co_return failure(std::errc::not_connected, where + ": client closed");
   if (!ac) {
     const auto wait = std::chrono::duration_cast<milliseconds>(next_attempt - Clock::now()).count();
@@ -302,32 +303,19 @@ bool Client::connected() const noexcept {
   return impl_->ac && impl_->is_connected;
 }
 
-std::uint64_t Client::failures() const noexcept {
-  return impl_->failures;
-}
-
-std::string_view Client::script() noexcept {
-  return kScript;
-}
-
 std::string_view Client::script_sha1() noexcept {
   static const std::string sha = sha1_hex(kScript);
   return sha;
 }
 
 namespace {
-/// "redis HOST:PORT", as every error message starts.
-std::string where_of(const Client::Impl& impl) {
-  return "redis " + impl.host + ":" + std::to_string(impl.port);
-}
-
 Result<Client::Take> to_take(const Reply& r, const Client::Impl& impl) {
-  if (r.type == REDIS_REPLY_ERROR) return fail(errc::io_error, where_of(impl) + ": " + r.str);
+  if (r.type == REDIS_REPLY_ERROR) return fail(errc::io_error, impl.where + ": " + r.str);
   if (r.type != REDIS_REPLY_ARRAY || r.elements.size() != 4)
-    return fail(errc::io_error, where_of(impl) + ": unexpected reply to the rate limit script");
+    return fail(errc::io_error, impl.where + ": unexpected reply to the rate limit script");
   for (const auto& e : r.elements)
     if (e.type != REDIS_REPLY_INTEGER)
-      return fail(errc::io_error, where_of(impl) + ": unexpected reply to the rate limit script");
+      return fail(errc::io_error, impl.where + ": unexpected reply to the rate limit script");
   return Client::Take{r.elements[0].integer == 1, r.elements[1].integer, r.elements[2].integer,
                       r.elements[3].integer};
 }
@@ -337,11 +325,16 @@ net::awaitable<Result<Client::Take>> Client::take(std::string_view key, std::int
                                                   std::int64_t burst) {
   const std::shared_ptr<Impl> self = impl_; // keeps the state alive if *this dies meanwhile
   if (interval_us <= 0 || burst <= 0)
-    co_return fail(errc::invalid_argument,
-                   where_of(*self) + ": interval and burst must be positive");
+    co_return fail(errc::invalid_argument, self->where + ": interval and burst must be positive");
   const std::string k(key);
-  const std::string iv = std::to_string(interval_us);
-  const std::string bs = std::to_string(burst);
+  // Formatted into the coroutine frame: no allocation per take.
+  std::array<char, 24> iv_buf, bs_buf; // an int64 in decimal takes at most 20
+  auto decimal = [](std::array<char, 24>& buf, std::int64_t v) {
+    const char* end = std::to_chars(buf.data(), buf.data() + buf.size(), v).ptr;
+    return std::string_view(buf.data(), static_cast<std::size_t>(end - buf.data()));
+  };
+  const std::string_view iv = decimal(iv_buf, interval_us);
+  const std::string_view bs = decimal(bs_buf, burst);
   const auto deadline = Clock::now() + self->timeout; // for EVALSHA and a fallback EVAL together
   std::array<std::string_view, 6> args{"EVALSHA", script_sha1(), "1", k, iv, bs};
   const std::span<const std::string_view> argspan(args);
@@ -351,9 +344,8 @@ net::awaitable<Result<Client::Take>> Client::take(std::string_view key, std::int
     args[1] = kScript;
     r = co_await self->call(argspan, deadline);
   }
-  Result<Take> out = r ? to_take(*r, *self) : Result<Take>(std::unexpected<Error>(r.error()));
-  if (!out) ++self->failures;
-  co_return out;
+  if (!r) co_return std::unexpected(std::move(r.error()));
+  co_return to_take(*r, *self);
 }
 
 } // namespace gw::redis

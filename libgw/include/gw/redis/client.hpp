@@ -45,10 +45,9 @@ public:
                                             std::int64_t burst);
 
   bool connected() const noexcept;
-  std::uint64_t failures() const noexcept; // calls that failed (down, timeout, error reply)
 
-  /// The Lua script and its SHA-1 (hex), e.g. for SCRIPT LOAD by an operator.
-  static std::string_view script() noexcept;
+  /// The SHA-1 (hex) of the rate limit script: the name EVALSHA calls it by, and SCRIPT EXISTS
+  /// finds it by on a server that has run it.
   static std::string_view script_sha1() noexcept;
 
   struct Impl; // private; public only so that the .cpp's free functions can name it
