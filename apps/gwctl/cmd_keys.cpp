@@ -39,8 +39,21 @@ int bad_consumer(const std::string& c) {
   return kUsage;
 }
 
+/// True when `file` exists, is not empty and does not end in a newline (an editor may leave it so).
+bool lacks_final_newline(const std::string& file) {
+  std::ifstream in(file, std::ios::binary | std::ios::ate);
+  if (!in || in.tellg() <= 0) return false;
+  in.seekg(-1, std::ios::end);
+  char last = '\n';
+  in.get(last);
+  return last != '\n';
+}
+
 int append_line(const std::string& file, const std::string& line) {
+  // Otherwise the new line would be glued to the last one, spoiling both.
+  const bool newline_first = lacks_final_newline(file);
   std::ofstream out(file, std::ios::app);
+  if (newline_first) out << "\n";
   out << line << "\n";
   out.flush();
   if (!out) {

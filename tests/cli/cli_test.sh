@@ -288,6 +288,18 @@ print(d["key"], d["line"].replace(" ", "|"))') || fail "key new --json"
   echo "ci not-a-hash" >> "$work/keys.txt"
   expect_rc 1 "$gwctl" validate "$work/keys.toml"
   contains "keys.txt:3"
+  # A file without a final newline (as editors may leave it): the new line is not glued on.
+  printf '# partners' > "$work/unterminated.txt"
+  expect_rc 0 "$gwctl" key new late --append "$work/unterminated.txt"
+  printf 'k2' | "$gwctl" key hash later --append "$work/unterminated.txt" || fail "key hash --append"
+  python3 - "$work/unterminated.txt" <<'PY' || fail "lines of a file that lacked its final newline"
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+assert lines[0] == "# partners", lines
+assert lines[1].startswith("late sha256:"), lines
+assert lines[2].startswith("later sha256:"), lines
+assert lines[3:] == [""], lines
+PY
   expect_rc 2 "$gwctl" key new "two words"
   expect_rc 2 "$gwctl" key new ci --bytes 8
   ;;
