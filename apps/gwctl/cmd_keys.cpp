@@ -114,10 +114,8 @@ int run_key_hash(const Global&, const KeyOptions& o) {
 int run_jwt_sign(const Global&, const JwtSignOptions& o) {
   const auto alg = jwt::alg_from_name(o.alg);
   if (!alg) {
-    std::fprintf(stderr,
-                 "gwctl: --alg %s: expected HS256/384/512, RS256/384/512, PS256/384/512, "
-                 "ES256, ES384 or EdDSA\n",
-                 o.alg.c_str());
+    std::fprintf(stderr, "gwctl: --alg %s: expected one of %s\n", o.alg.c_str(),
+                 gw::text::join(jwt::alg_names(), ", ").c_str());
     return kUsage;
   }
   const int sources = !o.key.empty() + !o.secret_file.empty() + !o.secret_env.empty();

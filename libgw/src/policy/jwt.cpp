@@ -375,6 +375,14 @@ std::string_view name(Alg a) noexcept {
   return info(a).name;
 }
 
+std::vector<std::string> alg_names() {
+  std::vector<std::string> out;
+  out.reserve(kAlgs.size());
+  for (const auto& a : kAlgs)
+    out.emplace_back(a.name);
+  return out;
+}
+
 std::string base64url_encode(std::string_view in) {
   std::string out;
   out.reserve((in.size() * 4 + 2) / 3);

@@ -97,7 +97,7 @@ net::awaitable<Result<std::string>> get(const std::string& url, ssl::context& tl
   co_return std::move(res.get().body());
 }
 
-class Fetcher final : public policy::KeySource, public std::enable_shared_from_this<Fetcher> {
+class Fetcher final : public policy::KeySource {
 public:
   Fetcher(std::string url, bool discovery, units::Millis refresh)
       : url_(std::move(url)), discovery_(discovery), refresh_(refresh), timer_(ioc_) {

@@ -29,6 +29,8 @@ enum class Alg : std::uint8_t {
 /// "RS256" -> Alg::RS256. "none" and unknown names -> nullopt.
 std::optional<Alg> alg_from_name(std::string_view s);
 std::string_view name(Alg a) noexcept;
+/// Every algorithm's name, in Alg order: for messages and defaults.
+std::vector<std::string> alg_names();
 
 /// Base64url without padding (RFC 7515 §2).
 std::string base64url_encode(std::string_view bytes);
