@@ -8,6 +8,7 @@
 #include "commands.hpp"
 #include "completion.hpp"
 #include "gw/control/protocol.hpp"
+#include "gw/policy/jwt.hpp"
 
 namespace {
 
@@ -131,8 +132,7 @@ int main(int argc, char** argv) {
   jwt->require_subcommand(1);
   auto* jwt_sign = jwt->add_subcommand("sign", "Sign a token (for tests and service accounts)");
   jwt_sign->add_option("--alg", jso.alg, "Algorithm (default RS256)")
-      ->check(CLI::IsMember({"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384",
-                             "PS512", "ES256", "ES384", "EdDSA"}));
+      ->check(CLI::IsMember(gw::policy::jwt::alg_names()));
   jwt_sign->add_option("--key", jso.key, "Private key, PEM (RS*, PS*, ES*, EdDSA)");
   jwt_sign->add_option("--secret-file", jso.secret_file, "HMAC secret file (HS*)");
   jwt_sign->add_option("--secret-env", jso.secret_env, "Environment variable with the HMAC secret");
