@@ -687,24 +687,39 @@ TEST_CASE("external $refs resolve relative to the referring file", "[openapi]") 
 paths:
   /pets: {$ref: "paths/pets.yaml"}
   /users: {$ref: "paths/users.yaml#/item"}
+  /bad: {$ref: "paths/bad.yaml"}
+  /broken: {$ref: "paths/broken.yaml#/item"}
 components:
   securitySchemes:
     key: {$ref: "other.yaml#/components/securitySchemes/key"}
+    oauth: {$ref: "other.yaml#/components/securitySchemes/oauth"}
 )"));
   t.write("api/paths/pets.yaml", "get:\n  operationId: listPets\n  security: [{key: []}]\n");
   t.write("api/paths/users.yaml", "item:\n  $ref: \"../shared/users.yaml#/users\"\n");
   t.write("api/shared/users.yaml", "users:\n  get: {operationId: listUsers}\n");
-  t.write("api/other.yaml",
-          "components:\n  securitySchemes:\n    key: {type: apiKey, in: header, name: X-Key}\n");
+  t.write("api/paths/bad.yaml", "get:\n  operationId: bad\n  x-gw-retries: many\n");
+  t.write("api/paths/broken.yaml", "item:\n  $ref: \"#/nothing\"\n");
+  t.write("api/other.yaml", "components:\n  securitySchemes:\n"
+                            "    key: {type: apiKey, in: header, name: X-Key}\n"
+                            "    oauth: {type: oauth2, flows: {}}\n");
   auto r = import_file(main);
   INFO(r.dump());
-  CHECK_FALSE(r.diags.has_errors());
   CHECK(r.routes() == L{"listPets GET path /pets -> api.internal [key]",
-                        "listUsers GET path /users -> api.internal"});
+                        "listUsers GET path /users -> api.internal",
+                        "bad GET path /bad -> api.internal"});
   CHECK(r.policy("key") == R"(api_key {"header":"X-Key"})");
   // Locations name the file an operation was written in.
   REQUIRE(r.route("listPets"));
   CHECK(fs::path(std::string(r.route("listPets")->loc.file)).filename() == "pets.yaml");
+  // So do diagnostics about what a referenced file contains.
+  auto where = [&](std::string_view code) {
+    const auto* d = r.find(code);
+    return d ? fs::path(d->file).filename().string() + ":" + std::to_string(d->line) : "(none)";
+  };
+  CHECK(r.diags.error_count() == 2);
+  CHECK(where("openapi.bad-extension") == "bad.yaml:3");
+  CHECK(where("openapi.bad-ref") == "broken.yaml:2");
+  CHECK(where("openapi.approximated") == "other.yaml:4");
 }
 
 TEST_CASE("$refs outside the folder, to the network or in a cycle are refused", "[openapi]") {

@@ -85,17 +85,20 @@ struct Scheme {
   std::string pointer;
 };
 
-/// Effective gateway settings: root, then path item, then operation (most specific wins).
+/// A node and the document it was read from, for diagnostics that name the right file.
+struct Located {
+  const Node* node = nullptr;
+  const Loaded* in = nullptr;
+  explicit operator bool() const { return node != nullptr; }
+  const Node* operator->() const { return node; }
+  const Node& operator*() const { return *node; }
+  SourceLoc loc() const { return SourceLoc{in->file->name, node->line, node->col}; }
+};
+
+/// Effective gateway settings: root, then path item, then operation (most specific wins). The
+/// root's come from the main document, the others from wherever the path item was read.
 struct Extensions {
-  const Node* upstream = nullptr;
-  const Node* timeout = nullptr;
-  const Node* retries = nullptr;
-  const Node* max_body = nullptr;
-  const Node* policies = nullptr;
-  const Node* rate_limit = nullptr;
-  const Node* hosts = nullptr;
-  const Node* name = nullptr;
-  const Node* ignore = nullptr;
+  Located upstream, timeout, retries, max_body, policies, rate_limit, hosts, name, ignore;
 };
 
 class Importer {
@@ -117,14 +120,14 @@ public:
     main_ = &docs_.begin()->second;
     const Node& r = *main_->root;
     if (!r.is_object()) {
-      error("openapi.not-openapi", r, "",
+      error("openapi.not-openapi", loc(r, *main_), "",
             "not an OpenAPI document: the top level is not an object");
       return;
     }
     const std::string fmt_name = fmt == TreeFormat::json ? "JSON" : "YAML";
     if (const Node* v = r.get("openapi")) {
       if (!(v->text.starts_with("3.0") || v->text.starts_with("3.1"))) {
-        error("openapi.unsupported-version", *v, "/openapi",
+        error("openapi.unsupported-version", loc(*v, *main_), "/openapi",
               "OpenAPI " + v->text + " is not supported (3.0.x, 3.1.x and Swagger 2.0 are)");
         return;
       }
@@ -132,29 +135,29 @@ public:
       swagger_ = false;
     } else if (const Node* s = r.get("swagger")) {
       if (s->text != "2.0") {
-        error("openapi.unsupported-version", *s, "/swagger",
+        error("openapi.unsupported-version", loc(*s, *main_), "/swagger",
               "Swagger " + s->text + " is not supported (2.0 is)");
         return;
       }
       summary_.format = "Swagger 2.0 (" + fmt_name + ")";
       swagger_ = true;
     } else {
-      error("openapi.not-openapi", r, "",
+      error("openapi.not-openapi", loc(r, *main_), "",
             "not an OpenAPI document: it has neither an `openapi` nor a `swagger` field");
       return;
     }
     if (const Node* info = r.get("info"))
       summary_.title = info->str("title") + " " + info->str("version");
 
-    check_extensions(r, "");
-    root_ext_ = extensions(r, Extensions{});
-    root_servers_ = swagger_ ? swagger_servers(r) : servers(r.get("servers"), "/servers");
+    check_extensions(r, *main_, "");
+    root_ext_ = extensions(r, *main_, Extensions{});
+    root_servers_ = swagger_ ? swagger_servers(r) : servers(r.get("servers"), *main_, "/servers");
     read_schemes(r);
     root_security_ = r.get("security");
 
     const Node* paths = r.get("paths");
     if (!paths || !paths->is_object() || paths->members.empty()) {
-      diags_.add(Severity::note, "openapi.no-paths", loc(r),
+      diags_.add(Severity::note, "openapi.no-paths", loc(r, *main_),
                  "the document has no paths: it yields zero routes" +
                      std::string(r.get("webhooks") ? " (webhooks are not routes)" : ""));
     } else {
@@ -163,7 +166,7 @@ public:
     }
     for (const char* skip : {"webhooks"})
       if (const Node* w = r.get(skip); w && w->is_object() && !w->members.empty())
-        note(*w, "/" + std::string(skip),
+        note(loc(*w, *main_), "/" + std::string(skip),
              std::to_string(w->members.size()) +
                  " webhook(s) are requests the API sends, not routes");
     finish_upstreams();
@@ -171,51 +174,47 @@ public:
 
 private:
   // ---- diagnostics
-  SourceLoc loc(const Node& n, const Loaded* in = nullptr) const {
-    const Loaded* d = in ? in : current_ ? current_ : main_;
-    return SourceLoc{d->file->name, n.line, n.col};
+  /// Where `n` is: a node carries its line and column, the document `in` its file.
+  static SourceLoc loc(const Node& n, const Loaded& in) {
+    return SourceLoc{in.file->name, n.line, n.col};
   }
-  void error(const char* code, const Node& n, const std::string& pointer, std::string msg,
-             std::string hint = {}) {
-    auto& d = diags_.error(code, loc(n), std::move(msg)).at_pointer(pointer);
+  void report(Severity sev, const char* code, const SourceLoc& at, const std::string& pointer,
+              std::string msg, std::string hint) {
+    auto& d = diags_.add(sev, code, at, std::move(msg)).at_pointer(pointer);
     if (!hint.empty()) d.with_hint(std::move(hint));
   }
-  void loss(const char* code, const Node& n, const std::string& pointer, std::string msg,
+  void error(const char* code, const SourceLoc& at, const std::string& pointer, std::string msg,
+             std::string hint = {}) {
+    report(Severity::error, code, at, pointer, std::move(msg), std::move(hint));
+  }
+  /// A construct dropped or approximated: a warning, which --strict makes an error.
+  void loss(const char* code, const SourceLoc& at, const std::string& pointer, std::string msg,
             std::string hint = {}) {
     ++summary_.losses;
-    auto& d = diags_.warning(code, loc(n), std::move(msg)).at_pointer(pointer);
-    if (!hint.empty()) d.with_hint(std::move(hint));
+    report(Severity::warning, code, at, pointer, std::move(msg), std::move(hint));
   }
-  void loss_at(const char* code, const SourceLoc& at, const std::string& pointer, std::string msg,
-               std::string hint = {}) {
-    ++summary_.losses;
-    auto& d = diags_.warning(code, at, std::move(msg)).at_pointer(pointer);
-    if (!hint.empty()) d.with_hint(std::move(hint));
-  }
-  void note_at(const SourceLoc& at, const std::string& pointer, std::string msg) {
-    diags_.add(Severity::note, "openapi.note", at, std::move(msg)).at_pointer(pointer);
+  void note(const SourceLoc& at, const std::string& pointer, std::string msg) {
+    report(Severity::note, "openapi.note", at, pointer, std::move(msg), {});
   }
   const UpstreamSpec* defined_elsewhere(const std::string& upstream) const {
     for (const auto& u : doc_.upstreams)
       if (u.name == upstream && !u.imported) return &u;
     return nullptr;
   }
-  void note(const Node& n, const std::string& pointer, std::string msg) {
-    diags_.add(Severity::note, "openapi.note", loc(n), std::move(msg)).at_pointer(pointer);
-  }
 
   // ---- $ref
   /// Follows `$ref`s from `n` (internal JSON pointers and relative files under the document's
   /// folder; never the network). Returns the target and the document it lives in, or null.
-  std::pair<const Node*, Loaded*> resolve(const Node& n, Loaded* in, const std::string& pointer) {
+  std::pair<const Node*, Loaded*> resolve(const Node& n, Loaded& in, const std::string& pointer) {
     const Node* cur = &n;
-    Loaded* doc = in;
+    Loaded* doc = &in;
     std::set<std::string> seen;
     for (int hops = 0; cur->is_object() && cur->get("$ref"); ++hops) {
       const Node& ref = *cur->get("$ref");
       const std::string target = ref.text;
       if (hops > 32 || !seen.insert(doc->path + "#" + target).second) {
-        error("openapi.ref-cycle", ref, pointer + "/$ref", "cyclic $ref " + text::quote(target));
+        error("openapi.ref-cycle", loc(ref, *doc), pointer + "/$ref",
+              "cyclic $ref " + text::quote(target));
         return {nullptr, nullptr};
       }
       const auto hash = target.find('#');
@@ -223,7 +222,7 @@ private:
       const std::string frag = hash == std::string::npos ? "" : target.substr(hash + 1);
       if (!file_part.empty()) {
         if (file_part.find("://") != std::string::npos) {
-          loss("openapi.dropped", ref, pointer + "/$ref",
+          loss("openapi.dropped", loc(ref, *doc), pointer + "/$ref",
                "$ref " + text::quote(target) + " points at the network; gw never fetches documents",
                "download it next to the document and refer to it by a relative path");
           return {nullptr, nullptr};
@@ -232,19 +231,19 @@ private:
         const fs::path full = (base / file_part).lexically_normal();
         const auto rel = full.lexically_relative(root_dir_);
         if (rel.empty() || rel.native().starts_with("..")) {
-          error("openapi.ref-outside", ref, pointer + "/$ref",
+          error("openapi.ref-outside", loc(ref, *doc), pointer + "/$ref",
                 "$ref " + text::quote(target) + " leaves the document's folder " +
                     root_dir_.string());
           return {nullptr, nullptr};
         }
-        Loaded* next = load_external(full.string(), ref, pointer);
+        Loaded* next = load_external(full.string(), loc(ref, *doc), pointer);
         if (!next) return {nullptr, nullptr};
         doc = next;
       }
       const Node* at = doc->root.get();
       if (!frag.empty()) {
         if (frag[0] != '/') {
-          error("openapi.bad-ref", ref, pointer + "/$ref",
+          error("openapi.bad-ref", loc(ref, *doc), pointer + "/$ref",
                 "$ref fragment " + text::quote(frag) + " is not a JSON pointer");
           return {nullptr, nullptr};
         }
@@ -267,7 +266,7 @@ private:
           pos = slash + 1;
         }
         if (!at) {
-          error("openapi.bad-ref", ref, pointer + "/$ref",
+          error("openapi.bad-ref", loc(ref, *doc), pointer + "/$ref",
                 "$ref " + text::quote(target) + " points at nothing");
           return {nullptr, nullptr};
         }
@@ -277,7 +276,7 @@ private:
     return {cur, doc};
   }
 
-  Loaded* load_external(const std::string& full, const Node& ref, const std::string& pointer) {
+  Loaded* load_external(const std::string& full, const SourceLoc& ref, const std::string& pointer) {
     if (auto it = docs_.find(full); it != docs_.end())
       return it->second.root ? &it->second : nullptr;
     auto text = file::read_all(full, kMaxOpenApiBytes);
@@ -296,24 +295,25 @@ private:
   // ---- extensions
   /// Unknown x-gw-* keys and values of the wrong type are errors (the JSON Schema in specs/ says
   /// the same); what the values mean is checked by model::validate, like TOML values.
-  void check_extensions(const Node& n, const std::string& pointer) {
+  void check_extensions(const Node& n, const Loaded& in, const std::string& pointer) {
     if (!n.is_object()) return;
     for (const auto& [k, v] : n.members) {
       if (!k.starts_with("x-gw-")) continue;
       if (std::find(kExtensions.begin(), kExtensions.end(), k) != kExtensions.end()) {
-        check_extension_type(k, v, pointer + "/" + text::pointer_token(k));
+        check_extension_type(k, v, in, pointer + "/" + text::pointer_token(k));
         continue;
       }
-      auto& d =
-          diags_
-              .error("openapi.unknown-extension", loc(v), "unknown gw extension " + text::quote(k))
-              .at_pointer(pointer + "/" + text::pointer_token(k));
+      auto& d = diags_
+                    .error("openapi.unknown-extension", loc(v, in),
+                           "unknown gw extension " + text::quote(k))
+                    .at_pointer(pointer + "/" + text::pointer_token(k));
       if (auto s = text::suggest(k, std::span<const std::string_view>(kExtensions)))
         d.with_hint("did you mean \"" + *s + "\"?");
     }
   }
 
-  void check_extension_type(const std::string& k, const Node& v, const std::string& pointer) {
+  void check_extension_type(const std::string& k, const Node& v, const Loaded& in,
+                            const std::string& pointer) {
     using K = Node::Kind;
     auto strings = [](const Node& n) {
       return n.is_array() && std::all_of(n.items.begin(), n.items.end(),
@@ -322,7 +322,7 @@ private:
     std::string expected;
     if (k == "x-gw-name" && !pointer.empty() &&
         std::count(pointer.begin(), pointer.end(), '/') < 4) {
-      error("openapi.bad-extension", v, pointer,
+      error("openapi.bad-extension", loc(v, in), pointer,
             "x-gw-name names one operation's route; put it on an operation");
       return;
     }
@@ -343,12 +343,13 @@ private:
     } else if (k == "x-gw-ignore") {
       if (v.kind != K::boolean) expected = "true or false";
     }
-    if (!expected.empty()) error("openapi.bad-extension", v, pointer, k + " must be " + expected);
+    if (!expected.empty())
+      error("openapi.bad-extension", loc(v, in), pointer, k + " must be " + expected);
   }
 
-  static Extensions extensions(const Node& n, Extensions base) {
-    auto take = [&](const Node*& slot, std::string_view key) {
-      if (const Node* v = n.get(key)) slot = v;
+  static Extensions extensions(const Node& n, const Loaded& in, Extensions base) {
+    auto take = [&](Located& slot, std::string_view key) {
+      if (const Node* v = n.get(key)) slot = Located{v, &in};
     };
     take(base.upstream, "x-gw-upstream");
     take(base.timeout, "x-gw-timeout");
@@ -357,13 +358,13 @@ private:
     take(base.policies, "x-gw-policies");
     take(base.rate_limit, "x-gw-rate-limit");
     take(base.hosts, "x-gw-hosts");
-    base.name = n.get("x-gw-name");
+    base.name = Located{n.get("x-gw-name"), &in};
     take(base.ignore, "x-gw-ignore");
     return base;
   }
 
   // ---- servers
-  std::vector<Server> servers(const Node* list, const std::string& pointer) {
+  std::vector<Server> servers(const Node* list, const Loaded& in, const std::string& pointer) {
     std::vector<Server> out;
     if (!list || !list->is_array()) return out;
     for (std::size_t i = 0; i < list->items.size(); ++i) {
@@ -383,7 +384,8 @@ private:
             std::string others;
             for (const auto& e : en->items)
               if (e.text != def) others += (others.empty() ? "" : ", ") + e.text;
-            loss("openapi.approximated", spec, p + "/variables/" + text::pointer_token(var),
+            loss("openapi.approximated", loc(spec, in),
+                 p + "/variables/" + text::pointer_token(var),
                  "server variable {" + var + "} uses its default " + text::quote(def) +
                      "; other values (" + others + ") are not served",
                  "serve another value with a second import, or edit the upstream");
@@ -391,18 +393,18 @@ private:
         }
       }
       if (url.find('{') != std::string::npos)
-        error("openapi.server-variable", s, p + "/url",
+        error("openapi.server-variable", loc(s, in), p + "/url",
               "server url " + text::quote(url) + " has a variable without a definition");
-      out.push_back(parse_server(url, p, s));
+      out.push_back(parse_server(url, p, loc(s, in)));
     }
     return out;
   }
 
-  Server parse_server(const std::string& url, const std::string& pointer, const Node& n) {
+  Server parse_server(const std::string& url, const std::string& pointer, const SourceLoc& where) {
     Server sv;
     sv.url = url;
     sv.pointer = pointer;
-    sv.loc = loc(n);
+    sv.loc = where;
     std::string rest = url;
     if (const auto scheme_end = url.find("://"); scheme_end != std::string::npos) {
       sv.scheme = text::lower(url.substr(0, scheme_end));
@@ -429,7 +431,7 @@ private:
         unsigned p = 0;
         const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
         if (ec != std::errc{} || end != port.data() + port.size() || p == 0 || p > 65535) {
-          error("openapi.bad-server", n, pointer + "/url",
+          error("openapi.bad-server", where, pointer + "/url",
                 "server url " + text::quote(url) + " has a bad port " + text::quote(port));
           sv.bad = true;
         } else {
@@ -438,7 +440,7 @@ private:
       }
     } else if (url.starts_with("//")) {
       // Scheme-relative: treat as plain HTTP, reported below with the other approximations.
-      return parse_server("http:" + url, pointer, n);
+      return parse_server("http:" + url, pointer, where);
     }
     // A relative server ("/v1", "", "./api") keeps only its path: the host comes from --upstream.
     if (const auto q = rest.find_first_of("?#"); q != std::string::npos) rest = rest.substr(0, q);
@@ -464,9 +466,9 @@ private:
         std::find(schemes.begin(), schemes.end(), "http") != schemes.end() ? "http" : schemes[0];
     const std::string url = host.empty() ? base : scheme + "://" + host + base;
     out.push_back(parse_server(url, host.empty() ? "/basePath" : "/host",
-                               r.get("host") ? *r.get("host") : r));
+                               loc(r.get("host") ? *r.get("host") : r, *main_)));
     if (schemes.size() > 1)
-      note(*r.get("schemes"), "/schemes",
+      note(loc(*r.get("schemes"), *main_), "/schemes",
            "schemes " + text::join(schemes, ", ") + ": gw connects to the upstream with " + scheme);
     return out;
   }
@@ -485,7 +487,7 @@ private:
     if (!defs || !defs->is_object()) return;
     for (const auto& [name, raw] : defs->members) {
       const std::string p = pointer + "/" + text::pointer_token(name);
-      auto [node, in] = resolve(raw, main_, p);
+      auto [node, in] = resolve(raw, *main_, p);
       if (!node) continue;
       Scheme s;
       s.name = name;
@@ -495,8 +497,8 @@ private:
       const std::string type = node->str("type");
       PolicySpec policy;
       policy.name = s.policy;
-      policy.loc = loc(raw);
-      policy.kind = Field<std::string>{"", loc(*node), true};
+      policy.loc = loc(raw, *main_);
+      policy.kind = Field<std::string>{"", loc(*node, *in), true};
       if (type == "apiKey") {
         const std::string where = node->str("in");
         if (where != "header" && where != "query" && where != "cookie") {
@@ -514,7 +516,7 @@ private:
           if (const std::string fmt = node->str("bearerFormat"); !fmt.empty())
             policy.config["bearer_format"] = fmt;
           if (!text::iequals(node->str("bearerFormat", "JWT"), "JWT"))
-            loss("openapi.approximated", *node, p,
+            loss("openapi.approximated", loc(*node, *in), p,
                  "bearer tokens of format " + text::quote(node->str("bearerFormat")) +
                      " are checked as JWTs");
         } else {
@@ -522,7 +524,7 @@ private:
         }
       } else if (type == "oauth2") {
         policy.kind.value = "jwt";
-        loss("openapi.approximated", *node, p,
+        loss("openapi.approximated", loc(*node, *in), p,
              "OAuth 2.0 scheme " + text::quote(name) +
                  ": gw does not run OAuth flows; it checks access tokens as JWTs",
              "give the jwt policy its key source (jwks_url or a key) and issuer");
@@ -546,7 +548,8 @@ private:
 
   /// The policies a route gets for its security requirements, or nullopt when a required scheme
   /// cannot be enforced (an error: the route would be unprotected).
-  std::optional<std::vector<std::string>> security(const Node& reqs, const std::string& pointer,
+  std::optional<std::vector<std::string>> security(const Node& reqs, const Loaded& in,
+                                                   const std::string& pointer,
                                                    const std::string& route) {
     if (!reqs.is_array()) return std::vector<std::string>{};
     if (reqs.items.empty()) return std::vector<std::string>{}; // `security: []`: public
@@ -567,7 +570,7 @@ private:
       for (const auto& [name, sc] : req.members) {
         auto it = schemes_.find(name);
         if (it == schemes_.end()) {
-          error("openapi.unknown-scheme", req, p + "/" + text::pointer_token(name),
+          error("openapi.unknown-scheme", loc(req, in), p + "/" + text::pointer_token(name),
                 "security requirement names unknown scheme " + text::quote(name));
           return std::nullopt;
         }
@@ -576,14 +579,14 @@ private:
       if (unenforceable) {
         // Dropping an alternative only removes a way in; with none left the route would be open.
         if (++unenforceable_alternatives == reqs.items.size()) {
-          error("openapi.unsupported-security", req, p,
+          error("openapi.unsupported-security", loc(req, in), p,
                 "operation " + text::quote(route) + " requires " + unenforceable->why_not +
                     ", which gw cannot enforce; the route would be unprotected",
                 "protect it with x-gw-policies and drop the requirement, or keep this API off the "
                 "gateway");
           return std::nullopt;
         }
-        loss("openapi.dropped", req, p,
+        loss("openapi.dropped", loc(req, in), p,
              "security alternative " + std::to_string(i + 1) + " of " + text::quote(route) +
                  " needs " + unenforceable->why_not +
                  ", which gw cannot enforce; callers must use another alternative");
@@ -616,8 +619,8 @@ private:
       const std::string name = "security-" + std::to_string(any_of_.size() + 1);
       PolicySpec p;
       p.name = name;
-      p.loc = loc(reqs);
-      p.kind = Field<std::string>{"any_of", loc(reqs), true};
+      p.loc = loc(reqs, in);
+      p.kind = Field<std::string>{"any_of", p.loc, true};
       p.config["options"] = options;
       p.imported = true;
       pending_policies_[name] = std::move(p);
@@ -630,58 +633,57 @@ private:
   // ---- paths and operations
   void path_item(const std::string& key, const Node& raw) {
     const std::string p = "/paths/" + text::pointer_token(key);
-    auto [item, in] = resolve(raw, main_, p);
-    if (!item) return;
-    current_ = in;
-    if (!item->is_object()) return;
+    auto [item, in] = resolve(raw, *main_, p);
+    if (!item || !item->is_object()) return;
     if (key.empty() || key[0] != '/') {
-      error("openapi.bad-path", raw, p, "path " + text::quote(key) + " does not start with \"/\"");
-      current_ = nullptr;
+      error("openapi.bad-path", loc(raw, *main_), p,
+            "path " + text::quote(key) + " does not start with \"/\"");
       return;
     }
-    check_extensions(*item, p);
-    const Extensions ext = extensions(*item, root_ext_);
-    std::vector<Server> path_servers = servers(item->get("servers"), p + "/servers");
+    check_extensions(*item, *in, p);
+    const Extensions ext = extensions(*item, *in, root_ext_);
+    std::vector<Server> path_servers = servers(item->get("servers"), *in, p + "/servers");
     for (const auto m : kMethods) {
       const Node* op = item->get(m);
       if (!op || !op->is_object()) continue;
-      operation(key, std::string(m), *op, p + "/" + std::string(m), ext,
+      operation(key, std::string(m), *op, *in, p + "/" + std::string(m), ext,
                 path_servers.empty() ? root_servers_ : path_servers);
     }
-    current_ = nullptr;
   }
 
+  /// An operation of a path item read from `in`.
   void operation(const std::string& path, const std::string& method, const Node& op,
-                 const std::string& pointer, const Extensions& parent,
+                 const Loaded& in, const std::string& pointer, const Extensions& parent,
                  const std::vector<Server>& inherited) {
     ++summary_.operations;
-    check_extensions(op, pointer);
-    const Extensions ext = extensions(op, parent);
+    check_extensions(op, in, pointer);
+    const Extensions ext = extensions(op, in, parent);
+    const SourceLoc op_loc = loc(op, in);
     if (ext.ignore && ext.ignore->text == "true") {
-      note(op, pointer,
+      note(op_loc, pointer,
            "x-gw-ignore: " + text::quote(to_upper(method) + " " + path) + " is not routed");
       return;
     }
-    std::vector<Server> op_servers = servers(op.get("servers"), pointer + "/servers");
+    std::vector<Server> op_servers = servers(op.get("servers"), in, pointer + "/servers");
     const std::vector<Server>& svs = op_servers.empty() ? inherited : op_servers;
     Server none;
     none.pointer = "(none)";
-    none.loc = loc(op);
+    none.loc = op_loc;
 
     RouteSpec r;
-    r.loc = loc(op);
+    r.loc = op_loc;
     r.imported = true;
     // Name: x-gw-name, operationId, or METHOD-path; collisions get a suffix and a warning.
     std::string name;
-    SourceLoc name_loc = loc(op);
+    SourceLoc name_loc = op_loc;
     if (ext.name) {
       name = ext.name->text;
-      name_loc = loc(*ext.name);
+      name_loc = ext.name.loc();
     } else if (const Node* id = op.get("operationId")) {
       name = sanitize_name(id->text);
-      name_loc = loc(*id);
+      name_loc = loc(*id, in);
       if (name != id->text)
-        note(*id, pointer + "/operationId",
+        note(name_loc, pointer + "/operationId",
              "operationId " + text::quote(id->text) + " becomes route name " + text::quote(name));
     } else {
       std::string synth = method + path; // "get/pets/{id}" -> "get-pets-id"
@@ -692,52 +694,56 @@ private:
       std::string unique;
       for (int n = 2;; ++n)
         if (names_.insert(unique = name + "-" + std::to_string(n)).second) break;
-      loss("openapi.name-collision", op, pointer,
+      loss("openapi.name-collision", op_loc, pointer,
            "route name " + text::quote(name) + " is taken; this operation is " +
                text::quote(unique));
       name = unique;
     }
     r.name = Field<std::string>{name, name_loc, true};
     r.methods =
-        Field<StringList>{{Field<std::string>{to_upper(method), loc(op), true}}, loc(op), true};
+        Field<StringList>{{Field<std::string>{to_upper(method), op_loc, true}}, op_loc, true};
 
     // Upstream: x-gw-upstream, else the server's. Set per server below.
     if (ext.upstream) named_upstreams_.emplace(ext.upstream->text, ext.upstream);
-    if (ext.timeout) r.timeout = Field<std::string>{ext.timeout->text, loc(*ext.timeout), true};
+    if (ext.timeout) r.timeout = Field<std::string>{ext.timeout->text, ext.timeout.loc(), true};
     if (ext.retries)
       r.retries =
-          Field<std::int64_t>{std::atoll(ext.retries->text.c_str()), loc(*ext.retries), true};
-    if (ext.max_body) r.max_body = Field<std::string>{ext.max_body->text, loc(*ext.max_body), true};
+          Field<std::int64_t>{std::atoll(ext.retries->text.c_str()), ext.retries.loc(), true};
+    if (ext.max_body) r.max_body = Field<std::string>{ext.max_body->text, ext.max_body.loc(), true};
     if (ext.hosts && ext.hosts->is_array()) {
       r.hosts.set = true;
-      r.hosts.loc = loc(*ext.hosts);
+      r.hosts.loc = ext.hosts.loc();
       for (const auto& h : ext.hosts->items)
-        r.hosts.value.push_back(Field<std::string>{h.text, loc(h), true});
+        r.hosts.value.push_back(Field<std::string>{h.text, loc(h, *ext.hosts.in), true});
     }
 
     // Security, then x-gw-policies, then x-gw-rate-limit: authentication runs first.
-    const Node* reqs = op.get("security") ? op.get("security") : root_security_;
+    const bool own_security = op.get("security") != nullptr;
+    const Node* reqs = own_security ? op.get("security") : root_security_;
     if (reqs) {
-      auto pols = security(*reqs, op.get("security") ? pointer + "/security" : "/security", name);
+      const Loaded& reqs_in = own_security ? in : *main_;
+      auto pols =
+          security(*reqs, reqs_in, own_security ? pointer + "/security" : "/security", name);
       if (!pols) return; // reported: the route is not created unprotected
       r.policies.set = true;
-      r.policies.loc = loc(*reqs);
+      r.policies.loc = loc(*reqs, reqs_in);
       for (const auto& pname : *pols)
-        r.policies.value.push_back(Field<std::string>{pname, loc(*reqs), true});
+        r.policies.value.push_back(Field<std::string>{pname, r.policies.loc, true});
     }
     if (ext.policies && ext.policies->is_array()) {
       r.policies.set = true;
-      if (!r.policies.loc.line) r.policies.loc = loc(*ext.policies);
+      if (!r.policies.loc.line) r.policies.loc = ext.policies.loc();
       for (const auto& pn : ext.policies->items)
-        r.policies.value.push_back(Field<std::string>{pn.text, loc(pn), true});
+        r.policies.value.push_back(Field<std::string>{pn.text, loc(pn, *ext.policies.in), true});
     }
     if (ext.rate_limit) {
-      const std::string pname = rate_limit_policy(*ext.rate_limit);
+      const std::string pname = rate_limit_policy(ext.rate_limit);
       r.policies.set = true;
-      r.policies.value.push_back(Field<std::string>{pname, loc(*ext.rate_limit), true});
+      r.policies.value.push_back(Field<std::string>{pname, ext.rate_limit.loc(), true});
     }
     if (const Node* cb = op.get("callbacks"); cb && cb->is_object() && !cb->members.empty())
-      note(*cb, pointer + "/callbacks", "callbacks are requests the API sends, not routes");
+      note(loc(*cb, in), pointer + "/callbacks",
+           "callbacks are requests the API sends, not routes");
 
     // One route per distinct server base path, so every server stays reachable: the first keeps
     // the name, the N-th server's route is NAME:N. Servers repeating an earlier base path (other
@@ -747,13 +753,12 @@ private:
       const Server& sv = svs.empty() ? none : svs[i];
       if (sv.bad) continue;
       if (std::find(bases.begin(), bases.end(), sv.base) != bases.end()) {
-        upstream_for(sv, op, pointer); // defined, for x-gw-upstream or editing
+        upstream_for(sv, op, in, pointer); // defined, for x-gw-upstream or editing
         if (reported_servers_.insert(sv.pointer).second)
-          loss_at(
-              "openapi.approximated", sv.loc, sv.pointer,
-              "server " + text::quote(sv.url) +
-                  " has the same base path as an earlier server; its operations go to the first",
-              "point routes at it with x-gw-upstream, or import it separately with --upstream");
+          loss("openapi.approximated", sv.loc, sv.pointer,
+               "server " + text::quote(sv.url) +
+                   " has the same base path as an earlier server; its operations go to the first",
+               "point routes at it with x-gw-upstream, or import it separately with --upstream");
         continue;
       }
       bases.push_back(sv.base);
@@ -761,22 +766,23 @@ private:
       if (bases.size() > 1) {
         ri.name.value += ":" + std::to_string(i + 1);
         if (!names_.insert(ri.name.value).second)
-          error("openapi.name-collision", op, pointer,
+          error("openapi.name-collision", op_loc, pointer,
                 "route name " + text::quote(ri.name.value) + " is taken twice");
       }
       const std::string full = sv.base + path;
       (full.find('{') != std::string::npos ? ri.template_ : ri.path) =
-          Field<std::string>{full, loc(op), true};
+          Field<std::string>{full, op_loc, true};
       if (ext.upstream)
-        ri.upstream = Field<std::string>{ext.upstream->text, loc(*ext.upstream), true};
+        ri.upstream = Field<std::string>{ext.upstream->text, ext.upstream.loc(), true};
       else
-        ri.upstream = Field<std::string>{upstream_for(sv, op, pointer), sv.loc, true};
+        ri.upstream = Field<std::string>{upstream_for(sv, op, in, pointer), sv.loc, true};
       doc_.routes.push_back(std::move(ri));
       ++summary_.routes;
     }
   }
 
-  std::string rate_limit_policy(const Node& n) {
+  std::string rate_limit_policy(const Located& at) {
+    const Node& n = *at;
     nlohmann::json cfg = nlohmann::json::object();
     if (n.is_object()) {
       for (const auto& [k, v] : n.members)
@@ -791,8 +797,8 @@ private:
     const std::string name = "rate-limit-" + std::to_string(rate_limits_.size() + 1);
     PolicySpec p;
     p.name = name;
-    p.loc = loc(n);
-    p.kind = Field<std::string>{"rate_limit", loc(n), true};
+    p.loc = at.loc();
+    p.kind = Field<std::string>{"rate_limit", p.loc, true};
     p.config = cfg;
     p.imported = true;
     pending_policies_[name] = std::move(p);
@@ -803,7 +809,8 @@ private:
 
   /// The upstream for a server: one per distinct server host (and port); a relative server gets
   /// "default", which needs --upstream default=URL.
-  std::string upstream_for(const Server& s, const Node& op, const std::string& pointer) {
+  std::string upstream_for(const Server& s, const Node& op, const Loaded& in,
+                           const std::string& pointer) {
     std::string name =
         s.host.empty()
             ? "default"
@@ -815,7 +822,7 @@ private:
       u.server = s;
       u.op = &op;
       u.pointer = s.pointer.empty() ? pointer : s.pointer;
-      u.in = current_ ? current_ : main_;
+      u.in = &in;
     }
     return name;
   }
@@ -836,17 +843,17 @@ private:
       if (!upstreams_.count(name) && named_upstreams_.count(name)) {
         auto& u = upstreams_[name];
         u.name = name;
-        u.op = named_upstreams_[name];
+        u.op = named_upstreams_[name].node;
         u.pointer = "--upstream";
-        u.in = main_;
+        u.in = named_upstreams_[name].in;
       }
     for (auto& [name, u] : upstreams_) {
       UpstreamSpec spec;
       spec.name = name;
-      spec.loc = u.server.loc.line ? u.server.loc : loc(*u.op, u.in);
+      spec.loc = u.server.loc.line ? u.server.loc : loc(*u.op, *u.in);
       std::string address;
       if (auto it = overrides.find(name); it != overrides.end()) {
-        Server o = parse_server(it->second, "--upstream", *u.op);
+        Server o = parse_server(it->second, "--upstream", spec.loc);
         if (o.host.empty()) {
           diags_.error("openapi.bad-upstream", SourceLoc{main_->file->name, 0, 0},
                        "--upstream " + name + "=" + it->second + ": not an http://host:port URL");
@@ -858,11 +865,11 @@ private:
       } else if (const UpstreamSpec* toml = defined_elsewhere(name)) {
         // A TOML upstream of the same name replaces this one: that is how imported APIs get
         // their real endpoints.
-        note_at(toml->loc, u.pointer,
-                "upstream " + text::quote(name) + " replaces " +
-                    (u.server.url.empty() ? std::string("the document's missing server")
-                                          : "server " + text::quote(u.server.url)) +
-                    " of " + std::string(main_->file->name));
+        note(toml->loc, u.pointer,
+             "upstream " + text::quote(name) + " replaces " +
+                 (u.server.url.empty() ? std::string("the document's missing server")
+                                       : "server " + text::quote(u.server.url)) +
+                 " of " + std::string(main_->file->name));
         continue;
       } else if (u.server.host.empty()) {
         // One error for the server, not one per route that uses it.
@@ -885,11 +892,10 @@ private:
                       ? "[" + u.server.host + "]:" + std::to_string(u.server.port)
                       : u.server.host + ":" + std::to_string(u.server.port);
         if (u.server.scheme == "https")
-          loss_at("openapi.approximated", u.server.loc.line ? u.server.loc : loc(*u.op, u.in),
-                  u.pointer,
-                  "server " + text::quote(u.server.url) +
-                      " uses HTTPS; gw connects to upstreams with plain HTTP",
-                  "use --upstream " + name + "=http://HOST:PORT for a plain-HTTP endpoint");
+          loss("openapi.approximated", spec.loc, u.pointer,
+               "server " + text::quote(u.server.url) +
+                   " uses HTTPS; gw connects to upstreams with plain HTTP",
+               "use --upstream " + name + "=http://HOST:PORT for a plain-HTTP endpoint");
       }
       EndpointSpec ep;
       ep.address = Field<std::string>{address, spec.loc, true};
@@ -913,9 +919,9 @@ private:
         if (existing.name != name) continue;
         if (!existing.imported) {
           dup = true; // the TOML policy gives the scheme its keys, issuer or limits
-          note_at(existing.loc, "",
-                  "policy " + text::quote(name) + " replaces security scheme " + text::quote(name) +
-                      " of " + std::string(main_->file->name));
+          note(existing.loc, "",
+               "policy " + text::quote(name) + " replaces security scheme " + text::quote(name) +
+                   " of " + std::string(main_->file->name));
         } else if (existing.config == p.config && *existing.kind == *p.kind) {
           dup = true;
         }
@@ -949,7 +955,6 @@ private:
   const SourceFile* file_ = nullptr;
   std::map<std::string, Loaded> docs_;
   Loaded* main_ = nullptr;
-  Loaded* current_ = nullptr;
   fs::path root_dir_;
   bool swagger_ = false;
   Extensions root_ext_;
@@ -960,7 +965,7 @@ private:
   std::set<std::string> used_policies_;
   std::map<std::string, std::string> any_of_, rate_limits_;
   std::map<std::string, UpstreamInfo> upstreams_;
-  std::map<std::string, const Node*> named_upstreams_; // x-gw-upstream names
+  std::map<std::string, Located> named_upstreams_; // x-gw-upstream names
   std::set<std::string> names_, reported_servers_;
 };
 
