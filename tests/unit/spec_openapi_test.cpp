@@ -297,6 +297,23 @@ TEST_CASE("without servers routes use upstream default, which needs --upstream",
   CHECK(bad.endpoint("default") == "(none)");
 }
 
+TEST_CASE("a document without a host drops only its own routes, not a TOML spec's", "[openapi]") {
+  Import r;
+  spec::read_toml("gw.toml",
+                  "version = 1\n[[routes]]\nname = \"legacy\"\npath = \"/legacy\"\n"
+                  "upstream = \"default\"\n",
+                  r.sources, r.doc, r.diags);
+  REQUIRE(r.diags.empty());
+  spec::read_openapi("t.yaml", v31("paths:\n  /pets: {get: {}, post: {}}\n"), r.sources, r.doc,
+                     r.diags, {}, &r.summary);
+  INFO(r.dump());
+  CHECK(r.names() == L{"legacy"});
+  CHECK(r.summary.operations == 2);
+  CHECK(r.summary.routes == 0);
+  REQUIRE(r.find("openapi.no-host"));
+  CHECK(r.find("openapi.no-host")->message.find("(2 operations)") != std::string::npos);
+}
+
 TEST_CASE("server variables take their defaults and an undefined one is an error", "[openapi]") {
   auto r = import(v31(R"(servers:
   - url: "http://{host}:{port}/{version}"

@@ -108,6 +108,7 @@ public:
       : sources_(sources), doc_(doc), diags_(diags), opts_(opts), summary_(summary) {}
 
   void run(std::string name, std::string text) {
+    first_route_ = doc_.routes.size();
     const SourceFile& file = sources_.add(std::move(name), std::move(text));
     doc_.files.push_back(&file);
     file_ = &file;
@@ -873,10 +874,12 @@ private:
         continue;
       } else if (u.server.host.empty()) {
         // One error for the server, not one per route that uses it.
-        std::size_t users = 0;
-        for (const auto& r : doc_.routes)
-          users += r.upstream.value == name ? 1 : 0;
-        std::erase_if(doc_.routes, [&](const RouteSpec& r) { return r.upstream.value == name; });
+        // Only this document's routes: TOML routes and earlier imports may use the name too.
+        const auto mine = doc_.routes.begin() + static_cast<std::ptrdiff_t>(first_route_);
+        const auto kept = std::remove_if(
+            mine, doc_.routes.end(), [&](const RouteSpec& r) { return r.upstream.value == name; });
+        const auto users = static_cast<std::size_t>(doc_.routes.end() - kept);
+        doc_.routes.erase(kept, doc_.routes.end());
         summary_.routes -= users;
         diags_
             .error("openapi.no-host", spec.loc,
@@ -953,6 +956,7 @@ private:
   const OpenApiOptions& opts_;
   ImportSummary& summary_;
   const SourceFile* file_ = nullptr;
+  std::size_t first_route_ = 0; // doc_.routes before this document: not ours to remove
   std::map<std::string, Loaded> docs_;
   Loaded* main_ = nullptr;
   fs::path root_dir_;
