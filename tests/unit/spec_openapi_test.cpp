@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <unistd.h>
 
 #include "gw/load/load.hpp"
@@ -475,6 +476,66 @@ components:
 
   CHECK(r.at("openapi.approximated", "/components/securitySchemes/oauth") == "warning 22:5");
   CHECK(r.at("openapi.dropped", "/paths/~1alt/get/security/0") == "warning 14:45");
+}
+
+TEST_CASE("generated policy names stay distinct across imported documents", "[openapi]") {
+  TempDir t;
+  const auto a = t.write("a.yaml", v31(R"(servers: [{url: http://a.internal}]
+paths:
+  /a: {get: {operationId: a, security: [{key: []}, {token: []}], x-gw-rate-limit: 10/s}}
+  /a2: {get: {operationId: a2, x-gw-rate-limit: 5/s}}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-Key}
+    token: {type: apiKey, in: query, name: token}
+)"));
+  const auto b = t.write("b.yaml", v31(R"(servers: [{url: http://b.internal}]
+paths:
+  /b: {get: {operationId: b, security: [{key: []}, {}], x-gw-rate-limit: 20/s}}
+  /b2: {get: {operationId: b2, x-gw-rate-limit: 5/s}}
+  /b3: {get: {operationId: b3, security: [{key: []}]}}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-Other-Key}
+)"));
+  const L paths = {a, b};
+  auto loaded = load::load(paths);
+  INFO(text(loaded.diags));
+  REQUIRE(loaded.ok());
+  const auto& cfg = *loaded.config;
+  std::map<std::string, std::string> policies; // route -> its policies
+  for (const auto& r : cfg.routes)
+    for (const auto i : r.policies)
+      policies[r.name] += "+" + cfg.policies[i].name;
+  CHECK(policies["a"] == "+security-1+rate-limit-1");
+  CHECK(policies["a2"] == "+rate-limit-2");
+  CHECK(policies["b"] == "+security-2+rate-limit-3");
+  CHECK(policies["b2"] == "+rate-limit-2"); // the same limit is one policy
+  CHECK(policies["b3"] == "+key-2");        // another document's different scheme "key"
+  L kinds;
+  for (const auto& p : cfg.policies)
+    kinds.push_back(p.name + " " + p.kind);
+  CHECK(kinds == L{"key api_key", "key-2 api_key", "rate-limit-1 rate_limit",
+                   "rate-limit-2 rate_limit", "rate-limit-3 rate_limit", "security-1 any_of",
+                   "security-2 any_of", "token api_key"});
+}
+
+TEST_CASE("security schemes whose names sanitise alike become two policies", "[openapi]") {
+  auto r = import(v31(R"(servers: [{url: http://api.internal}]
+paths: {/x: {get: {operationId: x, security: [{"api key": [], "api-key": []}]}}}
+components:
+  securitySchemes:
+    "api key": {type: apiKey, in: header, name: X-A}
+    "api-key": {type: apiKey, in: header, name: X-B}
+)"));
+  INFO(r.dump());
+  CHECK(r.routes() == L{"x GET path /x -> api.internal [api-key,api-key-2]"});
+  CHECK(r.policy("api-key") == R"(api_key {"header":"X-A"})");
+  CHECK(r.policy("api-key-2") == R"(api_key {"header":"X-B"})");
+  REQUIRE(r.count("openapi.name-collision") == 1);
+  CHECK(r.find("openapi.name-collision")->severity == Severity::warning);
+  CHECK(r.find("openapi.name-collision")->message.find("\"api key\" and \"api-key\"") !=
+        std::string::npos);
 }
 
 TEST_CASE("security that cannot be enforced or names no scheme creates no route", "[openapi]") {

@@ -494,10 +494,8 @@ private:
       s.name = name;
       s.node = node;
       s.pointer = p;
-      s.policy = sanitize_name(name);
       const std::string type = node->str("type");
       PolicySpec policy;
-      policy.name = s.policy;
       policy.loc = loc(raw, *main_);
       policy.kind = Field<std::string>{"", loc(*node, *in), true};
       if (type == "apiKey") {
@@ -539,12 +537,42 @@ private:
       }
       if (s.why_not.empty()) {
         policy.imported = true;
+        s.policy = policy.name = scheme_policy_name(name, policy, loc(raw, *main_), p);
         pending_policies_[s.policy] = std::move(policy);
       } else {
         s.policy.clear();
       }
       schemes_[name] = std::move(s);
     }
+  }
+
+  /// The policy name for security scheme `scheme`: its sanitised name, unless another scheme of
+  /// this document sanitises to the same name (a warning) or an earlier document imported a
+  /// different policy under it. A TOML policy of that name keeps it: it replaces the scheme.
+  std::string scheme_policy_name(const std::string& scheme, const PolicySpec& policy,
+                                 const SourceLoc& at, const std::string& pointer) {
+    const std::string want = sanitize_name(scheme);
+    if (pending_policies_.count(want)) {
+      std::string other;
+      for (const auto& [n, s] : schemes_)
+        if (s.policy == want) other = n;
+      const std::string name = unused_policy_name(want + "-", 2);
+      loss("openapi.name-collision", at, pointer,
+           "security schemes " + text::quote(other) + " and " + text::quote(scheme) +
+               " both make policy " + text::quote(want) + "; this one is policy " +
+               text::quote(name));
+      return name;
+    }
+    for (const auto& existing : doc_.policies)
+      if (existing.name == want && existing.imported &&
+          !(existing.kind.value == policy.kind.value && existing.config == policy.config)) {
+        const std::string name = unused_policy_name(want + "-", 2);
+        note(at, pointer,
+             "policy " + text::quote(want) + " is an earlier document's different scheme; " +
+                 text::quote(scheme) + " here is policy " + text::quote(name));
+        return name;
+      }
+    return want;
   }
 
   /// The policies a route gets for its security requirements, or nullopt when a required scheme
@@ -614,21 +642,8 @@ private:
     }
     // Alternatives (OR), scopes or anonymous access: one `any_of` policy, shared by every route
     // with the same requirements.
-    const std::string key = options.dump();
-    auto it = any_of_.find(key);
-    if (it == any_of_.end()) {
-      const std::string name = "security-" + std::to_string(any_of_.size() + 1);
-      PolicySpec p;
-      p.name = name;
-      p.loc = loc(reqs, in);
-      p.kind = Field<std::string>{"any_of", p.loc, true};
-      p.config["options"] = options;
-      p.imported = true;
-      pending_policies_[name] = std::move(p);
-      used_policies_.insert(name);
-      it = any_of_.emplace(key, name).first;
-    }
-    return std::vector<std::string>{it->second};
+    return std::vector<std::string>{generated_policy(
+        "any_of", nlohmann::json{{"options", std::move(options)}}, "security-", loc(reqs, in))};
   }
 
   // ---- paths and operations
@@ -792,20 +807,45 @@ private:
     } else {
       cfg["rate"] = n.text;
     }
-    const std::string key = cfg.dump();
-    auto it = rate_limits_.find(key);
-    if (it != rate_limits_.end()) return it->second;
-    const std::string name = "rate-limit-" + std::to_string(rate_limits_.size() + 1);
-    PolicySpec p;
-    p.name = name;
-    p.loc = at.loc();
-    p.kind = Field<std::string>{"rate_limit", p.loc, true};
-    p.config = cfg;
-    p.imported = true;
-    pending_policies_[name] = std::move(p);
+    return generated_policy("rate_limit", std::move(cfg), "rate-limit-", at.loc());
+  }
+
+  /// A policy the import makes up (any_of for security alternatives, rate_limit): one per
+  /// distinct configuration, shared with an earlier document's identical one, else named
+  /// PREFIX-N with the first N no other policy uses.
+  std::string generated_policy(const std::string& kind, nlohmann::json config,
+                               const std::string& prefix, const SourceLoc& at) {
+    const std::string key = kind + " " + config.dump();
+    if (auto it = generated_.find(key); it != generated_.end()) return it->second;
+    std::string name;
+    for (const auto& existing : doc_.policies)
+      if (existing.imported && existing.kind.value == kind && existing.config == config)
+        name = existing.name;
+    if (name.empty()) {
+      name = unused_policy_name(prefix, 1);
+      PolicySpec p;
+      p.name = name;
+      p.loc = at;
+      p.kind = Field<std::string>{kind, at, true};
+      p.config = std::move(config);
+      p.imported = true;
+      pending_policies_[name] = std::move(p);
+    }
     used_policies_.insert(name);
-    rate_limits_[key] = name;
+    generated_[key] = name;
     return name;
+  }
+
+  bool policy_taken(const std::string& name) const {
+    return pending_policies_.count(name) ||
+           std::any_of(doc_.policies.begin(), doc_.policies.end(),
+                       [&](const PolicySpec& p) { return p.name == name; });
+  }
+  /// PREFIX + N for the first N from `first` that neither this import nor a spec loaded before
+  /// it uses.
+  std::string unused_policy_name(const std::string& prefix, int first) const {
+    for (int n = first;; ++n)
+      if (std::string name = prefix + std::to_string(n); !policy_taken(name)) return name;
   }
 
   /// The upstream for a server: one per distinct server host (and port); a relative server gets
@@ -967,7 +1007,7 @@ private:
   std::map<std::string, Scheme> schemes_;
   std::map<std::string, PolicySpec> pending_policies_;
   std::set<std::string> used_policies_;
-  std::map<std::string, std::string> any_of_, rate_limits_;
+  std::map<std::string, std::string> generated_; // "KIND CONFIG" -> policy name
   std::map<std::string, UpstreamInfo> upstreams_;
   std::map<std::string, Located> named_upstreams_; // x-gw-upstream names
   std::set<std::string> names_, reported_servers_;
