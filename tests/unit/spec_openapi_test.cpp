@@ -612,6 +612,33 @@ components:
   CHECK(r.at("openapi.note", "/paths/~1c/get") == "note 26:5");
 }
 
+TEST_CASE("unquoted YAML addresses and dates are strings, as in JSON", "[openapi]") {
+  auto y = import(v31(R"(servers: [{url: http://api.internal}]
+x-gw-hosts: [10.0.0.5, 1.2.3]
+paths:
+  /a: {get: {x-gw-name: 2024-01-01, x-gw-retries: 2}}
+)"));
+  auto j = import(R"({"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+  "servers": [{"url": "http://api.internal"}], "x-gw-hosts": ["10.0.0.5", "1.2.3"],
+  "paths": {"/a": {"get": {"x-gw-name": "2024-01-01", "x-gw-retries": 2}}}})",
+                  {}, "t.json");
+  for (const Import* r : {&y, &j}) {
+    INFO(r->dump());
+    CHECK(r->diags.empty());
+    REQUIRE(r->route("2024-01-01"));
+    CHECK(join(r->route("2024-01-01")->hosts.value) == "10.0.0.5,1.2.3");
+    CHECK(r->route("2024-01-01")->retries.value == 2);
+  }
+  // Numbers are still numbers: a string where a number belongs is reported.
+  auto quoted = import(v31("paths: {/a: {get: {x-gw-retries: \"2\"}}}\n"));
+  CHECK(quoted.count("openapi.bad-extension") == 1);
+  for (const std::string n : {"2", "-1", "+3", "1.5", ".5", "1.", "1e3", "2.5E-2"}) {
+    auto r = import(v31("paths: {/a: {get: {x-gw-name: " + n + "}}}\n"));
+    INFO(n);
+    CHECK(r.count("openapi.bad-extension") == 1); // x-gw-name must be a string
+  }
+}
+
 TEST_CASE("x-gw-upstream names an upstream that --upstream defines", "[openapi]") {
   auto r = import(v31("paths: {/bills: {get: {operationId: bills, x-gw-upstream: billing}}}\n"),
                   spec::OpenApiOptions{{{"billing", "http://10.0.0.7:8080"}}});

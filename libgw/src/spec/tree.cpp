@@ -261,20 +261,33 @@ std::string yaml_prescan(std::string_view text, const TreeLimits& limits) {
   return "";
 }
 
-/// YAML core-schema typing of a plain scalar: booleans, null, numbers; everything else a string.
-bool looks_numeric(const std::string& s) {
+/// YAML 1.2 core-schema numbers: int `[-+]?[0-9]+`, float
+/// `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`. Anything else, such as `10.0.0.5`,
+/// `1.2.3` or `2024-01-01`, is a string, as its JSON twin would be.
+bool looks_numeric(std::string_view s) {
   std::size_t i = 0;
-  if (s[0] == '-' || s[0] == '+') i = 1;
-  if (i >= s.size()) return false;
-  bool digit = false;
-  for (; i < s.size(); ++i) {
-    const char c = s[i];
-    if (c >= '0' && c <= '9')
-      digit = true;
-    else if (c != '.' && c != 'e' && c != 'E' && c != '-' && c != '+')
-      return false;
+  auto sign = [&] {
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+  };
+  auto digits = [&] {
+    const std::size_t from = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9')
+      ++i;
+    return i - from;
+  };
+  sign();
+  std::size_t mantissa = digits();
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    mantissa += digits();
   }
-  return digit;
+  if (mantissa == 0) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    sign();
+    if (digits() == 0) return false;
+  }
+  return i == s.size();
 }
 
 struct Refused {
