@@ -671,6 +671,58 @@ paths:
   CHECK(r.find("openapi.unknown-extension", "/paths/~1a/get/x-gw-retry"));
 }
 
+TEST_CASE("x-gw values of the wrong type are errors at their pointer", "[openapi]") {
+  struct Case {
+    std::string key, value, expected;
+  };
+  const std::vector<Case> cases = {
+      {"x-gw-upstream", "5", "a string"},
+      {"x-gw-timeout", "[1s]", "a string"},
+      {"x-gw-name", "{a: b}", "a string"},
+      {"x-gw-retries", "-1", "a non-negative integer"},
+      {"x-gw-retries", "1.5", "a non-negative integer"},
+      {"x-gw-max-body", "true", "a size (\"1MiB\") or a number of bytes"},
+      {"x-gw-max-body", "-5", "a size (\"1MiB\") or a number of bytes"},
+      {"x-gw-policies", "audit", "an array of strings"},
+      {"x-gw-policies", "[audit, 1]", "an array of strings"},
+      {"x-gw-hosts", "example.com", "an array of strings"},
+      {"x-gw-rate-limit", "[10/s]", "a rate (\"100/s\") or a table { rate, burst, key }"},
+      {"x-gw-ignore", "\"yes\"", "true or false"},
+  };
+  for (const auto& c : cases) {
+    auto r =
+        import(v31("paths: {/a: {get: {" + c.key + ": " + c.value + "}}}\n"), kDefaultUpstream);
+    INFO(c.key << ": " << c.value << "\n" << r.dump());
+    CHECK(r.count("openapi.bad-extension") == 1);
+    const auto* d = r.find("openapi.bad-extension", "/paths/~1a/get/" + c.key);
+    REQUIRE(d);
+    CHECK(d->message == c.key + " must be " + c.expected);
+  }
+  // Values of the right type pass this check (what they mean is model::validate's business).
+  auto ok = import(v31(R"(x-gw-upstream: u
+x-gw-timeout: 5s
+x-gw-retries: 0
+x-gw-max-body: 1024
+x-gw-policies: []
+x-gw-hosts: [a.example]
+x-gw-rate-limit: {rate: 5/s}
+x-gw-ignore: false
+paths: {/a: {x-gw-max-body: 1MiB, x-gw-rate-limit: 5/s, get: {x-gw-name: a}}}
+)"));
+  INFO(ok.dump());
+  CHECK(ok.count("openapi.bad-extension") == 0);
+}
+
+TEST_CASE("x-gw-name outside an operation is an error", "[openapi]") {
+  auto r = import(v31("x-gw-name: top\npaths: {/a: {x-gw-name: item, get: {x-gw-name: op}}}\n"),
+                  kDefaultUpstream);
+  INFO(r.dump());
+  CHECK(r.diags.error_count() == 2);
+  CHECK(r.at("openapi.bad-extension", "/x-gw-name") == "error 3:1");
+  CHECK(r.at("openapi.bad-extension", "/paths/~1a/x-gw-name") == "error 4:14");
+  CHECK(r.names() == L{"op"});
+}
+
 // ---- 9. Swagger 2.0
 
 TEST_CASE("Swagger 2.0: host, basePath, schemes and securityDefinitions", "[openapi]") {

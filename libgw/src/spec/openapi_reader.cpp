@@ -85,6 +85,9 @@ struct Scheme {
   std::string pointer;
 };
 
+/// Where x-gw-* extensions sit; x-gw-name is only meaningful on an operation.
+enum class Level { root, path_item, operation };
+
 /// A node and the document it was read from, for diagnostics that name the right file.
 struct Located {
   const Node* node = nullptr;
@@ -150,7 +153,7 @@ public:
     if (const Node* info = r.get("info"))
       summary_.title = info->str("title") + " " + info->str("version");
 
-    check_extensions(r, *main_, "");
+    check_extensions(r, *main_, "", Level::root);
     root_ext_ = extensions(r, *main_, Extensions{});
     root_servers_ = swagger_ ? swagger_servers(r) : servers(r.get("servers"), *main_, "/servers");
     read_schemes(r);
@@ -296,12 +299,12 @@ private:
   // ---- extensions
   /// Unknown x-gw-* keys and values of the wrong type are errors (the JSON Schema in specs/ says
   /// the same); what the values mean is checked by model::validate, like TOML values.
-  void check_extensions(const Node& n, const Loaded& in, const std::string& pointer) {
+  void check_extensions(const Node& n, const Loaded& in, const std::string& pointer, Level level) {
     if (!n.is_object()) return;
     for (const auto& [k, v] : n.members) {
       if (!k.starts_with("x-gw-")) continue;
       if (std::find(kExtensions.begin(), kExtensions.end(), k) != kExtensions.end()) {
-        check_extension_type(k, v, in, pointer + "/" + text::pointer_token(k));
+        check_extension_type(k, v, in, pointer + "/" + text::pointer_token(k), level);
         continue;
       }
       auto& d = diags_
@@ -314,15 +317,14 @@ private:
   }
 
   void check_extension_type(const std::string& k, const Node& v, const Loaded& in,
-                            const std::string& pointer) {
+                            const std::string& pointer, Level level) {
     using K = Node::Kind;
     auto strings = [](const Node& n) {
       return n.is_array() && std::all_of(n.items.begin(), n.items.end(),
                                          [](const Node& e) { return e.is_string(); });
     };
     std::string expected;
-    if (k == "x-gw-name" && !pointer.empty() &&
-        std::count(pointer.begin(), pointer.end(), '/') < 4) {
+    if (k == "x-gw-name" && level != Level::operation) {
       error("openapi.bad-extension", loc(v, in), pointer,
             "x-gw-name names one operation's route; put it on an operation");
       return;
@@ -656,7 +658,7 @@ private:
             "path " + text::quote(key) + " does not start with \"/\"");
       return;
     }
-    check_extensions(*item, *in, p);
+    check_extensions(*item, *in, p, Level::path_item);
     const Extensions ext = extensions(*item, *in, root_ext_);
     std::vector<Server> path_servers = servers(item->get("servers"), *in, p + "/servers");
     for (const auto m : kMethods) {
@@ -672,7 +674,7 @@ private:
                  const Loaded& in, const std::string& pointer, const Extensions& parent,
                  const std::vector<Server>& inherited) {
     ++summary_.operations;
-    check_extensions(op, in, pointer);
+    check_extensions(op, in, pointer, Level::operation);
     const Extensions ext = extensions(op, in, parent);
     const SourceLoc op_loc = loc(op, in);
     if (ext.ignore && ext.ignore->text == "true") {
