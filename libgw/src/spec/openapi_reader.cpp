@@ -71,18 +71,16 @@ struct Server {
   std::string scheme; // "http" | "https" | ""
   std::string host;   // "" for a relative server
   std::uint16_t port = 0;
-  std::string base; // path part, no trailing "/"
-  bool bad = false; // reported; its operations get no route
-  std::string pointer;
+  std::string base;     // path part, no trailing "/"
+  bool bad = false;     // reported; its operations get no route
+  bool missing = false; // stands in for the servers a document does not have
+  std::string pointer;  // "" when missing
   SourceLoc loc;
 };
 
 struct Scheme {
-  std::string name;    // as in securitySchemes
   std::string policy;  // the gw policy it becomes ("" when it cannot be enforced)
   std::string why_not; // why it cannot be enforced
-  const Node* node = nullptr;
-  std::string pointer;
 };
 
 /// Where x-gw-* extensions sit; x-gw-name is only meaningful on an operation.
@@ -114,7 +112,6 @@ public:
     first_route_ = doc_.routes.size();
     const SourceFile& file = sources_.add(std::move(name), std::move(text));
     doc_.files.push_back(&file);
-    file_ = &file;
     TreeFormat fmt;
     auto root = parse_tree(file.name, file.text, diags_, &fmt);
     if (!root) return;
@@ -194,7 +191,6 @@ private:
   /// A construct dropped or approximated: a warning, which --strict makes an error.
   void loss(const char* code, const SourceLoc& at, const std::string& pointer, std::string msg,
             std::string hint = {}) {
-    ++summary_.losses;
     report(Severity::warning, code, at, pointer, std::move(msg), std::move(hint));
   }
   void note(const SourceLoc& at, const std::string& pointer, std::string msg) {
@@ -434,7 +430,7 @@ private:
         unsigned p = 0;
         const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
         if (ec != std::errc{} || end != port.data() + port.size() || p == 0 || p > 65535) {
-          error("openapi.bad-server", where, pointer + "/url",
+          error("openapi.bad-server", where, pointer.empty() ? "" : pointer + "/url",
                 "server url " + text::quote(url) + " has a bad port " + text::quote(port));
           sv.bad = true;
         } else {
@@ -493,9 +489,6 @@ private:
       auto [node, in] = resolve(raw, *main_, p);
       if (!node) continue;
       Scheme s;
-      s.name = name;
-      s.node = node;
-      s.pointer = p;
       const std::string type = node->str("type");
       PolicySpec policy;
       policy.loc = loc(raw, *main_);
@@ -685,7 +678,7 @@ private:
     std::vector<Server> op_servers = servers(op.get("servers"), in, pointer + "/servers");
     const std::vector<Server>& svs = op_servers.empty() ? inherited : op_servers;
     Server none;
-    none.pointer = "(none)";
+    none.missing = true;
     none.loc = op_loc;
 
     RouteSpec r;
@@ -864,7 +857,7 @@ private:
       u.name = name;
       u.server = s;
       u.op = &op;
-      u.pointer = s.pointer.empty() ? pointer : s.pointer;
+      u.pointer = s.missing ? pointer : s.pointer;
       u.in = &in;
     }
     return name;
@@ -887,7 +880,6 @@ private:
         auto& u = upstreams_[name];
         u.name = name;
         u.op = named_upstreams_[name].node;
-        u.pointer = "--upstream";
         u.in = named_upstreams_[name].in;
       }
     for (auto& [name, u] : upstreams_) {
@@ -896,7 +888,7 @@ private:
       spec.loc = u.server.loc.line ? u.server.loc : loc(*u.op, *u.in);
       std::string address;
       if (auto it = overrides.find(name); it != overrides.end()) {
-        Server o = parse_server(it->second, "--upstream", spec.loc);
+        Server o = parse_server(it->second, "", spec.loc);
         if (o.host.empty()) {
           diags_.error("openapi.bad-upstream", SourceLoc{main_->file->name, 0, 0},
                        "--upstream " + name + "=" + it->second + ": not an http://host:port URL");
@@ -925,7 +917,7 @@ private:
         summary_.routes -= users;
         diags_
             .error("openapi.no-host", spec.loc,
-                   (u.server.pointer == "(none)"
+                   (u.server.missing
                         ? "the document has no servers, so its routes have no upstream host"
                         : "server " + text::quote(u.server.url) + " is relative: it has no host") +
                        " (" + std::to_string(users) + " operation" + (users == 1 ? "" : "s") + ")")
@@ -997,7 +989,6 @@ private:
   Diagnostics& diags_;
   const OpenApiOptions& opts_;
   ImportSummary& summary_;
-  const SourceFile* file_ = nullptr;
   std::size_t first_route_ = 0; // doc_.routes before this document: not ours to remove
   std::map<std::string, Loaded> docs_;
   Loaded* main_ = nullptr;

@@ -179,8 +179,7 @@ private:
   std::vector<Node*> stack_;
   std::string key_;
   std::size_t key_pos_ = 0;
-  static constexpr std::size_t kAliasSlack = 100'000;
-  std::size_t count_ = 0, aliased_ = 0;
+  std::size_t count_ = 0;
 };
 
 std::unique_ptr<Node> parse_json(std::string_view name, std::string_view text, Diagnostics& diags,

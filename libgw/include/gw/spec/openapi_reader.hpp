@@ -27,7 +27,6 @@ struct ImportSummary {
   std::string title;
   std::size_t operations = 0;
   std::size_t routes = 0, upstreams = 0, policies = 0;
-  std::size_t losses = 0; // dropped or approximated constructs
 };
 
 /// The x-gw-* extensions the reader understands (specs/gw-openapi.schema.json documents them).
