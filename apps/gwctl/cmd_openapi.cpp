@@ -1,5 +1,6 @@
 // gwctl openapi import: OpenAPI/Swagger documents -> an editable TOML spec, with a report of what
 // was imported and of everything dropped or approximated (--strict makes those failures).
+#include <algorithm>
 #include <cstdio>
 #include <set>
 
@@ -14,10 +15,6 @@ namespace {
 
 bool is_loss(const gw::Diagnostic& d) {
   return d.severity == gw::Severity::warning && d.code.starts_with("openapi.");
-}
-
-std::string plural(std::size_t n, const char* one, const char* many) {
-  return std::to_string(n) + " " + (n == 1 ? one : many);
 }
 
 } // namespace
@@ -43,25 +40,46 @@ int run_openapi_import(const Global& g, const OpenApiImportOptions& o) {
   if (o.strict) loaded.diags.promote_warnings();
 
   const Style st = style_for(stderr, g.color);
-  // Every input must be an OpenAPI document: TOML belongs to validate/compile, not import.
   const bool io_error = [&] {
     for (const auto& d : loaded.diags)
       if (d.code == "input.unreadable") return true;
     return false;
   }();
-  if (!io_error && loaded.imports.size() != o.inputs.size()) {
-    std::fprintf(stderr, "%serror%s: %s\n", st.red(), st.reset(),
-                 "every DOC must be an OpenAPI 3.x or Swagger 2.0 document (JSON or YAML), and "
-                 "every --with file a TOML spec");
-    return kFailed;
-  }
+  // Problems reading an input (unreadable, too large, not parseable) come first: they explain
+  // why it was not imported better than the check below.
   print_diagnostics(stderr, loaded.diags, &loaded.sources, st);
+  auto import_of = [&](const std::string& path) -> const gw::spec::ImportSummary* {
+    for (const auto& s : loaded.imports)
+      if (s.source == path) return &s;
+    return nullptr;
+  };
+  auto has_errors = [&](const std::string& path) {
+    return std::any_of(loaded.diags.begin(), loaded.diags.end(), [&](const gw::Diagnostic& d) {
+      return d.file == path && d.severity == gw::Severity::error;
+    });
+  };
+  // Every DOC must be an OpenAPI document: TOML belongs to validate/compile, not import.
+  bool misplaced = false;
+  for (const auto& in : o.inputs)
+    if (!import_of(in) && !has_errors(in)) {
+      std::fprintf(stderr,
+                   "%serror%s: %s: not an OpenAPI 3.x or Swagger 2.0 document (JSON or YAML); "
+                   "TOML specs go in --with\n",
+                   st.red(), st.reset(), in.c_str());
+      misplaced = true;
+    }
+  for (const auto& w : o.with)
+    if (import_of(w)) {
+      std::fprintf(stderr, "%serror%s: --with %s: an OpenAPI document; --with takes TOML specs\n",
+                   st.red(), st.reset(), w.c_str());
+      misplaced = true;
+    }
+  if (misplaced) return kFailed;
 
   // The report: what came in, what came out.
   std::FILE* report = o.output.empty() ? stderr : stdout;
-  for (std::size_t i = 0; i < loaded.imports.size(); ++i) {
-    const auto& s = loaded.imports[i];
-    std::fprintf(report, "%s: %s%s%s: %s -> %s, %s, %s\n", o.inputs[i].c_str(), s.format.c_str(),
+  for (const auto& s : loaded.imports) {
+    std::fprintf(report, "%s: %s%s%s: %s -> %s, %s, %s\n", s.source.c_str(), s.format.c_str(),
                  s.title.empty() ? "" : ", ", s.title.c_str(),
                  plural(s.operations, "operation", "operations").c_str(),
                  plural(s.routes, "route", "routes").c_str(),
@@ -81,9 +99,8 @@ int run_openapi_import(const Global& g, const OpenApiImportOptions& o) {
   }
 
   std::string header = "Imported by `gwctl openapi import` from:\n";
-  for (std::size_t i = 0; i < loaded.imports.size(); ++i)
-    header += "  " + o.inputs[i] + ": " + loaded.imports[i].format +
-              (loaded.imports[i].title.empty() ? "" : ", " + loaded.imports[i].title) + "\n";
+  for (const auto& s : loaded.imports)
+    header += "  " + s.source + ": " + s.format + (s.title.empty() ? "" : ", " + s.title) + "\n";
   if (losses) {
     header += "\nDropped or approximated:\n";
     for (const auto& d : loaded.diags)

@@ -6,12 +6,9 @@
 namespace gwctl {
 
 std::string counts(const gw::model::Config& c) {
-  auto n = [](std::size_t k, const char* one, const char* many) {
-    return std::to_string(k) + " " + (k == 1 ? one : many);
-  };
-  return n(c.routes.size(), "route", "routes") + ", " +
-         n(c.upstreams.size(), "upstream", "upstreams") + ", " +
-         n(c.policies.size(), "policy", "policies");
+  return plural(c.routes.size(), "route", "routes") + ", " +
+         plural(c.upstreams.size(), "upstream", "upstreams") + ", " +
+         plural(c.policies.size(), "policy", "policies");
 }
 
 namespace {

@@ -74,15 +74,16 @@ void print_diagnostics(std::FILE* out, const gw::Diagnostics& diags,
   }
 }
 
+std::string plural(std::size_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
 std::string summarize(const gw::Diagnostics& diags) {
-  auto plural = [](std::size_t n, const char* w) {
-    return std::to_string(n) + " " + w + (n == 1 ? "" : "s");
-  };
   if (diags.error_count() == 0 && diags.warning_count() == 0) return "no problems";
   std::string s;
-  if (diags.error_count()) s = plural(diags.error_count(), "error");
+  if (diags.error_count()) s = plural(diags.error_count(), "error", "errors");
   if (diags.warning_count())
-    s += (s.empty() ? "" : ", ") + plural(diags.warning_count(), "warning");
+    s += (s.empty() ? "" : ", ") + plural(diags.warning_count(), "warning", "warnings");
   return s;
 }
 

@@ -31,6 +31,9 @@ Style style_for(std::FILE* f, Color c);
 /// Compiler-style: "file:line:col: error[code]: message", the source line with a caret, a hint.
 void print_diagnostics(std::FILE* out, const gw::Diagnostics& diags,
                        const gw::spec::SourceSet* sources, const Style& st);
+/// "1 route", "2 routes": a count and the noun that goes with it.
+std::string plural(std::size_t n, const char* one, const char* many);
+
 /// "2 errors, 1 warning" (or "no problems").
 std::string summarize(const gw::Diagnostics& diags);
 

@@ -149,7 +149,12 @@ errors)
   expect_rc 1 "$gwctl" --color never validate "$work/v2.yaml"
   contains "error[openapi.unsupported-version]: OpenAPI 2.0 is not supported"
   expect_rc 1 "$gwctl" openapi import "$src/specs/demo.toml"
-  contains "every DOC must be an OpenAPI 3.x or Swagger 2.0 document"
+  contains "demo.toml: not an OpenAPI 3.x or Swagger 2.0 document (JSON or YAML); TOML specs go in --with"
+  # A document that cannot be read says why, not that it is not OpenAPI.
+  truncate -s 65M "$work/huge.yaml"
+  expect_rc 1 "$gwctl" --color never openapi import "$work/huge.yaml"
+  contains "error[spec.too-large]"
+  lacks "not an OpenAPI"
   ;;
 hostile)
   # Refused quickly (the timeout bounds each run) and with bounded memory.

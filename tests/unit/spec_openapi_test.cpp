@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <unistd.h>
 
 #include "gw/load/load.hpp"
 #include "gw/model/validate.hpp"
@@ -13,6 +11,7 @@
 #include "gw/spec/toml_reader.hpp"
 #include "gw/spec/toml_writer.hpp"
 #include "gw/spec/tree.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace gw;
 namespace fs = std::filesystem;
@@ -146,28 +145,6 @@ Import import_file(const std::string& path) {
 std::string v31(std::string_view body) {
   return "openapi: 3.1.0\ninfo: {title: t, version: \"1\"}\n" + std::string(body);
 }
-
-/// A fresh directory under the system temp directory, removed afterwards.
-struct TempDir {
-  static inline int counter = 0;
-  fs::path dir = fs::temp_directory_path() / ("gw-openapi-test-" + std::to_string(::getpid()) +
-                                              "-" + std::to_string(++counter));
-  TempDir() {
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string write(const std::string& rel, const std::string& text) const {
-    fs::create_directories((dir / rel).parent_path());
-    std::ofstream(dir / rel, std::ios::binary) << text;
-    return (dir / rel).string();
-  }
-};
 
 std::string repeat(std::string_view s, std::size_t n) {
   std::string out;
@@ -479,8 +456,8 @@ components:
 }
 
 TEST_CASE("generated policy names stay distinct across imported documents", "[openapi]") {
-  TempDir t;
-  const auto a = t.write("a.yaml", v31(R"(servers: [{url: http://a.internal}]
+  gwtest::TempDir t;
+  const std::string a = t.write("a.yaml", v31(R"(servers: [{url: http://a.internal}]
 paths:
   /a: {get: {operationId: a, security: [{key: []}, {token: []}], x-gw-rate-limit: 10/s}}
   /a2: {get: {operationId: a2, x-gw-rate-limit: 5/s}}
@@ -489,7 +466,7 @@ components:
     key: {type: apiKey, in: header, name: X-Key}
     token: {type: apiKey, in: query, name: token}
 )"));
-  const auto b = t.write("b.yaml", v31(R"(servers: [{url: http://b.internal}]
+  const std::string b = t.write("b.yaml", v31(R"(servers: [{url: http://b.internal}]
 paths:
   /b: {get: {operationId: b, security: [{key: []}, {}], x-gw-rate-limit: 20/s}}
   /b2: {get: {operationId: b2, x-gw-rate-limit: 5/s}}
@@ -839,8 +816,8 @@ components:
 }
 
 TEST_CASE("external $refs resolve relative to the referring file", "[openapi]") {
-  TempDir t;
-  const auto main = t.write("api/main.yaml", v31(R"(servers: [{url: http://api.internal}]
+  gwtest::TempDir t;
+  const std::string main = t.write("api/main.yaml", v31(R"(servers: [{url: http://api.internal}]
 paths:
   /pets: {$ref: "paths/pets.yaml"}
   /users: {$ref: "paths/users.yaml#/item"}
@@ -880,11 +857,11 @@ components:
 }
 
 TEST_CASE("$refs outside the folder, to the network or in a cycle are refused", "[openapi]") {
-  TempDir t;
+  gwtest::TempDir t;
   t.write("secret.yaml", "get: {operationId: secret}\n");
   t.write("api/a.yaml", "item:\n  $ref: \"b.yaml#/item\"\n");
   t.write("api/b.yaml", "item:\n  $ref: \"a.yaml#/item\"\n");
-  const auto main = t.write("api/main.yaml", v31(R"(servers: [{url: http://api.internal}]
+  const std::string main = t.write("api/main.yaml", v31(R"(servers: [{url: http://api.internal}]
 paths:
   /outside: {$ref: "../secret.yaml"}
   /net: {$ref: "http://example.com/pets.yaml"}
@@ -1095,12 +1072,12 @@ components:
 // ---- 16. with TOML specs
 
 TEST_CASE("load: a TOML spec supplies upstreams and replaces imported policies", "[openapi]") {
-  TempDir t;
-  const auto api = t.write("api.yaml", v31(R"(security: [{key: []}]
+  gwtest::TempDir t;
+  const std::string api = t.write("api.yaml", v31(R"(security: [{key: []}]
 paths: {/pets: {get: {operationId: listPets}}}
 components: {securitySchemes: {key: {type: apiKey, in: header, name: X-Key}}}
 )"));
-  const auto gw = t.write("gw.toml", R"(version = 1
+  const std::string gw = t.write("gw.toml", R"(version = 1
 [upstreams.default]
 endpoints = ["127.0.0.1:9000"]
 

@@ -76,6 +76,12 @@ struct Server {
   bool missing = false; // stands in for the servers a document does not have
   std::string pointer;  // "" when missing
   SourceLoc loc;
+
+  /// The endpoint address: "host:port", or "[v6]:port".
+  std::string address() const {
+    const std::string p = ":" + std::to_string(port);
+    return host.find(':') != std::string::npos ? "[" + host + "]" + p : host + p;
+  }
 };
 
 struct Scheme {
@@ -380,13 +386,13 @@ private:
                at = url.find(token, at + def.size()))
             url.replace(at, token.size(), def);
           if (const Node* en = spec.get("enum"); en && en->is_array() && en->items.size() > 1) {
-            std::string others;
+            std::vector<std::string> others;
             for (const auto& e : en->items)
-              if (e.text != def) others += (others.empty() ? "" : ", ") + e.text;
+              if (e.text != def) others.push_back(e.text);
             loss("openapi.approximated", loc(spec, in),
                  p + "/variables/" + text::pointer_token(var),
                  "server variable {" + var + "} uses its default " + text::quote(def) +
-                     "; other values (" + others + ") are not served",
+                     "; other values (" + text::join(others, ", ") + ") are not served",
                  "serve another value with a second import, or edit the upstream");
           }
         }
@@ -867,12 +873,12 @@ private:
     std::map<std::string, std::string> overrides(opts_.upstreams.begin(), opts_.upstreams.end());
     for (const auto& [name, url] : overrides)
       if (!upstreams_.count(name) && !named_upstreams_.count(name)) {
-        std::string known;
+        std::vector<std::string> known;
         for (const auto& [n, _] : upstreams_)
-          known += (known.empty() ? "" : ", ") + n;
+          known.push_back(n);
         diags_.error("openapi.unknown-upstream", SourceLoc{main_->file->name, 0, 0},
                      "--upstream " + name + ": no server or x-gw-upstream uses that name" +
-                         (known.empty() ? "" : " (upstreams: " + known + ")"));
+                         (known.empty() ? "" : " (upstreams: " + text::join(known, ", ") + ")"));
       }
     // --upstream may also define an upstream that only x-gw-upstream names.
     for (const auto& [name, url] : overrides)
@@ -894,9 +900,7 @@ private:
                        "--upstream " + name + "=" + it->second + ": not an http://host:port URL");
           continue;
         }
-        address = o.host.find(':') != std::string::npos
-                      ? "[" + o.host + "]:" + std::to_string(o.port)
-                      : o.host + ":" + std::to_string(o.port);
+        address = o.address();
       } else if (const UpstreamSpec* toml = defined_elsewhere(name)) {
         // A TOML upstream of the same name replaces this one: that is how imported APIs get
         // their real endpoints.
@@ -925,9 +929,7 @@ private:
                        "] in a TOML spec loaded alongside, or x-gw-upstream");
         continue;
       } else {
-        address = u.server.host.find(':') != std::string::npos
-                      ? "[" + u.server.host + "]:" + std::to_string(u.server.port)
-                      : u.server.host + ":" + std::to_string(u.server.port);
+        address = u.server.address();
         if (u.server.scheme == "https")
           loss("openapi.approximated", spec.loc, u.pointer,
                "server " + text::quote(u.server.url) +
@@ -1040,6 +1042,7 @@ bool looks_like_openapi(std::string_view text) {
 void read_openapi(std::string name, std::string text, SourceSet& sources, Document& doc,
                   Diagnostics& diags, const OpenApiOptions& opts, ImportSummary* summary) {
   ImportSummary local;
+  (summary ? *summary : local).source = name;
   if (text.size() > kMaxOpenApiBytes) {
     diags.error("spec.too-large", SourceLoc{name, 0, 0},
                 "OpenAPI document of " + std::to_string(text.size()) + " bytes; the limit is " +

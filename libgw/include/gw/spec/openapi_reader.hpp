@@ -23,6 +23,7 @@ struct OpenApiOptions {
 
 /// What an import produced, for the report gwctl prints.
 struct ImportSummary {
+  std::string source; // the document's path (or name) as given to read_openapi
   std::string format; // "OpenAPI 3.1.0 (YAML)", "Swagger 2.0 (JSON)"
   std::string title;
   std::size_t operations = 0;
