@@ -1069,6 +1069,53 @@ components:
   CHECK(without_locations(a) == without_locations(b));
 }
 
+TEST_CASE("a TOML spec written out reads back with its attachments and nested settings",
+          "[openapi]") {
+  const std::string in = R"(version = 1
+[upstreams.u]
+endpoints = ["127.0.0.1:9000"]
+[policies.cors]
+kind = "cors"
+origins = ["https://app.example.com"]
+credentials = true
+[policies.key]
+kind = "api_key"
+header = "X-Key"
+[policies.either]
+kind = "any_of"
+options = [{ policies = ["key"], scopes = ["read"] }, { policies = [] }]
+[[attach]]
+hosts = ["api.example.com"]
+prefix = "/v1"
+policies = ["cors"]
+[[routes]]
+name = "r"
+hosts = ["api.example.com"]
+path = "/v1/x"
+upstream = "u"
+policies = ["either"]
+)";
+  auto read = [](const std::string& name, const std::string& text) {
+    Import r;
+    spec::read_toml(name, text, r.sources, r.doc, r.diags);
+    return r;
+  };
+  auto a = read("in.toml", in);
+  const auto ca = model::validate(a.doc, a.diags);
+  INFO(a.dump());
+  REQUIRE(a.diags.error_count() == 0);
+  const std::string out = spec::write_toml(a.doc);
+  INFO(out);
+  CHECK(out.find("[[attach]]") != std::string::npos);
+  auto b = read("out.toml", out);
+  const auto cb = model::validate(b.doc, b.diags);
+  INFO(b.dump());
+  REQUIRE(b.diags.error_count() == 0);
+  CHECK(describe(cb) == describe(ca));
+  REQUIRE(ca.routes.size() == 1);
+  CHECK(ca.routes[0].policies.size() == 2); // the attached cors and its own either
+}
+
 // ---- 16. with TOML specs
 
 TEST_CASE("load: a TOML spec supplies upstreams and replaces imported policies", "[openapi]") {

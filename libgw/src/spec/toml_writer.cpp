@@ -1,6 +1,8 @@
 #include "gw/spec/toml_writer.hpp"
 
+#include <optional>
 #include <sstream>
+#include <variant>
 
 #include <toml++/toml.h>
 
@@ -32,51 +34,29 @@ std::string where(const SourceLoc& loc) {
   return std::string(loc.file) + (loc.line ? ":" + std::to_string(loc.line) : "");
 }
 
-/// JSON (policy settings) to toml++ nodes; nested tables are inline.
-void put(toml::table& t, const std::string& k, const nlohmann::json& v);
-
-toml::array to_array(const nlohmann::json& a) {
-  toml::array out;
-  for (const auto& v : a) {
-    if (v.is_object()) {
-      toml::table t;
-      t.is_inline(true);
-      for (auto it = v.begin(); it != v.end(); ++it)
-        put(t, it.key(), it.value());
-      out.push_back(std::move(t));
-    } else if (v.is_array()) {
-      out.push_back(to_array(v));
-    } else if (v.is_string()) {
-      out.push_back(v.get<std::string>());
-    } else if (v.is_boolean()) {
-      out.push_back(v.get<bool>());
-    } else if (v.is_number_integer()) {
-      out.push_back(v.get<std::int64_t>());
-    } else if (v.is_number()) {
-      out.push_back(v.get<double>());
-    }
-  }
-  return out;
-}
-
-void put(toml::table& t, const std::string& k, const nlohmann::json& v) {
+/// A JSON value (policy settings) as TOML; nested tables are inline. Null has no TOML form.
+using TomlValue = std::variant<toml::table, toml::array, std::string, bool, std::int64_t, double>;
+std::optional<TomlValue> to_toml(const nlohmann::json& v) {
   if (v.is_object()) {
-    toml::table sub;
-    sub.is_inline(true);
+    toml::table t;
+    t.is_inline(true);
     for (auto it = v.begin(); it != v.end(); ++it)
-      put(sub, it.key(), it.value());
-    t.insert_or_assign(k, std::move(sub));
-  } else if (v.is_array()) {
-    t.insert_or_assign(k, to_array(v));
-  } else if (v.is_string()) {
-    t.insert_or_assign(k, v.get<std::string>());
-  } else if (v.is_boolean()) {
-    t.insert_or_assign(k, v.get<bool>());
-  } else if (v.is_number_integer()) {
-    t.insert_or_assign(k, v.get<std::int64_t>());
-  } else if (v.is_number()) {
-    t.insert_or_assign(k, v.get<double>());
+      if (auto x = to_toml(it.value()))
+        std::visit([&](auto&& e) { t.insert_or_assign(it.key(), std::move(e)); }, std::move(*x));
+    return t;
   }
+  if (v.is_array()) {
+    toml::array a;
+    for (const auto& item : v)
+      if (auto x = to_toml(item))
+        std::visit([&](auto&& e) { a.push_back(std::move(e)); }, std::move(*x));
+    return a;
+  }
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>();
+  if (v.is_number_integer()) return v.get<std::int64_t>();
+  if (v.is_number()) return v.get<double>();
+  return std::nullopt;
 }
 
 std::string list(const StringList& l) {
@@ -158,10 +138,20 @@ std::string write_toml(const Document& doc, std::string_view header) {
     out << "\n[policies." << key(p.name) << "]";
     if (auto w = where(p.loc); !w.empty()) out << "  # " << w;
     out << "\nkind = " << str(*p.kind) << '\n';
-    toml::table t;
-    for (auto it = p.config.begin(); it != p.config.end(); ++it)
-      put(t, it.key(), it.value());
-    if (!t.empty()) out << toml::toml_formatter{t, kFlags} << '\n';
+    auto config = to_toml(p.config);
+    if (auto* t = config ? std::get_if<toml::table>(&*config) : nullptr; t && !t->empty()) {
+      t->is_inline(false); // the policy's own keys one a line; nested tables stay inline
+      out << toml::toml_formatter{*t, kFlags} << '\n';
+    }
+  }
+
+  for (const auto& a : doc.attach) {
+    out << "\n[[attach]]";
+    if (auto w = where(a.loc); !w.empty()) out << "  # " << w;
+    out << '\n';
+    if (a.hosts) out << "hosts = " << list(*a.hosts) << '\n';
+    if (a.prefix) out << "prefix = " << str(*a.prefix) << '\n';
+    if (a.policies) out << "policies = " << list(*a.policies) << '\n';
   }
 
   for (const auto& r : doc.routes) {
