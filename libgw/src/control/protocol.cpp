@@ -12,7 +12,7 @@ constexpr std::array kCommands = {
     CommandInfo{"show info", "",
                 "version, pid, uptime, workers, listeners, table, generation, last reload",
                 Level::read},
-    CommandInfo{"show routes", "{host?, name?}", "routes of the running table, in precedence order",
+    CommandInfo{"show routes", "", "routes of the running table, in precedence order",
                 Level::read},
     CommandInfo{"show upstreams", "",
                 "upstreams with their endpoints: state, requests in flight, pooled connections",

@@ -125,17 +125,12 @@ struct ControlServer::Impl {
       r.result["control"] = path;
       return r;
     });
-    handlers["show routes"] = sync([this](const Json& a) {
+    handlers["show routes"] = sync([this](const Json&) {
       const auto& cfg = d.current()->config();
-      const std::string host = arg_string(a, "host"), name = arg_string(a, "name");
       Reply r;
       r.result = {{"generation", d.current()->generation()}, {"routes", Json::array()}};
       for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
-        const auto& rt = cfg.routes[i];
-        if (!name.empty() && rt.name != name) continue;
-        if (!host.empty() && std::find(rt.hosts.begin(), rt.hosts.end(), host) == rt.hosts.end())
-          continue;
-        auto j = report::route_json(cfg, rt);
+        auto j = report::route_json(cfg, cfg.routes[i]);
         j["precedence"] = i + 1;
         r.result["routes"].push_back(std::move(j));
       }
