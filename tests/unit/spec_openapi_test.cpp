@@ -589,6 +589,18 @@ components:
   CHECK(r.at("openapi.note", "/paths/~1c/get") == "note 26:5");
 }
 
+TEST_CASE("x-gw-rate-limit values reach the policy as written", "[openapi]") {
+  auto r = import(v31(R"(servers: [{url: http://api.internal}]
+paths:
+  /a: {get: {operationId: a, x-gw-rate-limit: {rate: 100/s, burst: 2.5}}}
+  /b: {get: {operationId: b, x-gw-rate-limit: {rate: 100/s, burst: 7}}}
+)"));
+  INFO(r.dump());
+  // A fractional burst is not quietly cut to 2: the rate_limit policy's own check refuses it.
+  CHECK(r.policy("rate-limit-1") == R"(rate_limit {"burst":2.5,"rate":"100/s"})");
+  CHECK(r.policy("rate-limit-2") == R"(rate_limit {"burst":7,"rate":"100/s"})");
+}
+
 TEST_CASE("unquoted YAML addresses and dates are strings, as in JSON", "[openapi]") {
   auto y = import(v31(R"(servers: [{url: http://api.internal}]
 x-gw-hosts: [10.0.0.5, 1.2.3]

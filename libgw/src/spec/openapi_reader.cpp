@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -798,13 +799,31 @@ private:
     }
   }
 
+  /// A scalar as the JSON value it stands for (numbers keep their fraction).
+  static nlohmann::json scalar_json(const Node& v) {
+    switch (v.kind) {
+    case Node::Kind::number: {
+      std::int64_t i = 0;
+      const char* end = v.text.data() + v.text.size();
+      if (auto [p, ec] = std::from_chars(v.text.data(), end, i); ec == std::errc{} && p == end)
+        return i;
+      return std::strtod(v.text.c_str(), nullptr);
+    }
+    case Node::Kind::boolean:
+      return v.text == "true";
+    case Node::Kind::null:
+      return nullptr;
+    default:
+      return v.text;
+    }
+  }
+
   std::string rate_limit_policy(const Located& at) {
     const Node& n = *at;
     nlohmann::json cfg = nlohmann::json::object();
     if (n.is_object()) {
       for (const auto& [k, v] : n.members)
-        cfg[k] = v.kind == Node::Kind::number ? nlohmann::json(std::atoll(v.text.c_str()))
-                                              : nlohmann::json(v.text);
+        cfg[k] = scalar_json(v); // as written: the policy's own checks judge a value like 2.5
     } else {
       cfg["rate"] = n.text;
     }
