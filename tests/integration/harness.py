@@ -328,7 +328,7 @@ def status_of(raw_response):
 
 class GatewayTest(unittest.TestCase):
     """Starts backends and one gwd per test class. Subclasses set BACKENDS and SPEC (a format
-    string with {name} placeholders for backend addresses)."""
+    string with {name} placeholders for backend addresses), or override start_gateway()."""
 
     BACKENDS = ("a",)
     SPEC = ""
@@ -344,9 +344,7 @@ class GatewayTest(unittest.TestCase):
         try:
             for name in cls.BACKENDS:
                 cls.backends[name] = Backend(cls.tmp.name, name)
-            spec = cls.SPEC.format(**{n: b.address for n, b in cls.backends.items()})
-            cls.gw = Gateway(cls.tmp.name, spec, workers=cls.WORKERS, extra=cls.GWD_ARGS,
-                             control=cls.CONTROL)
+            cls.gw = cls.start_gateway()
         except Exception:
             cls.tearDownClass()
             raise
@@ -358,6 +356,20 @@ class GatewayTest(unittest.TestCase):
         for b in cls.backends.values():
             b.stop()
         cls.tmp.cleanup()
+
+    @classmethod
+    def start_gateway(cls):
+        spec = cls.SPEC.format(**{n: b.address for n, b in cls.backends.items()})
+        return Gateway(cls.tmp.name, spec, workers=cls.WORKERS, extra=cls.GWD_ARGS,
+                       control=cls.CONTROL)
+
+    @classmethod
+    def write(cls, name, text):
+        """Writes a file in the class's directory; returns its path."""
+        path = os.path.join(cls.tmp.name, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
 
     def request(self, *a, **kw):
         return request(self.gw.port, *a, **kw)

@@ -52,10 +52,7 @@ class ControlTest(GatewayTest):
         return gwctl(*args, socket_path=self.gw.control, **kw)
 
     def write_spec(self, name, extra=""):
-        path = os.path.join(self.tmp.name, name)
-        with open(path, "w") as f:
-            f.write(spec_text(self.backends, extra))
-        return path
+        return self.write(name, spec_text(self.backends, extra))
 
     def compile(self, spec_path, out):
         r = gwctl("compile", spec_path, "-o", out)

@@ -5,7 +5,7 @@ take a changed document, a broken one is refused while the old table serves, and
 import os
 import unittest
 
-from harness import Backend, Gateway, control, gwctl, request
+from harness import Gateway, GatewayTest, control, gwctl, request
 
 DOC = """\
 openapi: 3.1.0
@@ -34,37 +34,17 @@ endpoints = ["{b}"]
 """
 
 
-class OpenApiServing(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        import tempfile
-        cls.tmp = tempfile.TemporaryDirectory(prefix="gw-it-openapi-")
-        cls.a = Backend(cls.tmp.name, "a")
-        cls.b = Backend(cls.tmp.name, "b")
-        cls.gw = None
-        try:
-            cls.doc = cls.write("pets.yaml", DOC.format(a=cls.a.address, extra=""))
-            cls.overlay = cls.write("overlay.toml", OVERLAY.format(b=cls.b.address))
-            cls.gw = Gateway(cls.tmp.name, inputs=(cls.doc, cls.overlay))
-            cls.port, cls.sock = cls.gw.port, cls.gw.control
-        except Exception:
-            cls.tearDownClass()
-            raise
+class OpenApiServing(GatewayTest):
+    BACKENDS = ("a", "b")
 
     @classmethod
-    def tearDownClass(cls):
-        if cls.gw:
-            cls.gw.stop()
-        cls.a.stop()
-        cls.b.stop()
-        cls.tmp.cleanup()
-
-    @classmethod
-    def write(cls, name, text):
-        path = os.path.join(cls.tmp.name, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
+    def start_gateway(cls):
+        cls.a, cls.b = cls.backends["a"], cls.backends["b"]
+        cls.doc = cls.write("pets.yaml", DOC.format(a=cls.a.address, extra=""))
+        cls.overlay = cls.write("overlay.toml", OVERLAY.format(b=cls.b.address))
+        gw = Gateway(cls.tmp.name, inputs=(cls.doc, cls.overlay))
+        cls.port, cls.sock = gw.port, gw.control
+        return gw
 
     def get(self, path, method="GET", body=b""):
         return request(self.port, method, path, body=body)
