@@ -5,9 +5,11 @@
 #include <charconv>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <re2/re2.h>
 #include <set>
 #include <unordered_map>
+#include <variant>
 
 #include "gw/core/text.hpp"
 #include "gw/core/units.hpp"
@@ -50,6 +52,9 @@ struct Validator {
   std::map<std::string, std::uint32_t> upstream_index; // filled after sorting
   std::map<std::string, std::uint32_t> policy_index;
   std::vector<std::string> upstream_names, policy_names;
+  // By index into cfg.policies: the typed settings of the kinds the route checks read (rate_limit,
+  // any_of); empty for other kinds.
+  std::vector<std::optional<policy::Settings>> policy_settings;
 
   // Effective defaults.
   std::uint32_t def_timeout = kDefaultTimeoutMs, def_per_try = 0;
@@ -331,6 +336,15 @@ struct Validator {
               [](const Policy& a, const Policy& b) { return a.name < b.name; });
     for (std::uint32_t i = 0; i < cfg.policies.size(); ++i)
       policy_index[cfg.policies[i].name] = i;
+    // Read back from the canonical JSON as gwd will read it. compile() and parse() share one
+    // reader, so every policy compile() accepted parses. Only the kinds checked below: parsing a
+    // jwt policy again would import its keys a second time.
+    policy_settings.resize(cfg.policies.size());
+    for (std::size_t i = 0; i < cfg.policies.size(); ++i) {
+      const auto kind = policy::kind_from_name(cfg.policies[i].kind);
+      if (kind != policy::Kind::rate_limit && kind != policy::Kind::any_of) continue;
+      if (auto s = policy::parse(*kind, cfg.policies[i].config)) policy_settings[i] = std::move(*s);
+    }
     for (const auto& [name, _] : seen)
       policy_names.push_back(name);
     any_of_references();
@@ -437,13 +451,14 @@ struct Validator {
             .with_hint("add one to the route's policies, or [[attach]] it");
         ok = false;
       }
-      if (k == policy::Kind::rate_limit) {
-        const auto j = nlohmann::json::parse(cfg.policies[idx].config);
-        const std::string key = j.value("key", "client_ip");
-        if ((key == "consumer" && !authenticated) || (key.starts_with("claim:") && !jwt)) {
+      if (const auto* limit = settings_of<policy::RateLimit>(idx)) {
+        const bool by_consumer = limit->key == policy::RateLimit::Key::consumer;
+        const bool by_claim = limit->key == policy::RateLimit::Key::claim;
+        if ((by_consumer && !authenticated) || (by_claim && !jwt)) {
+          const std::string key = by_consumer ? "consumer" : "claim:" + limit->key_name;
           diags.error("policy.needs-authentication", at,
                       "route " + label + ": rate_limit " + text::quote(name) + " counts by " + key +
-                          ", which needs " + (key == "consumer" ? "an authentication" : "a jwt") +
+                          ", which needs " + (by_consumer ? "an authentication" : "a jwt") +
                           " policy on the route");
           ok = false;
         }
@@ -452,14 +467,21 @@ struct Validator {
     return ok;
   }
 
+  /// Policy `idx`'s typed settings if they are a T; null for kinds policies() did not read.
+  template <class T>
+  const T* settings_of(std::uint32_t idx) const {
+    const auto& s = policy_settings[idx];
+    return s ? std::get_if<T>(&*s) : nullptr;
+  }
+
   /// An any_of policy's options name authentication policies defined in the spec.
   void any_of_references() {
-    for (const auto& p : cfg.policies) {
-      if (p.kind != "any_of") continue;
-      const auto j = nlohmann::json::parse(p.config);
-      for (const auto& opt : j["options"]) {
-        for (const auto& n : opt.value("policies", nlohmann::json::array())) {
-          const std::string name = n.get<std::string>();
+    for (std::uint32_t i = 0; i < cfg.policies.size(); ++i) {
+      const auto* alternatives = settings_of<policy::AnyOf>(i);
+      if (!alternatives) continue;
+      const auto& p = cfg.policies[i];
+      for (const auto& opt : alternatives->options) {
+        for (const auto& name : opt.policies) {
           const SourceLoc at = where_defined(p.name);
           auto it = policy_index.find(name);
           if (it == policy_index.end()) {
