@@ -488,6 +488,8 @@ Jwt read_jwt(Fields& f, json* canonical) {
   if (!j.secret_env.empty() && !j.secret_file.empty())
     f.error("secret_file", "give secret_env or secret_file, not both");
   const bool secret = !j.secret_env.empty() || !j.secret_file.empty();
+  const bool public_key =
+      !j.pems.empty() || !j.jwks.empty() || !j.jwks_url.empty() || !j.openid_connect_url.empty();
   const bool other_keys =
       !j.pems.empty() || !j.jwks_url.empty() || !j.openid_connect_url.empty() || secret;
   if (j.jwks.empty() && !other_keys && f.ok())
@@ -510,8 +512,7 @@ Jwt read_jwt(Fields& f, json* canonical) {
       const bool hs = a.starts_with("HS");
       if (hs && !secret)
         f.error("algorithms", a + " needs an HMAC secret (secret_env or secret_file)");
-      if (!hs && secret && j.pems.empty() && j.jwks.empty() && j.jwks_url.empty() &&
-          j.openid_connect_url.empty())
+      if (!hs && secret && !public_key)
         f.error("algorithms", a + " needs a public key; this policy has only a secret");
       j.algorithms.push_back(a);
     }
@@ -520,10 +521,7 @@ Jwt read_jwt(Fields& f, json* canonical) {
     // never be misused as an HMAC secret (algorithm confusion).
     for (const auto& a : jwt::alg_names()) {
       const bool hs = a.starts_with("HS");
-      if (hs ? secret
-             : !(j.pems.empty() && j.jwks.empty() && j.jwks_url.empty() &&
-                 j.openid_connect_url.empty()))
-        j.algorithms.emplace_back(a);
+      if (hs ? secret : public_key) j.algorithms.emplace_back(a);
     }
   }
   if (auto v = f.strings("issuer")) j.issuers = *v;
@@ -728,7 +726,7 @@ RateLimit read_rate_limit(Fields& f) {
   if (!r.redis && (f.has("redis_timeout") || f.has("on_redis_error")) && f.ok())
     f.error(f.has("redis_timeout") ? "redis_timeout" : "on_redis_error",
             "applies only with store = \"redis\"");
-  if (r.count && r.per.count() * 1000 / static_cast<std::int64_t>(r.count) == 0)
+  if (r.count && r.interval_us() == 0)
     f.error("rate", "rate is too high: more than one request per microsecond");
   // The buckets keep times in nanoseconds: a bucket that takes more than a year to fill is surely
   // a mistake, and far beyond that burst × interval overflows.
