@@ -988,6 +988,48 @@ TEST_CASE("access or a consumer-keyed rate limit without authentication is an er
   }
 }
 
+TEST_CASE("a rate limit by claim needs a jwt policy; by consumer, any authentication", "[policy]") {
+  const std::string spec = kPolicies + R"(
+[policies.token]
+kind = "jwt"
+secret_env = "GW_TEST_UNSET_SECRET"
+[policies.either]
+kind = "any_of"
+options = [{ policies = ["keys"] }, { policies = ["token"] }]
+)";
+  auto route = [&](const std::string& policies) {
+    return spec + "[[routes]]\nname = \"r\"\nupstream = \"u\"\nprefix = \"/\"\npolicies = [" +
+           policies + "]\n";
+  };
+  SECTION("an api_key does not carry claims") {
+    auto b = build_spec(route("\"keys\", \"per-tenant\""));
+    INFO(b.dump());
+    CHECK_FALSE(b.config);
+    const auto* d = find_in(b, "policy.needs-authentication", "\"per-tenant\"");
+    REQUIRE(d);
+    CHECK(d->message == "route \"r\": rate_limit \"per-tenant\" counts by claim:tenant, which "
+                        "needs a jwt policy on the route");
+  }
+  SECTION("a consumer comes from any authentication policy") {
+    auto b = build_spec(route("\"per-consumer\""));
+    INFO(b.dump());
+    CHECK_FALSE(b.config);
+    const auto* d = find_in(b, "policy.needs-authentication", "\"per-consumer\"");
+    REQUIRE(d);
+    CHECK(d->message == "route \"r\": rate_limit \"per-consumer\" counts by consumer, which "
+                        "needs an authentication policy on the route");
+    CHECK(build_spec(route("\"keys\", \"per-consumer\"")).config);
+  }
+  SECTION("a jwt or an any_of policy on the route is enough") {
+    auto jwt = build_spec(route("\"per-tenant\", \"token\""));
+    INFO(jwt.dump());
+    CHECK(jwt.config);
+    auto any_of = build_spec(route("\"either\", \"per-tenant\""));
+    INFO(any_of.dump());
+    CHECK(any_of.config);
+  }
+}
+
 TEST_CASE("[[attach]] adds policies to routes by host and by path prefix", "[policy]") {
   auto b = build_spec(kPolicies + R"(
 [[attach]]
