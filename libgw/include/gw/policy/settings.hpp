@@ -66,7 +66,7 @@ struct Jwt {
   std::vector<std::string> pems;  // public keys (PEM), embedded
   std::string jwks;               // a JWKS document, embedded ("" = none)
   std::string jwks_url;           // fetched by gwd, refreshed every `jwks_refresh`
-  std::string openid_connect_url; // discovery document naming jwks_uri (and issuer)
+  std::string openid_connect_url; // discovery document; gwd reads only its jwks_uri
   units::Millis jwks_refresh{std::chrono::minutes(5)};
   std::string secret_env, secret_file; // HMAC secret, read by gwd at load
   std::vector<std::string> algorithms; // allowed "alg" values
