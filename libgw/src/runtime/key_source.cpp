@@ -110,13 +110,21 @@ public:
     if (thread_.joinable()) thread_.join();
   }
 
-  /// Fetches once (waiting up to the fetch timeout), then keeps refreshing on its thread.
+  /// Starts fetching on its own thread and returns at once; wait_first_fetch() waits for the
+  /// first fetch. Called once, before the fetcher is shared.
   void start() {
     std::promise<void> first;
-    auto done = first.get_future();
+    first_ = first.get_future().share();
+    // Discovery fetches two documents, each under its own fetch timeout.
+    first_by_ = Clock::now() + (discovery_ ? 2 : 1) * kFetchTimeout + std::chrono::seconds(1);
     net::co_spawn(ioc_, loop(std::move(first)), net::detached);
     thread_ = std::thread([this] { ioc_.run(); });
-    done.wait_for(kFetchTimeout + std::chrono::seconds(1));
+  }
+
+  /// Returns once the first fetch has ended (keys or a failure) or its deadline has passed.
+  void wait_first_fetch() const {
+    auto first = first_; // a copy per waiting thread, as std::shared_future asks
+    first.wait_until(first_by_);
   }
 
   std::shared_ptr<const std::vector<policy::jwt::Key>> keys() const override {
@@ -203,6 +211,8 @@ private:
   ssl::context tls_{ssl::context::tls_client};
   mutable net::steady_timer timer_;
   std::thread thread_;
+  std::shared_future<void> first_; // set by start(), then read-only
+  Clock::time_point first_by_;     // set by start(), then read-only
   std::atomic<std::shared_ptr<const std::vector<policy::jwt::Key>>> keys_;
   mutable std::atomic<Clock::rep> last_soon_{0};
   mutable bool soon_ = false; // a refetch was asked for; only touched on the fetcher's thread
@@ -220,9 +230,16 @@ std::shared_ptr<policy::KeySource> key_source(const std::string& url, bool disco
       (discovery ? "oidc " : "jwks ") + url + " " + std::to_string(refresh.count());
   if (auto f = fetchers[id].lock()) return f;
   auto f = std::make_shared<Fetcher>(url, discovery, refresh);
-  f->start();
+  f->start(); // does not wait: a table with several new URLs fetches them all at once
   fetchers[id] = f;
   return f;
+}
+
+void wait_first_fetch(std::span<const std::shared_ptr<policy::KeySource>> sources) {
+  // Each fetcher's deadline counts from its own start, and they all started before this call, so
+  // the waits overlap: the total is bounded by the latest deadline, not by their sum.
+  for (const auto& s : sources)
+    if (const auto* f = dynamic_cast<const Fetcher*>(s.get())) f->wait_first_fetch();
 }
 
 } // namespace gw::runtime

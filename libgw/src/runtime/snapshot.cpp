@@ -40,7 +40,16 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
   auto config = std::make_shared<const model::Config>(std::move(decoded->config));
   auto routes = router::RouteTable::build(config);
   if (!routes) return std::unexpected(routes.error());
-  auto policies = policy::PolicySet::build(*config, policy_registry());
+  // Key sources new to this table start fetching as the policies are built; they are waited for
+  // together at the end, so their first fetches overlap each other and the DNS lookups below.
+  std::vector<std::shared_ptr<policy::KeySource>> sources;
+  policy::Registry reg = policy_registry();
+  reg.key_source = [&sources](const std::string& url, bool discovery, units::Millis refresh) {
+    auto source = key_source(url, discovery, refresh);
+    sources.push_back(source);
+    return source;
+  };
+  auto policies = policy::PolicySet::build(*config, reg);
   if (!policies) return std::unexpected(policies.error());
   std::shared_ptr<Snapshot> s(new Snapshot(std::move(*routes)));
   s->policies_ = std::move(*policies);
@@ -57,6 +66,7 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
     }
     s->endpoints_.push_back(std::move(eps));
   }
+  wait_first_fetch(sources);
   return std::shared_ptr<const Snapshot>(std::move(s));
 }
 
