@@ -94,6 +94,14 @@ def rsa_jwk(pub_pem, kid):
             "n": b64url(bytes.fromhex(modulus)), "e": "AQAB"}
 
 
+def ec_jwk(pub_pem, kid):
+    """The public JWK of a P-256 key: its DER SubjectPublicKeyInfo ends with 04 || x || y."""
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-in", pub_pem, "-outform", "DER"],
+                         capture_output=True, check=True, timeout=60).stdout
+    return {"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
+            "x": b64url(der[-64:-32]), "y": b64url(der[-32:])}
+
+
 def new_key(consumer, keys_file):
     """`gwctl key new CONSUMER --append FILE --json`: the key; its line is in the file."""
     out = gwctl("key", "new", consumer, "--append", keys_file, "--json", check=True).stdout
@@ -736,13 +744,28 @@ class JwksRotation(PolicyTest):
         cls.jwks.set("/oidc-keys.json", {"keys": [cls.k1]})
         cls.jwks.set("/.well-known/openid-configuration",
                      {"issuer": ISS, "jwks_uri": f"{cls.jwks.url}/oidc-keys.json"})
+        # A published symmetric key next to a public one: anyone can read the secret.
+        cls.oct_secret = b"a-published-hmac-secret-anyone-can-read-0123"
+        cls.jwks.set("/mixed.json", {"keys": [
+            {"kty": "oct", "kid": "shared", "alg": "HS256", "k": b64url(cls.oct_secret)},
+            ec_jwk(KEYS["ec"]["pub"], "ec1")]})
 
     @classmethod
     def spec(cls, d):
+        cls.secret_file = os.path.join(d, "hs.secret")
+        with open(cls.secret_file, "w") as f:
+            f.write("the-configured-hmac-secret-of-this-policy-42\n")
         return f"""
 version = 1
 [upstreams.a]
 endpoints = ["@A@"]
+
+# HS256 is allowed here because of the configured secret; the fetched oct key must not count.
+[policies.mixed]
+kind = "jwt"
+jwks_url = "{cls.jwks.url}/mixed.json"
+jwks_refresh = "1h"
+secret_file = "hs.secret"
 
 [policies.jwks]
 kind = "jwt"
@@ -759,6 +782,12 @@ name = "oidc"
 prefix = "/oidc"
 upstream = "a"
 policies = ["oidc"]
+
+[[routes]]
+name = "mixed"
+prefix = "/mixed"
+upstream = "a"
+policies = ["mixed"]
 
 [[routes]]
 name = "jwks"
@@ -813,6 +842,21 @@ policies = ["jwks"]
         self.assertEqual(h["x-consumer"], ["oidc-user"])
         self.assertEqual(self.bearer("/oidc/echo", sign("RS256", "rsa", kid="k1", iss="x")).status, 401)
         self.assertEqual(self.bearer("/oidc/echo", sign("RS256", "rsa2", kid="k1")).status, 401)
+
+
+    def test_symmetric_keys_from_a_jwks_url_are_ignored(self):
+        now = int(time.time())
+        claims = {"sub": "forger", "iat": now, "exp": now + 3600}
+        for header in ({"alg": "HS256", "kid": "shared"}, {"alg": "HS256"}):
+            tok = hs256_by_hand(self.oct_secret, claims, header)
+            self.assertEqual(self.bearer("/mixed/echo", tok).status, 401, header)
+        # The EC key from the same document and the policy's own secret still work.
+        _, h = echo(self.bearer("/mixed/echo", sign("ES256", "ec", kid="ec1", sub="ec-user")))
+        self.assertEqual(h["x-consumer"], ["ec-user"])
+        _, h = echo(self.bearer("/mixed/echo", sign("HS256", secret_file=self.secret_file,
+                                                    sub="svc")))
+        self.assertEqual(h["x-consumer"], ["svc"])
+        self.assertIn("ignored 1 symmetric (oct) key(s)", self.gw.output())
 
 
 class JwksServerStartsLate(PolicyTest):

@@ -127,3 +127,19 @@ TEST_CASE("new key sources have their first keys once wait_first_fetch returns",
     CHECK(keys->front().kid() == (i == 0 ? "a" : "b"));
   }
 }
+
+TEST_CASE("symmetric keys in a fetched JWKS are dropped, public keys kept", "[runtime]") {
+  DocServer server({
+      {"/mixed.json",
+       R"({"keys":[{"kty":"oct","kid":"shared","k":"c2VjcmV0LXRoYXQtaXMtcHVibGlj"},)" +
+           ec_jwk("ec") + "]}"},
+  });
+  const std::vector<std::shared_ptr<gw::policy::KeySource>> sources{
+      gw::runtime::key_source(server.url("/mixed.json"), false, gw::units::Millis(1h))};
+  gw::runtime::wait_first_fetch(sources);
+  const auto keys = sources[0]->keys();
+  REQUIRE(keys);
+  REQUIRE(keys->size() == 1);
+  CHECK(keys->front().kid() == "ec");
+  CHECK_FALSE(keys->front().is_secret());
+}

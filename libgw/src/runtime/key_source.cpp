@@ -192,6 +192,12 @@ private:
     }
     for (const auto& why : set->skipped)
       std::fprintf(stderr, "gwd: %s: key skipped: %s\n", jwks_url.c_str(), why.c_str());
+    // A JWKS served over HTTP is public: a symmetric ("oct") key in it would let anyone sign HS*
+    // tokens. HMAC secrets come only from the spec (secret_env, secret_file, a local JWKS).
+    if (const auto secrets = std::erase_if(set->keys, [](const auto& k) { return k.is_secret(); }))
+      std::fprintf(stderr,
+                   "gwd: %s: ignored %zu symmetric (oct) key(s): a fetched JWKS is public\n",
+                   jwks_url.c_str(), secrets);
     const std::size_t n = set->keys.size();
     keys_.store(std::make_shared<const std::vector<policy::jwt::Key>>(std::move(set->keys)));
     std::fprintf(stderr, "gwd: fetched %zu JWT key(s) from %s\n", n, jwks_url.c_str());

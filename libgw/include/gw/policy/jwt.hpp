@@ -64,6 +64,8 @@ public:
   /// Whether a token with this alg may be checked with this key: RSA does RS*/PS*, P-256 ES256,
   /// P-384 ES384, Ed25519 EdDSA, a secret HS*; and the JWK's "alg", when set, must match.
   bool accepts(Alg a) const noexcept;
+  /// An HMAC secret (from_secret, or a JWK of kty "oct") rather than a public key.
+  bool is_secret() const noexcept { return kind_ == detail::KeyKind::hmac; }
   /// "RSA 2048", "EC P-256", "Ed25519", "HMAC secret": for gwctl; never prints key material.
   std::string describe() const;
 

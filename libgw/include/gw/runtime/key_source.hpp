@@ -2,8 +2,9 @@
 // that names one. Each URL gets one fetcher for the whole process (shared by every table
 // generation that uses it): it fetches once before the table is served (each document within
 // 5 s), then every `refresh`, and sooner when a token names a key it lacks (at most every 10 s),
-// keeping the last good keys when a fetch fails. Fetches run on the fetcher's own thread, never on
-// a worker. Read next: policy/chain.hpp (KeySource, Registry), runtime/snapshot.hpp.
+// keeping the last good keys when a fetch fails. Symmetric ("oct") keys in a fetched set are
+// ignored: a JWKS served over HTTP is public. Fetches run on the fetcher's own thread, never on a
+// worker. Read next: policy/chain.hpp (KeySource, Registry), runtime/snapshot.hpp.
 #pragma once
 
 #include <memory>
