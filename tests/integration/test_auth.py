@@ -126,7 +126,8 @@ def www_authenticate(resp):
 
 class JwksServer:
     """A local HTTP server for JWKS and discovery documents; `docs` maps paths to JSON objects
-    and may be swapped at any time. Counts the GETs of each path."""
+    or to (status, raw body) answers, and may be swapped at any time. Counts the GETs of each
+    path."""
 
     def __init__(self, port=0):
         self.docs = {}
@@ -139,8 +140,13 @@ class JwksServer:
                 with outer.lock:
                     outer.hits[self.path] = outer.hits.get(self.path, 0) + 1
                     doc = outer.docs.get(self.path)
-                body = json.dumps(doc).encode() if doc is not None else b"not found"
-                self.send_response(200 if doc is not None else 404)
+                if doc is None:
+                    status, body = 404, b"not found"
+                elif isinstance(doc, tuple):
+                    status, body = doc
+                else:
+                    status, body = 200, json.dumps(doc).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -160,6 +166,11 @@ class JwksServer:
     def set(self, path, doc):
         with self.lock:
             self.docs[path] = doc
+
+    def set_raw(self, path, status, body):
+        """Answer `path` with this status and body (bytes) instead of a JSON document."""
+        with self.lock:
+            self.docs[path] = (status, body)
 
     def count(self, path):
         with self.lock:
@@ -857,6 +868,50 @@ policies = ["jwks"]
                                                     sub="svc")))
         self.assertEqual(h["x-consumer"], ["svc"])
         self.assertIn("ignored 1 symmetric (oct) key(s)", self.gw.output())
+
+
+class JwksFetchFails(PolicyTest):
+    """The JWKS server starts failing after a good fetch: gwd keeps the keys it had. A short
+    jwks_refresh makes gwd refetch without waiting."""
+
+    @classmethod
+    def before_gateway(cls):
+        cls.jwks = JwksServer()
+        cls.addClassCleanup(cls.jwks.stop)
+        cls.jwks.set("/keys.json", {"keys": [rsa_jwk(KEYS["rsa"]["pub"], "k1")]})
+
+    @classmethod
+    def spec(cls, d):
+        return f"""
+version = 1
+[upstreams.a]
+endpoints = ["@A@"]
+
+[policies.jwks]
+kind = "jwt"
+jwks_url = "{cls.jwks.url}/keys.json"
+jwks_refresh = "200ms"
+
+[[routes]]
+name = "jwks"
+prefix = "/"
+upstream = "a"
+policies = ["jwks"]
+"""
+
+    def test_a_failed_fetch_keeps_the_last_good_keys(self):
+        tok = sign("RS256", "rsa", kid="k1", sub="kept")
+        bearer = {"Authorization": f"Bearer {tok}"}
+        _, h = echo(self.request("/echo", bearer))
+        self.assertEqual(h["x-consumer"], ["kept"])
+        for status, body, failure in ((500, b"internal error", "HTTP 500"),
+                                      (200, b'{"keys": [', "JWKS is not valid JSON")):
+            self.jwks.set_raw("/keys.json", status, body)
+            # gwd logs this line once the failed fetch is over, whatever it did with the keys.
+            wait_until(lambda: f"{failure} (keeping the previous keys)" in self.gw.output(), 10,
+                       f"gwd to report a failed fetch ({failure})")
+            _, h = echo(self.request("/echo", bearer))
+            self.assertEqual(h["x-consumer"], ["kept"], failure)
 
 
 class JwksServerStartsLate(PolicyTest):
