@@ -591,6 +591,11 @@ TEST_CASE("jwt: bad key material and URLs are refused", "[policy]") {
             .find("input.unreadable"));
   expect_error(Kind::jwt, {{"jwks_url", "ftp://idp.example/jwks"}}, "policy.invalid",
                "jwks_url must be an http");
+  expect_error(Kind::jwt, {{"jwks_url", "https://idp/jwks"}, {"jwks_refresh", "0s"}},
+               "policy.invalid", "jwks_refresh must be at least 100ms");
+  CHECK_FALSE(
+      compile_settings(Kind::jwt, {{"jwks_url", "https://idp/jwks"}, {"jwks_refresh", "1s"}})
+          .diags.has_errors());
   expect_error(Kind::jwt,
                {{"jwks_url", "https://idp/jwks"}, {"forward_claims", {{"sub", "x user"}}}},
                "policy.invalid", "\"x user\" is not a header name");

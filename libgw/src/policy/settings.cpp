@@ -475,7 +475,11 @@ Jwt read_jwt(Fields& f, json* canonical) {
     if (!http_url(*v))
       f.error("openid_connect_url", "openid_connect_url must be an http:// or https:// URL");
   }
-  if (auto v = f.duration("jwks_refresh")) j.jwks_refresh = *v;
+  if (auto v = f.duration("jwks_refresh")) {
+    j.jwks_refresh = *v;
+    if (*v < std::chrono::milliseconds(100)) // 0s would refetch in a loop
+      f.error("jwks_refresh", "jwks_refresh must be at least 100ms");
+  }
   if (auto v = f.str("secret_env")) j.secret_env = *v;
   if (auto v = f.str("secret_file")) {
     // gwd reads it at load, from its own working directory: store an absolute path.
