@@ -266,6 +266,31 @@ TEST_CASE("buckets shared by threads never allow more than the burst plus the re
   }
 }
 
+// A worker that read the clock, then lost the race to another worker's newer update: the clock
+// is read again after the bucket is seen, so its answer is judged at a time no older than the
+// update (one token left, not zero; and never a refusal the next microsecond would not give).
+Buckets* racing_bucket = nullptr;
+int clock_calls = 0;
+std::int64_t racing_clock() {
+  if (clock_calls++ == 0) {
+    CHECK(racing_bucket->take("client", kT + 1000).remaining == 2); // the other worker
+    return kT;                                                      // our stale reading
+  }
+  return kT + 2000;
+}
+
+TEST_CASE("buckets judge a take at a clock reading no older than the update it sees", "[policy]") {
+  Buckets b(20'000'000, 3); // 3 per minute
+  racing_bucket = &b;
+  clock_calls = 0;
+  const Take t = b.take("client", &racing_clock);
+  CHECK(t.allowed);
+  CHECK(t.remaining == 1);
+  CHECK(clock_calls >= 2);
+  CHECK(b.take("client", kT + 3000).remaining == 0);
+  CHECK_FALSE(b.take("client", kT + 4000).allowed);
+}
+
 TEST_CASE("buckets drop full buckets as the map grows, never a bucket in use", "[policy]") {
   const std::int64_t interval = 1000 * kMs;
   Buckets b(interval / 1000, 3);

@@ -29,33 +29,46 @@ Take gcra(std::int64_t& tat_ns, std::int64_t now_ns, std::int64_t interval_ns, s
 Buckets::Buckets(std::int64_t interval_us, std::int64_t burst)
     : interval_ns_(interval_us * 1000), burst_(burst) {}
 
-Take Buckets::take(std::string_view key, std::int64_t now_ns) {
+Buckets::Slot Buckets::slot(std::string_view key, std::int64_t now_ns) {
   Shard& s = shards_[Hash{}(key) % kShards];
-  Slot slot;
-  {
-    std::lock_guard lock(s.mu);
-    auto it = s.map.find(key);
-    if (it == s.map.end()) {
-      if (s.map.size() >= s.sweep_at) { // full buckets hold nothing worth keeping
-        std::erase_if(s.map, [&](const auto& kv) {
-          return kv.second->load(std::memory_order_relaxed) <= now_ns;
-        });
-        // Next sweep when the map has doubled: a flood of live keys must not make every new key
-        // scan the whole shard (amortised O(1) per key, memory at most twice the live keys).
-        s.sweep_at = std::max(kSweepAbove, 2 * s.map.size());
-      }
-      it = s.map.emplace(std::string(key), std::make_shared<std::atomic<std::int64_t>>(0)).first;
+  std::lock_guard lock(s.mu);
+  auto it = s.map.find(key);
+  if (it == s.map.end()) {
+    if (s.map.size() >= s.sweep_at) { // full buckets hold nothing worth keeping
+      std::erase_if(s.map, [&](const auto& kv) {
+        return kv.second->load(std::memory_order_relaxed) <= now_ns;
+      });
+      // Next sweep when the map has doubled: a flood of live keys must not make every new key
+      // scan the whole shard (amortised O(1) per key, memory at most twice the live keys).
+      s.sweep_at = std::max(kSweepAbove, 2 * s.map.size());
     }
-    slot = it->second;
+    it = s.map.emplace(std::string(key), std::make_shared<std::atomic<std::int64_t>>(0)).first;
   }
-  // Lock-free from here: workers race on the arrival time with compare-and-swap.
-  std::int64_t seen = slot->load(std::memory_order_relaxed);
+  return it->second;
+}
+
+template <class Now>
+Take Buckets::take_with(std::string_view key, Now now) {
+  const Slot cell = slot(key, now());
+  // Lock-free from here: workers race on the arrival time with compare-and-swap. The clock is
+  // read after the arrival time is seen (acquire), so it is at least the reading that set it.
+  std::int64_t seen = cell->load(std::memory_order_acquire);
   for (;;) {
     std::int64_t tat = seen;
-    Take t = gcra(tat, now_ns, interval_ns_, burst_);
+    Take t = gcra(tat, now(), interval_ns_, burst_);
     if (!t.allowed) return t;
-    if (slot->compare_exchange_weak(seen, tat, std::memory_order_relaxed)) return t;
+    if (cell->compare_exchange_weak(seen, tat, std::memory_order_acq_rel,
+                                    std::memory_order_acquire))
+      return t;
   }
+}
+
+Take Buckets::take(std::string_view key, std::int64_t (*now)()) {
+  return take_with(key, now);
+}
+
+Take Buckets::take(std::string_view key, std::int64_t now_ns) {
+  return take_with(key, [now_ns] { return now_ns; });
 }
 
 std::size_t Buckets::size() const {

@@ -875,9 +875,12 @@ Session::run_policies(Request& r, const policy::RoutePolicies& rp) {
     const policy::Limiter& l = *c.limiter;
     policy::Take t;
     if (l.local) {
-      t = l.local->take(c.key, std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   Clock::now().time_since_epoch())
-                                   .count());
+      t = l.local->take(
+          c.key, +[]() -> std::int64_t {
+            return std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       Clock::now().time_since_epoch())
+                .count();
+          });
     } else {
       redis::Client& client = redis_for(l);
       const std::string key = l.redis_prefix + c.key;

@@ -32,17 +32,26 @@ Take gcra(std::int64_t& tat_ns, std::int64_t now_ns, std::int64_t interval_ns, s
 class Buckets {
 public:
   Buckets(std::int64_t interval_us, std::int64_t burst);
+  /// Takes a token for `key`. `now()` (monotonic nanoseconds) is read after each look at the
+  /// bucket: a worker never judges an arrival time another worker set with a clock reading newer
+  /// than its own, so under contention the count stays exact and `remaining` never dips.
+  Take take(std::string_view key, std::int64_t (*now)());
+  /// The same at a fixed time (tests).
   Take take(std::string_view key, std::int64_t now_ns);
   std::size_t size() const;
 
 private:
+  using Slot = std::shared_ptr<std::atomic<std::int64_t>>; // held by a taker while a sweep runs
+  Slot slot(std::string_view key, std::int64_t now_ns);
+  template <class Now>
+  Take take_with(std::string_view key, Now now);
+
   struct Hash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept {
       return std::hash<std::string_view>{}(s);
     }
   };
-  using Slot = std::shared_ptr<std::atomic<std::int64_t>>; // held by a taker while a sweep runs
   struct Shard {
     mutable std::mutex mu;
     std::unordered_map<std::string, Slot, Hash, std::equal_to<>> map;
