@@ -1133,8 +1133,8 @@ query = { set = { v = "2" }, remove = ["debug"] }
   CHECK(t.request.add == Pairs{{"via-note", "a"}});
   CHECK(t.request.remove == std::vector<std::string>{"x-debug"});
   CHECK(t.request.rename == Pairs{{"x-old", "x-new"}});
-  CHECK(t.query_set == Pairs{{"v", "2"}});
-  CHECK(t.query_remove == std::vector<std::string>{"debug"});
+  CHECK(t.query.set == Pairs{{"v", "2"}});
+  CHECK(t.query.remove == std::vector<std::string>{"debug"});
   CHECK(t.response.remove == std::vector<std::string>{"server"});
   CHECK(c.edits.query_changes());
   CHECK(c.edits.drops("X-Gateway")); // header names in any case
@@ -1169,5 +1169,5 @@ query = { set = { v = "2" } }
   CHECK(c.edits.transform->request.set == Pairs{{"x-env", "canary"}});
   CHECK(c.edits.transform->request.add.empty());
   CHECK(c.edits.transform->request.remove == std::vector<std::string>{"x-trace", "x-tag"});
-  CHECK(c.edits.transform->query_set == Pairs{{"v", "2"}});
+  CHECK(c.edits.transform->query.set == Pairs{{"v", "2"}});
 }

@@ -379,17 +379,10 @@ void append_ops(HeaderOps& a, const HeaderOps& b) {
 void add_transform(Transform& t, const Headers& h) {
   append_ops(t.request, h.request);
   append_ops(t.response, h.response);
-  const auto forget = [&](const std::string& n) {
-    std::erase_if(t.query_set, [&](const auto& kv) { return kv.first == n; });
-  };
-  for (const auto& n : h.query_remove) {
-    forget(n);
-    t.query_remove.push_back(n);
-  }
-  for (const auto& kv : h.query_set) {
-    forget(kv.first);
-    t.query_set.push_back(kv);
-  }
+  HeaderOps query;
+  query.set = h.query_set;
+  query.remove = h.query_remove;
+  append_ops(t.query, query);
 }
 
 } // namespace
@@ -431,8 +424,8 @@ bool Edits::drops_param(std::string_view name) const noexcept {
   if (std::find(drop_query.begin(), drop_query.end(), name) != drop_query.end()) return true;
   if (!transform) return false;
   const auto& t = *transform;
-  return std::find(t.query_remove.begin(), t.query_remove.end(), name) != t.query_remove.end() ||
-         std::any_of(t.query_set.begin(), t.query_set.end(),
+  return std::find(t.query.remove.begin(), t.query.remove.end(), name) != t.query.remove.end() ||
+         std::any_of(t.query.set.begin(), t.query.set.end(),
                      [&](const auto& kv) { return kv.first == name; });
 }
 

@@ -944,7 +944,7 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
       qbuf_ += pair;
     });
     if (const policy::Transform* t = edits_.transform)
-      for (const auto& [k, v] : t->query_set) {
+      for (const auto& [k, v] : t->query.set) {
         if (!qbuf_.empty()) qbuf_ += '&';
         uri::append_query_component(qbuf_, k);
         qbuf_ += '=';

@@ -67,11 +67,8 @@ struct Refusal {
 /// policy's remove or set replaces what an earlier one set or added.
 struct Transform {
   HeaderOps request, response;
-  std::vector<std::pair<std::string, std::string>> query_set; // parameter names exact
-  std::vector<std::string> query_remove;
-  bool empty() const noexcept {
-    return request.empty() && response.empty() && query_set.empty() && query_remove.empty();
-  }
+  HeaderOps query; // set and remove only; parameter names match exactly
+  bool empty() const noexcept { return request.empty() && response.empty() && query.empty(); }
 };
 
 /// Header names as the session meets them (any case) against `ops` (lowercase).
@@ -96,8 +93,7 @@ struct Edits {
   /// The client's query parameter (decoded name) is not forwarded.
   bool drops_param(std::string_view name) const noexcept;
   bool query_changes() const noexcept {
-    return !drop_query.empty() ||
-           (transform && (!transform->query_set.empty() || !transform->query_remove.empty()));
+    return !drop_query.empty() || (transform && !transform->query.empty());
   }
 };
 
