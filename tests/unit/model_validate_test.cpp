@@ -151,7 +151,7 @@ TEST_CASE("unknown references suggest the closest name", "[model]") {
   CHECK(d->line == 6);
 }
 
-TEST_CASE("hosts are lowercased and sorted; methods become a set", "[model]") {
+TEST_CASE("hosts are lowercased and sorted, methods become a set", "[model]") {
   auto b = build_spec(route("path = \"/\"\nhosts = [\"B.example.com.\", "
                             "\"a.example.com\"]\nmethods = [\"POST\", \"GET\"]"));
   REQUIRE(b.config);

@@ -418,7 +418,7 @@ TEST_CASE("api_key refuses a wrong or missing key with 401 and a challenge", "[p
   CHECK(has_line(missing.refusal->headers, challenge));
 }
 
-TEST_CASE("api_key with strip = false forwards the key; consumer_header can be renamed",
+TEST_CASE("api_key with strip = false forwards the key, and consumer_header can be renamed",
           "[policy]") {
   TempDir dir;
   dir.write("keys.txt", key_file_line("acme", "acme-key-1") + "\n");
@@ -714,7 +714,7 @@ TEST_CASE("jwt keys from a key source: fetched keys verify, an unknown kid asks 
 
 // ---- access
 
-TEST_CASE("access: missing scope, claim or consumer is 403; allowed callers pass", "[policy]") {
+TEST_CASE("access: missing scope, claim or consumer is 403, allowed callers pass", "[policy]") {
   TempDir dir;
   dir.write("ec.pem", p256_key().pub_pem);
   dir.write("keys.txt", key_file_line("acme", "acme-key") + "\n" +
@@ -779,7 +779,7 @@ consumers = ["acme"]
 
 // ---- any_of
 
-TEST_CASE("any_of passes when one option does; an empty option lets anonymous callers in",
+TEST_CASE("any_of passes when one option does, and an empty option lets anonymous callers in",
           "[policy]") {
   TempDir dir;
   dir.write("ec.pem", p256_key().pub_pem);

@@ -993,7 +993,7 @@ TEST_CASE("access or a consumer-keyed rate limit without authentication is an er
   }
 }
 
-TEST_CASE("a rate limit by claim needs a jwt policy; by consumer, any authentication", "[policy]") {
+TEST_CASE("a rate limit by claim needs a jwt policy, by consumer any authentication", "[policy]") {
   const std::string spec = kPolicies + R"(
 [policies.token]
 kind = "jwt"

@@ -106,7 +106,7 @@ TEST_CASE("the client address comes from X-Forwarded-For only through trusted pr
   CHECK(client_address("127.0.0.1", true, "", trusted) == "127.0.0.1");
 }
 
-TEST_CASE("request ids: client ids are kept when safe; generated ids are unique", "[proxy]") {
+TEST_CASE("request ids: client ids are kept when safe, generated ids are unique", "[proxy]") {
   CHECK(acceptable_request_id("abc-123_x.y:z"));
   CHECK_FALSE(acceptable_request_id(""));
   CHECK_FALSE(acceptable_request_id("has space"));

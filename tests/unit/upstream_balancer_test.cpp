@@ -38,7 +38,7 @@ TEST_CASE("smooth weighted round robin interleaves by weight", "[upstream]") {
   CHECK(spread(*b, eps, 700) == std::map<std::uint32_t, int>{{0, 500}, {1, 100}, {2, 100}});
 }
 
-TEST_CASE("unusable endpoints are skipped; none usable gives nothing", "[upstream]") {
+TEST_CASE("unusable endpoints are skipped, and none usable gives nothing", "[upstream]") {
   Eps eps({{1, 0, false}, {1, 0, true}});
   for (auto kind : {Balance::round_robin, Balance::least_request, Balance::hash, Balance::random}) {
     auto b = Balancer::make(kind, eps, 7);
