@@ -75,6 +75,7 @@ void WorkerState::install(runtime::SnapshotPtr s, const runtime::Overrides& over
       slot->load.weight = ep.weight;
       ur->endpoints.push_back(slot);
       ur->loads.push_back(&slot->load);
+      ur->ids.push_back(slot->address);
     }
     // An unchanged upstream keeps its balancer (e.g. its round-robin position).
     if (previous) {
@@ -85,12 +86,14 @@ void WorkerState::install(runtime::SnapshotPtr s, const runtime::Overrides& over
             pcfg.upstreams[k].hash_on == up.hash_on && old->endpoints == ur->endpoints) {
           ur->balancer = std::move(old->balancer);
           // Requests still on the old generation may pick again (retries): give them their own.
-          old->balancer = upstream::Balancer::make(up.balance, old->loads, 0x5eed + id * 7919 + k);
+          old->balancer =
+              upstream::Balancer::make(up.balance, old->loads, old->ids, 0x5eed + id * 7919 + k);
         }
       }
     }
     if (!ur->balancer)
-      ur->balancer = upstream::Balancer::make(up.balance, ur->loads, 0x5eed + id * 7919 + i);
+      ur->balancer =
+          upstream::Balancer::make(up.balance, ur->loads, ur->ids, 0x5eed + id * 7919 + i);
     ur->stats = &upstream_stats[up.name];
     ws->upstreams.push_back(std::move(ur));
   }

@@ -52,6 +52,7 @@ struct EndpointRuntime {
 struct UpstreamRuntime {
   std::vector<std::shared_ptr<EndpointRuntime>> endpoints;
   std::vector<const upstream::EndpointLoad*> loads; // views of endpoints[i]->load
+  std::vector<std::string_view> ids;                // views of endpoints[i]->address
   std::unique_ptr<upstream::Balancer> balancer;
   observe::Counters* stats = nullptr;
 };

@@ -1,6 +1,7 @@
 #include "gw/upstream/balancer.hpp"
 
 #include <algorithm>
+#include <string>
 
 namespace gw::upstream {
 namespace {
@@ -65,28 +66,40 @@ private:
   std::vector<std::uint32_t> usable_;
 };
 
-/// Ketama-style ring: 100 virtual nodes per unit of weight (capped), so adding or removing an
-/// endpoint moves only its share of keys.
+/// Ketama-style ring: 100 virtual nodes per unit of weight (capped). Point p of an endpoint sits
+/// at hash("ADDRESS#p"), so an endpoint's points do not depend on the others: removing one takes
+/// away only its points (its keys go to their next point, every other key stays), adding one
+/// takes keys only for itself, and a weight change moves keys only to or from that endpoint.
 class RingHash final : public Balancer {
 public:
-  explicit RingHash(Loads eps) {
+  RingHash(Loads eps, Identities ids) {
+    const auto id = [ids](std::uint32_t i) { return i < ids.size() ? ids[i] : std::string_view{}; };
+    std::string name;
     for (std::uint32_t i = 0; i < eps.size(); ++i) {
       const std::uint32_t points =
           std::min<std::uint32_t>(100 * std::max<std::uint32_t>(1, eps[i]->weight), 10000);
+      name.assign(id(i));
+      name += '#';
+      const std::size_t stem = name.size();
       for (std::uint32_t p = 0; p < points; ++p) {
-        std::uint64_t h = (std::uint64_t{i} << 32) | p;
-        h = (h ^ (h >> 33)) * 0xff51afd7ed558ccdULL;
-        h = (h ^ (h >> 33)) * 0xc4ceb9fe1a85ec53ULL;
-        h ^= h >> 33;
-        ring_.emplace_back(h, i);
+        name.resize(stem);
+        name += std::to_string(p);
+        ring_.emplace_back(hash_key(name), i);
       }
     }
-    std::sort(ring_.begin(), ring_.end());
+    // Equal hashes (vanishingly rare) are ordered by identity, not by list position, so the
+    // ring is the same whatever order the endpoints are listed in.
+    std::sort(ring_.begin(), ring_.end(), [&](const auto& a, const auto& b) {
+      if (a.first != b.first) return a.first < b.first;
+      return id(a.second) < id(b.second);
+    });
   }
   std::optional<std::uint32_t> pick(Loads eps, std::uint64_t key, const Excluded& tried) override {
     if (ring_.empty()) return std::nullopt;
     for (const bool strict : {true, false}) {
-      auto it = std::lower_bound(ring_.begin(), ring_.end(), std::make_pair(key, std::uint32_t{0}));
+      auto it =
+          std::lower_bound(ring_.begin(), ring_.end(), key,
+                           [](const auto& point, std::uint64_t k) { return point.first < k; });
       for (std::size_t n = 0; n < ring_.size(); ++n, ++it) {
         if (it == ring_.end()) it = ring_.begin();
         if (it->second < eps.size() && candidate(eps, it->second, tried, strict)) return it->second;
@@ -124,14 +137,15 @@ private:
 
 } // namespace
 
-std::unique_ptr<Balancer> Balancer::make(model::Balance kind, Loads eps, std::uint64_t seed) {
+std::unique_ptr<Balancer> Balancer::make(model::Balance kind, Loads eps, Identities ids,
+                                         std::uint64_t seed) {
   switch (kind) {
   case model::Balance::round_robin:
     return std::make_unique<SmoothRoundRobin>(eps.size());
   case model::Balance::least_request:
     return std::make_unique<LeastRequest>(seed);
   case model::Balance::hash:
-    return std::make_unique<RingHash>(eps);
+    return std::make_unique<RingHash>(eps, ids);
   case model::Balance::random:
     return std::make_unique<WeightedRandom>(seed);
   }

@@ -2,6 +2,10 @@
 // robin (nginx's), least-request with the power of two choices (Envoy's), consistent hashing on a
 // ring with weighted virtual nodes (ketama), weighted random. Retries pass the endpoints already
 // tried so that a retry lands elsewhere when it can.
+//
+// The ring's points come from each endpoint's identity (its address), never from its position
+// in the list, so the same endpoints give the same ring in any order, in every worker and after
+// every reload, and removing an endpoint moves only the keys that were on it.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +13,7 @@
 #include <optional>
 #include <random>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "gw/model/config.hpp"
@@ -25,6 +30,9 @@ struct EndpointLoad {
 /// The endpoints' load, in endpoint order. Pointers, because the endpoint objects outlive a
 /// table generation (they carry pools and counters across reloads).
 using Loads = std::span<const EndpointLoad* const>;
+
+/// Each endpoint's identity (its address as the spec writes it), in endpoint order.
+using Identities = std::span<const std::string_view>;
 
 /// A small set of endpoint indices (those already tried by this request).
 class Excluded {
@@ -56,7 +64,10 @@ public:
   virtual std::optional<std::uint32_t> pick(Loads eps, std::uint64_t key,
                                             const Excluded& tried) = 0;
 
-  static std::unique_ptr<Balancer> make(model::Balance kind, Loads eps, std::uint64_t seed);
+  /// `ids` places the hash ring's points (the other kinds ignore it); `seed` drives the random
+  /// choices of least_request and random.
+  static std::unique_ptr<Balancer> make(model::Balance kind, Loads eps, Identities ids,
+                                        std::uint64_t seed);
 };
 
 /// 64-bit FNV-1a, for hash keys (header values, cookies, client addresses).
