@@ -13,8 +13,9 @@ import time
 import unittest
 from collections import Counter
 
-from harness import (Backend, Conn, Gateway, GatewayTest, control, free_port, gwctl, request,
-                     wait_until, GWCTL, GWD)
+from harness import (Backend, Conn, Gateway, GatewayTest, backend_closed, backend_requests, control,
+                     count_lines, free_port, gwctl, release, request, wait_for_control, wait_until,
+                     GWCTL, GWD)
 
 SPEC = """
 version = 1
@@ -47,6 +48,12 @@ class ControlTest(GatewayTest):
     def setUpClass(cls):
         cls.SPEC = SPEC.replace("{extra}", "")
         super().setUpClass()
+
+    @classmethod
+    def start_gateway(cls):
+        gw = super().start_gateway()
+        wait_for_control(gw)
+        return gw
 
     def ctl(self, *args, **kw):
         return gwctl(*args, socket_path=self.gw.control, **kw)
@@ -326,19 +333,29 @@ class Reloads(ControlTest):
         g = self.generation()
         result = {}
 
+        a = self.backends["a"]
+
         def slow():
-            result["r"] = request(self.gw.port, path="/delay/1500", headers={"X-Request-Id": "slow-span"})
+            result["r"] = request(self.gw.port, path="/delay/hold/span", headers={"X-Request-Id": "slow-span"},
+                                  timeout=30)
 
         t = threading.Thread(target=slow)
         t.start()
-        time.sleep(0.3)
-        spec = self.write_spec("span.toml", '[[routes]]\nname = "span"\npath = "/span"\nupstream = "slow"\n')
-        r = self.ctl("reload", spec)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(self.generation(), g + 1)
-        fast = self.request(path="/echo", headers={"X-Request-Id": "after-span"})
-        self.assertEqual(fast.status, 200)
-        t.join(10)
+        try:
+            # The backend holds the request until it is released: it is in flight for the whole
+            # reload, however long that takes.
+            wait_until(lambda: any(e["request_id"] == "slow-span" for e in backend_requests(a)),
+                       what="the slow request to reach the backend")
+            spec = self.write_spec("span.toml", '[[routes]]\nname = "span"\npath = "/span"\nupstream = "slow"\n')
+            r = self.ctl("reload", spec)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(self.generation(), g + 1)
+            fast = self.request(path="/echo", headers={"X-Request-Id": "after-span"})
+            self.assertEqual(fast.status, 200)
+            self.assertNotIn("r", result)  # still held
+        finally:
+            release(a, "span")
+            t.join(15)
         self.assertEqual(result["r"].status, 200)
         wait_until(lambda: {"slow-span", "after-span"} <= {x["request_id"] for x in self.gw.access_records()},
                    what="log lines")
@@ -348,8 +365,16 @@ class Reloads(ControlTest):
 
     def test_signals(self):
         g = self.generation()
+        # The last reload's outcome is shown by `show info`. A refused reload first, so that only
+        # the SIGHUP's own reload can make it "unchanged" (earlier tests' reloads may have too).
+        self.assertFalse(control(self.gw.control, "reload", {"path": os.path.join(self.tmp.name, "none.gwrt")})["ok"])
+        self.assertFalse(control(self.gw.control, "show info")["result"]["last_reload"]["ok"])
         os.kill(self.gw.pid, signal.SIGHUP)  # reload the current file: identical, so a no-op
-        wait_until(lambda: "reload" in self.gw.output() and "unchanged" in self.gw.output(), what="SIGHUP reload")
+        wait_until(lambda: control(self.gw.control, "show info")["result"]["last_reload"]["ok"],
+                   what="the SIGHUP reload")
+        info = control(self.gw.control, "show info")["result"]
+        self.assertEqual(info["last_reload"]["message"], "unchanged")
+        self.assertEqual(info["last_reload"]["path"], info["table_path"])
         self.assertEqual(self.generation(), g)
         rotated = self.gw.access_log + ".1"
         self.request(path="/echo")
@@ -358,9 +383,12 @@ class Reloads(ControlTest):
         os.kill(self.gw.pid, signal.SIGUSR1)
         wait_until(lambda: "access log reopened" in self.gw.output(), what="SIGUSR1")
         self.request(path="/echo", headers={"X-Request-Id": "after-rotation"})
-        wait_until(lambda: os.path.exists(self.gw.access_log) and "after-rotation" in open(self.gw.access_log).read(),
+        def text(path):
+            with open(path) as f:
+                return f.read()
+        wait_until(lambda: os.path.exists(self.gw.access_log) and "after-rotation" in text(self.gw.access_log),
                    what="a line in the new log file")
-        self.assertNotIn("after-rotation", open(rotated).read())
+        self.assertNotIn("after-rotation", text(rotated))
 
 
 class ReloadUnderLoad(ControlTest):
@@ -445,14 +473,27 @@ class Lifecycle(unittest.TestCase):
                 result = {}
 
                 def slow():
-                    result["r"] = request(port, path="/delay/1000")
+                    result["r"] = request(port, path="/delay/hold/stop", timeout=30)
+
+                def stop():
+                    result["stop"] = gwctl("stop", "--timeout", "20s", socket_path=sock)
 
                 t = threading.Thread(target=slow)
                 t.start()
-                time.sleep(0.2)
-                r = gwctl("stop", "--timeout", "10s", socket_path=sock)
-                self.assertEqual(r.returncode, 0, r.stderr)
-                t.join(10)
+                wait_until(lambda: backend_requests(a, "/delay/hold/stop"), what="the request to reach the backend")
+                stopper = threading.Thread(target=stop)
+                stopper.start()
+                try:
+                    # gwd answers on the control socket until it exits: it says it is stopping,
+                    # and the held request keeps it (and gwctl, which waits for it) running.
+                    wait_until(lambda: control(sock, "show info")["result"]["stopping"],
+                               what="gwd to start draining")
+                    self.assertTrue(stopper.is_alive(), result.get("stop"))
+                finally:
+                    release(a, "stop")
+                    t.join(15)
+                    stopper.join(30)
+                self.assertEqual(result["stop"].returncode, 0, result["stop"].stderr)
                 self.assertEqual(result["r"].status, 200)
                 self.assertFalse(os.path.exists(sock))
                 self.assertEqual(gwctl("status", socket_path=sock).returncode, 3)
@@ -507,6 +548,7 @@ class Lifecycle(unittest.TestCase):
                             '[[routes]]\nname = "r"\nprefix = "/"\nupstream = "a"\n')
             try:
                 self.assertEqual(gw.control, stale)
+                wait_for_control(gw)
                 self.assertEqual(control(gw.control, "ping")["result"]["pid"], gw.pid)
             finally:
                 gw.stop()
