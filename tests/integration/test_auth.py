@@ -17,7 +17,7 @@ import unittest
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from harness import GWCTL, Backend, Gateway, control, free_port, gwctl, request, wait_until
+from harness import GWCTL, Backend, Gateway, control, free_port, gwctl, request, wait_for_control, wait_until
 
 # ---- helpers
 
@@ -935,6 +935,98 @@ policies = ["jwks"]
                                                     sub="svc")))
         self.assertEqual(h["x-consumer"], ["svc"])
         self.assertIn("ignored 1 symmetric (oct) key(s)", self.gw.output())
+
+
+class ReloadBusyWhileKeysAreFetched(PolicyTest):
+    """A reload whose table names a new JWKS URL waits for that URL's first fetch before it
+    publishes. The JWKS server holds the fetch until the test lets it go, so the reload runs for
+    as long as the test needs: reloads and rollbacks meanwhile are answered `busy`."""
+
+    @classmethod
+    def before_gateway(cls):
+        cls.jwks = JwksServer()
+        cls.addClassCleanup(cls.jwks.stop)
+        cls.jwks.set("/held.json", {"keys": [rsa_jwk(KEYS["rsa"]["pub"], "k1")]})
+
+    SPEC = """
+version = 1
+[upstreams.a]
+endpoints = ["@A@"]
+{extra}
+[[routes]]
+name = "open"
+prefix = "/"
+upstream = "a"
+timeout = "{timeout}"
+"""
+
+    @classmethod
+    def spec(cls, d):
+        return cls.SPEC.format(extra="", timeout="10s")
+
+    def table(self, name, extra="", timeout="10s"):
+        spec = self.path(name + ".toml")
+        with open(spec, "w") as f:
+            f.write(self.SPEC.format(extra=extra, timeout=timeout).replace("@A@", self.backend.address))
+        table = self.path(name + ".gwrt")
+        gwctl("compile", spec, "-o", table, check=True)
+        return table
+
+    def generation(self):
+        return control(self.gw.control, "show info")["result"]["table"]["generation"]
+
+    def test_reload_and_rollback_are_busy_while_a_reload_runs(self):
+        wait_for_control(self.gw)
+        keyed = self.table("keyed", f"""
+[policies.held]
+kind = "jwt"
+jwks_url = "{self.jwks.url}/held.json"
+jwks_refresh = "1h"
+[[routes]]
+name = "jwt"
+prefix = "/jwt"
+upstream = "a"
+policies = ["held"]
+""")
+        other = self.table("other", timeout="7s")
+        g = self.generation()
+        token = sign("RS256", "rsa", kid="k1", sub="held-user")
+        self.jwks.hold("/held.json")
+        result = {}
+        t = threading.Thread(target=lambda: result.update(
+            r=control(self.gw.control, "reload", {"path": keyed}, timeout=60)))
+        t.start()
+        try:
+            # The fetch has reached the server, which holds it: gwd is inside the first reload.
+            wait_until(lambda: self.jwks.count("/held.json") == 1, what="gwd to fetch the new keys")
+            for cmd, args in (("reload", {"path": other}), ("rollback", {})):
+                with self.subTest(cmd=cmd):
+                    resp = control(self.gw.control, cmd, args)
+                    self.assertFalse(resp["ok"], resp)
+                    self.assertEqual(resp["error"]["code"], "busy", resp)
+            for args in (("reload", other), ("rollback",)):
+                with self.subTest(gwctl=args):
+                    r = gwctl(*args, socket_path=self.gw.control)
+                    self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+                    self.assertIn("busy", r.stderr)
+            # Meanwhile gwd answers read commands and serves the generation it had.
+            self.assertEqual(self.generation(), g)
+            self.assertEqual(self.request("/echo").status, 200)
+            self.assertNotIn("r", result, "the first reload must still be waiting for its keys")
+        finally:
+            self.jwks.release("/held.json")
+            t.join(30)
+        self.assertTrue(result["r"]["ok"], result["r"])
+        self.assertEqual(result["r"]["result"]["generation"], g + 1)
+        self.assertEqual(self.generation(), g + 1)
+        # It published with the keys it waited for: a token passes at once.
+        _, h = echo(self.request("/jwt/echo", {"Authorization": f"Bearer {token}"}))
+        self.assertEqual(h["x-consumer"], ["held-user"])
+        self.assertEqual(self.jwks.count("/held.json"), 1)
+        # Once it is over, reloads and rollbacks are accepted again.
+        r = gwctl("rollback", socket_path=self.gw.control)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.generation(), g + 2)
 
 
 class JwksFetchFails(PolicyTest):
