@@ -391,6 +391,86 @@ class Reloads(ControlTest):
         self.assertNotIn("after-rotation", text(rotated))
 
 
+def endpoint_view(gw, upstream, address):
+    """What `gwctl upstreams --json` says of one endpoint: state, active (in flight), idle
+    (pooled connections), requests, failures."""
+    out = gwctl("upstreams", "--json", socket_path=gw.control, check=True).stdout
+    for u in json.loads(out)["upstreams"]:
+        for e in u["endpoints"] if u["name"] == upstream else ():
+            if e["address"] == address:
+                return e
+    raise AssertionError(f"no endpoint {upstream}/{address} in {out}")
+
+
+class EndpointStates(ControlTest):
+    """drain: no new requests, in-flight ones finish; maint: no new requests and the pooled
+    connections are closed. One worker, so that one pool holds every upstream connection."""
+
+    WORKERS = 1
+
+    def setUp(self):
+        self.addCleanup(lambda: self.ctl("endpoint", "set", "pool", self.backends["a"].address, "ready"))
+
+    def spread(self, n):
+        with Conn(self.gw.port) as c:
+            return Counter(c.request(path="/echo").json()["backend"] for _ in range(n))
+
+    def test_maint_closes_pooled_connections(self):
+        a = self.backends["a"]
+        with Conn(self.gw.port) as c:
+            conns = {}
+            for _ in range(4):  # round robin: two each, on one pooled connection each
+                echo = c.request(path="/echo").json()
+                conns.setdefault(echo["backend"], set()).add(echo["conn"])
+        self.assertEqual(set(conns), {"a", "b"})
+        [pooled] = conns["a"]
+        self.assertEqual(endpoint_view(self.gw, "pool", a.address)["idle"], 1)
+        r = self.ctl("endpoint", "set", "pool", a.address, "maint")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_until(lambda: backend_closed(a, pooled) == "peer", what="gwd to close the pooled connection to a")
+        view = endpoint_view(self.gw, "pool", a.address)
+        self.assertEqual((view["state"], view["idle"]), ("maint", 0))
+        self.assertEqual(self.spread(6), Counter({"b": 6}))
+        self.assertEqual(self.ctl("endpoint", "set", "pool", a.address, "ready").returncode, 0)
+        self.assertEqual(set(self.spread(4)), {"a", "b"})
+
+    def test_drain_lets_in_flight_requests_finish(self):
+        a = self.backends["a"]
+        result = {}
+        for i in range(4):  # round robin: one of two requests goes to a, which holds it
+            key = f"drain-{i}"
+
+            def held():
+                result[key] = request(self.gw.port, path=f"/hold/{key}?on=a", timeout=30)
+            t = threading.Thread(target=held)
+            t.start()
+            wait_until(lambda: backend_requests(a, f"/hold/{key}") or key in result,
+                       what="the request to reach a backend")
+            if backend_requests(a, f"/hold/{key}"):
+                break
+            t.join(10)
+        else:
+            self.fail("no request reached a")
+        try:
+            self.assertEqual(endpoint_view(self.gw, "pool", a.address)["active"], 1)
+            r = self.ctl("endpoint", "set", "pool", a.address, "drain")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(self.spread(6), Counter({"b": 6}))  # new requests go elsewhere
+            self.assertNotIn(key, result)  # the one in flight is still running
+        finally:
+            release(a, key)
+            t.join(15)
+        self.assertEqual(result[key].status, 200)
+        self.assertEqual(result[key].json()["backend"], "a")
+        # Unlike maint, drain keeps the pool: the connection that served it is pooled again.
+        [held] = backend_requests(a, f"/hold/{key}")
+        wait_until(lambda: endpoint_view(self.gw, "pool", a.address)["active"] == 0, what="a to be idle")
+        view = endpoint_view(self.gw, "pool", a.address)
+        self.assertEqual((view["state"], view["idle"]), ("drain", 1))
+        self.assertIsNone(backend_closed(a, held["conn"]))
+        self.assertEqual(self.spread(4), Counter({"b": 4}))
+
+
 class ReloadUnderLoad(ControlTest):
     RELOADS = 100
     CLIENTS = 6
@@ -502,6 +582,56 @@ class Lifecycle(unittest.TestCase):
                     gwctl("stop", "--now", socket_path=sock)
                 a.stop()
                 b.stop()
+
+    def gateway(self, d, extra=()):
+        a = Backend(d, "a")
+        self.addCleanup(a.stop)
+        gw = Gateway(d, f'version = 1\n[upstreams.a]\nendpoints = ["{a.address}"]\n'
+                        '[[routes]]\nname = "r"\nprefix = "/"\nupstream = "a"\n', workers=2, extra=extra)
+        self.addCleanup(gw.stop)
+        wait_for_control(gw)
+        return a, gw
+
+    def held_request(self, gw, a, key):
+        """Starts a request the backend holds; returns (thread, result dict) once a has it."""
+        result = {}
+
+        def run():
+            try:
+                result["r"] = request(gw.port, path=f"/hold/{key}", timeout=30)
+            except (EOFError, OSError) as e:  # cut: no response at all
+                result["r"] = e
+        t = threading.Thread(target=run)
+        t.start()
+        wait_until(lambda: backend_requests(a, f"/hold/{key}"), what="the request to reach the backend")
+        return t, result
+
+    def assertCut(self, a, key, t, result):
+        t.join(15)
+        self.assertIsInstance(result["r"], (EOFError, ConnectionError), result["r"])
+        [held] = backend_requests(a, f"/hold/{key}")
+        wait_until(lambda: backend_closed(a, held["conn"]) == "peer", what="the upstream connection to close")
+
+    def test_stop_now_cuts_in_flight_requests(self):
+        with tempfile.TemporaryDirectory(prefix="gw-ctl-") as d:
+            a, gw = self.gateway(d)
+            t, result = self.held_request(gw, a, "stop-now")
+            # The request is held until long after gwctl gives up waiting (30 s + 5 s): only
+            # cutting it lets gwd exit in time.
+            r = gwctl("stop", "--now", socket_path=gw.control)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertEqual(gw.proc.wait(10), 0)
+            self.assertCut(a, "stop-now", t, result)
+            self.assertEqual(count_lines(gw, "closing 1 connection(s) with a request in flight"), 1, gw.output())
+
+    def test_a_drain_that_times_out_cuts_the_request_in_flight(self):
+        with tempfile.TemporaryDirectory(prefix="gw-ctl-") as d:
+            a, gw = self.gateway(d, extra=("--drain-timeout", "1s"))
+            t, result = self.held_request(gw, a, "drain-timeout")
+            os.kill(gw.pid, signal.SIGTERM)
+            self.assertEqual(gw.proc.wait(30), 0)  # the request is never released
+            self.assertCut(a, "drain-timeout", t, result)
+            self.assertEqual(count_lines(gw, "closing 1 connection(s) with a request in flight"), 1, gw.output())
 
     def test_start_with_a_control_group_lets_the_group_in(self):
         nobody = (65534, grp.getgrnam("nogroup").gr_gid)
