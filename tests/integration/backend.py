@@ -22,8 +22,20 @@ Listens on 127.0.0.1 (port 0 = any free port, written to --port-file) and answer
   /fold               a folded (obs-fold) response field
   /switch             101 Switching Protocols
   /huge-head          a 100 KiB response head
+  /hold/KEY           holds the request until /_release/KEY (at most 60 s, then 503), then
+                      echoes; with ?on=NAME only the backend of that name holds, others echo
+  /close-if-reused    closes without answering when the connection served a request before,
+                      else echoes
+  /_release/KEY       (answered by the backend itself, never logged) lets /hold/KEY go
 
 Request bodies (Content-Length or chunked) are read, hashed and counted, never stored.
+
+Every request head (except /_ ones) and the end of every connection that carried one are written
+to stdout as `EVENT {json}` lines, flushed at once, so a test can wait on what the backend saw:
+  {"ev": "request", "conn": N, "method": ..., "target": ..., "request_id": ..., "nth": K}
+  {"ev": "close", "conn": N, "by": "peer" | "self"}
+"peer" means the other side (gwd) closed or reset the connection; "self" that the backend did.
+A held request whose connection the peer closes is given up (a "close" by "peer").
 """
 import argparse
 import asyncio
@@ -36,8 +48,39 @@ import sys
 
 CONN_IDS = itertools.count(1)
 KINDS = {"status", "delay", "stream", "chunked", "close-delimited", "early-hints", "garbage", "close",
-         "truncated", "cl-te", "dup-cl", "bad-chunk", "fold", "switch", "huge-head", "echo"}
+         "truncated", "cl-te", "dup-cl", "bad-chunk", "fold", "switch", "huge-head", "echo", "hold",
+         "close-if-reused"}
 CHUNK = 256 * 1024
+HOLD_LIMIT = 60.0
+HOLDS = {}  # key -> asyncio.Event, set by /_release/KEY
+
+
+def event(**fields):
+    print("EVENT " + json.dumps(fields), flush=True)
+
+
+def hold_event(key):
+    if key not in HOLDS:
+        HOLDS[key] = asyncio.Event()
+    return HOLDS[key]
+
+
+async def hold(key, reader):
+    """Waits for /_release/KEY; returns "released", "timeout", or "peer" when the peer closed the
+    connection meanwhile (seen without reading: the stream keeps reading in the background)."""
+    ev = hold_event(key)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HOLD_LIMIT
+    while not ev.is_set():
+        if reader.at_eof() or reader.exception() is not None:
+            return "peer"
+        if loop.time() >= deadline:
+            return "timeout"
+        try:
+            await asyncio.wait_for(ev.wait(), 0.05)
+        except asyncio.TimeoutError:
+            pass
+    return "released"
 
 
 class BadRequest(Exception):
@@ -114,21 +157,39 @@ def response(status, body=b"", headers=(), reason="OK"):
 
 async def serve(reader, writer, name, port):
     conn_id = next(CONN_IDS)
+    served = 0  # requests read on this connection, /_ ones excepted
+    closed_by = "self"
     try:
         while True:
             try:
                 method, target, version, headers = await read_head(reader)
             except (asyncio.IncompleteReadError, ConnectionError):
+                closed_by = "peer"
                 return
-            length, digest, trailers = await read_body(reader, headers)
             path = target.split("?", 1)[0]
+            if path.startswith("/_release/"):
+                hold_event(path[len("/_release/"):]).set()
+                await read_body(reader, headers)
+                writer.write(response(200, b"released\n"))
+                await writer.drain()
+                continue
+            served += 1
+            event(ev="request", conn=conn_id, method=method, target=target,
+                  request_id=header(headers, "x-request-id"), nth=served)
+            length, digest, trailers = await read_body(reader, headers)
+            query = target.split("?", 1)[1] if "?" in target else ""
+            params = dict(p.partition("=")[::2] for p in query.split("&") if p)
             parts = path.strip("/").split("/")
-            # The first known behaviour anywhere in the path, so that routes may add prefixes.
+            # The first known behaviour anywhere in the path, so that routes may add prefixes
+            # (/hold and /close-if-reused first: they may sit under a route's /delay prefix).
             kind, arg = "", ""
-            for i, part in enumerate(parts):
-                if part in KINDS:
-                    kind = part
-                    arg = parts[i + 1] if i + 1 < len(parts) else ""
+            for kinds in (("hold", "close-if-reused"), KINDS):
+                for i, part in enumerate(parts):
+                    if part in kinds:
+                        kind = part
+                        arg = parts[i + 1] if i + 1 < len(parts) else ""
+                        break
+                if kind:
                     break
 
             def echo():
@@ -202,6 +263,23 @@ async def serve(reader, writer, name, port):
                 writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n")
                 await writer.drain()
                 return
+            elif kind == "hold":
+                if params.get("on", name) == name:
+                    outcome = await hold(arg, reader)
+                    if outcome == "peer":
+                        closed_by = "peer"
+                        return
+                    if outcome == "timeout":
+                        writer.write(response(503, b"hold not released\n"))
+                        await writer.drain()
+                        return
+                writer.write(response(200, echo(), [("Content-Type", "application/json"),
+                                                    ("X-Backend", name)]))
+            elif kind == "close-if-reused":
+                if served > 1:
+                    return
+                writer.write(response(200, echo(), [("Content-Type", "application/json"),
+                                                    ("X-Backend", name)]))
             elif kind == "huge-head":
                 writer.write(b"HTTP/1.1 200 OK\r\nX-Big: " + b"b" * 100_000 + b"\r\nContent-Length: 2\r\n\r\nok")
             else:
@@ -213,9 +291,14 @@ async def serve(reader, writer, name, port):
             await writer.drain()
             if close:
                 return
-    except (BadRequest, ValueError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+    except (ConnectionError, asyncio.IncompleteReadError):  # the peer went away mid-request
+        closed_by = "peer"
+        return
+    except (BadRequest, ValueError, asyncio.LimitOverrunError):
         return
     finally:
+        if served:
+            event(ev="close", conn=conn_id, by=closed_by)
         try:
             writer.close()
         except Exception:

@@ -460,3 +460,99 @@ class Redis(Process):
 
 class RedisError(Exception):
     pass
+
+
+# ---- Helpers for what a backend saw, held requests, log lines and unreachable endpoints.
+
+def backend_events(backend, ev=None):
+    """The EVENT lines backend.py wrote (see its docstring), oldest first; `ev` filters by kind."""
+    out = []
+    for line in backend.output().splitlines():
+        if line.startswith("EVENT "):
+            e = json.loads(line[6:])
+            if ev is None or e["ev"] == ev:
+                out.append(e)
+    return out
+
+
+def backend_requests(backend, target_prefix=""):
+    """The request heads a backend read whose target starts with `target_prefix`."""
+    return [e for e in backend_events(backend, "request") if e["target"].startswith(target_prefix)]
+
+
+def backend_closed(backend, conn):
+    """How the backend's connection `conn` ended ("peer" or "self"), or None while it is open."""
+    for e in backend_events(backend, "close"):
+        if e["conn"] == conn:
+            return e["by"]
+    return None
+
+
+def release(backend, key):
+    """Lets the backend's held /hold/KEY requests (and later ones) answer."""
+    r = request(backend.port, path=f"/_release/{key}", host=None)
+    assert r.status == 200, r
+
+
+def wait_for_control(gw, timeout=10.0):
+    """Waits until gwd answers on its control socket, which it opens after its listeners (so a
+    port that accepts connections does not mean the socket is there yet)."""
+    def answers():
+        try:
+            return control(gw.control, "ping", timeout=2)["ok"]
+        except (OSError, EOFError, ValueError):
+            return False
+    wait_until(answers, timeout, "gwd to answer on its control socket")
+
+
+def count_lines(proc, needle):
+    """How many lines of a process's output contain `needle`."""
+    return sum(1 for line in proc.output().splitlines() if needle in line)
+
+
+class Blackhole:
+    """A loopback address whose SYNs are dropped, so that connecting to it hangs: a listening
+    socket with a backlog of 0 that never accepts, and one connection in its accept queue, which
+    fills it (Linux drops a SYN to a listener whose queue is full). Works unprivileged; close()
+    (or a with block) frees it."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        self.port = self.listener.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.filler = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        try:
+            wait_until(lambda: self.accept_queue() >= 1, 5, "the blackhole's accept queue to fill")
+        except BaseException:
+            self.close()
+            raise
+
+    def accept_queue(self):
+        """Connections waiting in the listener's accept queue (rx_queue in /proc/net/tcp)."""
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                local, state, queues = fields[1], fields[3], fields[4]
+                if state == "0A" and int(local.split(":")[1], 16) == self.port:
+                    return int(queues.split(":")[1], 16)
+        return 0
+
+    def close(self):
+        self.filler.close()
+        self.listener.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+def refusing_port():
+    """A bound, never listening socket on 127.0.0.1 (connections to it are refused) and its port.
+    Hold the socket for as long as the port must stay refused."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    return s, s.getsockname()[1]

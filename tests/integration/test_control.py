@@ -13,8 +13,9 @@ import time
 import unittest
 from collections import Counter
 
-from harness import (Backend, Conn, Gateway, GatewayTest, control, free_port, gwctl, request,
-                     wait_until, GWCTL, GWD)
+from harness import (Backend, Conn, Gateway, GatewayTest, backend_closed, backend_requests, control,
+                     count_lines, free_port, gwctl, release, request, wait_for_control, wait_until,
+                     GWCTL, GWD)
 
 SPEC = """
 version = 1
@@ -47,6 +48,12 @@ class ControlTest(GatewayTest):
     def setUpClass(cls):
         cls.SPEC = SPEC.replace("{extra}", "")
         super().setUpClass()
+
+    @classmethod
+    def start_gateway(cls):
+        gw = super().start_gateway()
+        wait_for_control(gw)
+        return gw
 
     def ctl(self, *args, **kw):
         return gwctl(*args, socket_path=self.gw.control, **kw)
@@ -326,19 +333,29 @@ class Reloads(ControlTest):
         g = self.generation()
         result = {}
 
+        a = self.backends["a"]
+
         def slow():
-            result["r"] = request(self.gw.port, path="/delay/1500", headers={"X-Request-Id": "slow-span"})
+            result["r"] = request(self.gw.port, path="/delay/hold/span", headers={"X-Request-Id": "slow-span"},
+                                  timeout=30)
 
         t = threading.Thread(target=slow)
         t.start()
-        time.sleep(0.3)
-        spec = self.write_spec("span.toml", '[[routes]]\nname = "span"\npath = "/span"\nupstream = "slow"\n')
-        r = self.ctl("reload", spec)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(self.generation(), g + 1)
-        fast = self.request(path="/echo", headers={"X-Request-Id": "after-span"})
-        self.assertEqual(fast.status, 200)
-        t.join(10)
+        try:
+            # The backend holds the request until it is released: it is in flight for the whole
+            # reload, however long that takes.
+            wait_until(lambda: any(e["request_id"] == "slow-span" for e in backend_requests(a)),
+                       what="the slow request to reach the backend")
+            spec = self.write_spec("span.toml", '[[routes]]\nname = "span"\npath = "/span"\nupstream = "slow"\n')
+            r = self.ctl("reload", spec)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(self.generation(), g + 1)
+            fast = self.request(path="/echo", headers={"X-Request-Id": "after-span"})
+            self.assertEqual(fast.status, 200)
+            self.assertNotIn("r", result)  # still held
+        finally:
+            release(a, "span")
+            t.join(15)
         self.assertEqual(result["r"].status, 200)
         wait_until(lambda: {"slow-span", "after-span"} <= {x["request_id"] for x in self.gw.access_records()},
                    what="log lines")
@@ -348,8 +365,16 @@ class Reloads(ControlTest):
 
     def test_signals(self):
         g = self.generation()
+        # The last reload's outcome is shown by `show info`. A refused reload first, so that only
+        # the SIGHUP's own reload can make it "unchanged" (earlier tests' reloads may have too).
+        self.assertFalse(control(self.gw.control, "reload", {"path": os.path.join(self.tmp.name, "none.gwrt")})["ok"])
+        self.assertFalse(control(self.gw.control, "show info")["result"]["last_reload"]["ok"])
         os.kill(self.gw.pid, signal.SIGHUP)  # reload the current file: identical, so a no-op
-        wait_until(lambda: "reload" in self.gw.output() and "unchanged" in self.gw.output(), what="SIGHUP reload")
+        wait_until(lambda: control(self.gw.control, "show info")["result"]["last_reload"]["ok"],
+                   what="the SIGHUP reload")
+        info = control(self.gw.control, "show info")["result"]
+        self.assertEqual(info["last_reload"]["message"], "unchanged")
+        self.assertEqual(info["last_reload"]["path"], info["table_path"])
         self.assertEqual(self.generation(), g)
         rotated = self.gw.access_log + ".1"
         self.request(path="/echo")
@@ -358,9 +383,92 @@ class Reloads(ControlTest):
         os.kill(self.gw.pid, signal.SIGUSR1)
         wait_until(lambda: "access log reopened" in self.gw.output(), what="SIGUSR1")
         self.request(path="/echo", headers={"X-Request-Id": "after-rotation"})
-        wait_until(lambda: os.path.exists(self.gw.access_log) and "after-rotation" in open(self.gw.access_log).read(),
+        def text(path):
+            with open(path) as f:
+                return f.read()
+        wait_until(lambda: os.path.exists(self.gw.access_log) and "after-rotation" in text(self.gw.access_log),
                    what="a line in the new log file")
-        self.assertNotIn("after-rotation", open(rotated).read())
+        self.assertNotIn("after-rotation", text(rotated))
+
+
+def endpoint_view(gw, upstream, address):
+    """What `gwctl upstreams --json` says of one endpoint: state, active (in flight), idle
+    (pooled connections), requests, failures."""
+    out = gwctl("upstreams", "--json", socket_path=gw.control, check=True).stdout
+    for u in json.loads(out)["upstreams"]:
+        for e in u["endpoints"] if u["name"] == upstream else ():
+            if e["address"] == address:
+                return e
+    raise AssertionError(f"no endpoint {upstream}/{address} in {out}")
+
+
+class EndpointStates(ControlTest):
+    """drain: no new requests, in-flight ones finish; maint: no new requests and the pooled
+    connections are closed. One worker, so that one pool holds every upstream connection."""
+
+    WORKERS = 1
+
+    def setUp(self):
+        self.addCleanup(lambda: self.ctl("endpoint", "set", "pool", self.backends["a"].address, "ready"))
+
+    def spread(self, n):
+        with Conn(self.gw.port) as c:
+            return Counter(c.request(path="/echo").json()["backend"] for _ in range(n))
+
+    def test_maint_closes_pooled_connections(self):
+        a = self.backends["a"]
+        with Conn(self.gw.port) as c:
+            conns = {}
+            for _ in range(4):  # round robin: two each, on one pooled connection each
+                echo = c.request(path="/echo").json()
+                conns.setdefault(echo["backend"], set()).add(echo["conn"])
+        self.assertEqual(set(conns), {"a", "b"})
+        [pooled] = conns["a"]
+        self.assertEqual(endpoint_view(self.gw, "pool", a.address)["idle"], 1)
+        r = self.ctl("endpoint", "set", "pool", a.address, "maint")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_until(lambda: backend_closed(a, pooled) == "peer", what="gwd to close the pooled connection to a")
+        view = endpoint_view(self.gw, "pool", a.address)
+        self.assertEqual((view["state"], view["idle"]), ("maint", 0))
+        self.assertEqual(self.spread(6), Counter({"b": 6}))
+        self.assertEqual(self.ctl("endpoint", "set", "pool", a.address, "ready").returncode, 0)
+        self.assertEqual(set(self.spread(4)), {"a", "b"})
+
+    def test_drain_lets_in_flight_requests_finish(self):
+        a = self.backends["a"]
+        result = {}
+        for i in range(4):  # round robin: one of two requests goes to a, which holds it
+            key = f"drain-{i}"
+
+            def held():
+                result[key] = request(self.gw.port, path=f"/hold/{key}?on=a", timeout=30)
+            t = threading.Thread(target=held)
+            t.start()
+            wait_until(lambda: backend_requests(a, f"/hold/{key}") or key in result,
+                       what="the request to reach a backend")
+            if backend_requests(a, f"/hold/{key}"):
+                break
+            t.join(10)
+        else:
+            self.fail("no request reached a")
+        try:
+            self.assertEqual(endpoint_view(self.gw, "pool", a.address)["active"], 1)
+            r = self.ctl("endpoint", "set", "pool", a.address, "drain")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(self.spread(6), Counter({"b": 6}))  # new requests go elsewhere
+            self.assertNotIn(key, result)  # the one in flight is still running
+        finally:
+            release(a, key)
+            t.join(15)
+        self.assertEqual(result[key].status, 200)
+        self.assertEqual(result[key].json()["backend"], "a")
+        # Unlike maint, drain keeps the pool: the connection that served it is pooled again.
+        [held] = backend_requests(a, f"/hold/{key}")
+        wait_until(lambda: endpoint_view(self.gw, "pool", a.address)["active"] == 0, what="a to be idle")
+        view = endpoint_view(self.gw, "pool", a.address)
+        self.assertEqual((view["state"], view["idle"]), ("drain", 1))
+        self.assertIsNone(backend_closed(a, held["conn"]))
+        self.assertEqual(self.spread(4), Counter({"b": 4}))
 
 
 class ReloadUnderLoad(ControlTest):
@@ -445,14 +553,27 @@ class Lifecycle(unittest.TestCase):
                 result = {}
 
                 def slow():
-                    result["r"] = request(port, path="/delay/1000")
+                    result["r"] = request(port, path="/delay/hold/stop", timeout=30)
+
+                def stop():
+                    result["stop"] = gwctl("stop", "--timeout", "20s", socket_path=sock)
 
                 t = threading.Thread(target=slow)
                 t.start()
-                time.sleep(0.2)
-                r = gwctl("stop", "--timeout", "10s", socket_path=sock)
-                self.assertEqual(r.returncode, 0, r.stderr)
-                t.join(10)
+                wait_until(lambda: backend_requests(a, "/delay/hold/stop"), what="the request to reach the backend")
+                stopper = threading.Thread(target=stop)
+                stopper.start()
+                try:
+                    # gwd answers on the control socket until it exits: it says it is stopping,
+                    # and the held request keeps it (and gwctl, which waits for it) running.
+                    wait_until(lambda: control(sock, "show info")["result"]["stopping"],
+                               what="gwd to start draining")
+                    self.assertTrue(stopper.is_alive(), result.get("stop"))
+                finally:
+                    release(a, "stop")
+                    t.join(15)
+                    stopper.join(30)
+                self.assertEqual(result["stop"].returncode, 0, result["stop"].stderr)
                 self.assertEqual(result["r"].status, 200)
                 self.assertFalse(os.path.exists(sock))
                 self.assertEqual(gwctl("status", socket_path=sock).returncode, 3)
@@ -461,6 +582,56 @@ class Lifecycle(unittest.TestCase):
                     gwctl("stop", "--now", socket_path=sock)
                 a.stop()
                 b.stop()
+
+    def gateway(self, d, extra=()):
+        a = Backend(d, "a")
+        self.addCleanup(a.stop)
+        gw = Gateway(d, f'version = 1\n[upstreams.a]\nendpoints = ["{a.address}"]\n'
+                        '[[routes]]\nname = "r"\nprefix = "/"\nupstream = "a"\n', workers=2, extra=extra)
+        self.addCleanup(gw.stop)
+        wait_for_control(gw)
+        return a, gw
+
+    def held_request(self, gw, a, key):
+        """Starts a request the backend holds; returns (thread, result dict) once a has it."""
+        result = {}
+
+        def run():
+            try:
+                result["r"] = request(gw.port, path=f"/hold/{key}", timeout=30)
+            except (EOFError, OSError) as e:  # cut: no response at all
+                result["r"] = e
+        t = threading.Thread(target=run)
+        t.start()
+        wait_until(lambda: backend_requests(a, f"/hold/{key}"), what="the request to reach the backend")
+        return t, result
+
+    def assertCut(self, a, key, t, result):
+        t.join(15)
+        self.assertIsInstance(result["r"], (EOFError, ConnectionError), result["r"])
+        [held] = backend_requests(a, f"/hold/{key}")
+        wait_until(lambda: backend_closed(a, held["conn"]) == "peer", what="the upstream connection to close")
+
+    def test_stop_now_cuts_in_flight_requests(self):
+        with tempfile.TemporaryDirectory(prefix="gw-ctl-") as d:
+            a, gw = self.gateway(d)
+            t, result = self.held_request(gw, a, "stop-now")
+            # The request is held until long after gwctl gives up waiting (30 s + 5 s): only
+            # cutting it lets gwd exit in time.
+            r = gwctl("stop", "--now", socket_path=gw.control)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertEqual(gw.proc.wait(10), 0)
+            self.assertCut(a, "stop-now", t, result)
+            self.assertEqual(count_lines(gw, "closing 1 connection(s) with a request in flight"), 1, gw.output())
+
+    def test_a_drain_that_times_out_cuts_the_request_in_flight(self):
+        with tempfile.TemporaryDirectory(prefix="gw-ctl-") as d:
+            a, gw = self.gateway(d, extra=("--drain-timeout", "1s"))
+            t, result = self.held_request(gw, a, "drain-timeout")
+            os.kill(gw.pid, signal.SIGTERM)
+            self.assertEqual(gw.proc.wait(30), 0)  # the request is never released
+            self.assertCut(a, "drain-timeout", t, result)
+            self.assertEqual(count_lines(gw, "closing 1 connection(s) with a request in flight"), 1, gw.output())
 
     def test_start_with_a_control_group_lets_the_group_in(self):
         nobody = (65534, grp.getgrnam("nogroup").gr_gid)
@@ -507,6 +678,7 @@ class Lifecycle(unittest.TestCase):
                             '[[routes]]\nname = "r"\nprefix = "/"\nupstream = "a"\n')
             try:
                 self.assertEqual(gw.control, stale)
+                wait_for_control(gw)
                 self.assertEqual(control(gw.control, "ping")["result"]["pid"], gw.pid)
             finally:
                 gw.stop()

@@ -145,13 +145,34 @@ Reply Daemon::check(const std::string& path) {
   return r;
 }
 
+net::awaitable<Result<runtime::SnapshotPtr>> Daemon::load(std::string file,
+                                                          std::uint64_t generation) {
+  // Loading may wait seconds for a new JWKS URL's first fetch: it runs on a thread of its own,
+  // so that the main thread keeps serving the control socket (a reload meanwhile gets `busy`)
+  // and signals. Reloads are serialised, so the previous loader has finished by now.
+  if (loader_.joinable()) loader_.join();
+  auto result = std::make_shared<std::optional<Result<runtime::SnapshotPtr>>>();
+  // Cancelled once the result is in. Only the main thread touches it: the loader posts.
+  net::steady_timer done(main_, Clock::time_point::max());
+  loader_ = std::thread([file = std::move(file), generation, result, &done, &main = main_] {
+    *result = runtime::Snapshot::load(file, generation);
+    net::post(main, [&done] { done.cancel(); });
+  });
+  co_await done.async_wait(kTuple);
+  co_return std::move(**result);
+}
+
+Daemon::~Daemon() {
+  if (loader_.joinable()) loader_.join();
+}
+
 net::awaitable<Reply> Daemon::reload(std::optional<std::string> path) {
   auto lock = lock_reload();
   if (!lock) co_return std::move(lock.error());
   const auto t0 = Clock::now();
   const std::string file = path ? *path : table_path_;
   const std::uint64_t old_generation = current_->generation();
-  auto s = runtime::Snapshot::load(file, last_generation_ + 1);
+  auto s = co_await load(file, last_generation_ + 1);
   Reply r;
   if (!s) {
     r = table_refused(file, s.error());

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -49,6 +50,7 @@ public:
   Daemon(const DaemonOptions& opts, boost::asio::io_context& main,
          std::vector<std::unique_ptr<Worker>>& workers, observe::LogFile* log,
          runtime::SnapshotPtr first, std::vector<std::string> listeners);
+  ~Daemon();
 
   boost::asio::io_context& main() noexcept { return main_; }
   const DaemonOptions& options() const noexcept { return opts_; }
@@ -87,6 +89,9 @@ private:
   /// The lock, or the reply refusing a reload or rollback: gwd is stopping, or one already runs.
   std::expected<ReloadLock, Reply> lock_reload();
   boost::asio::awaitable<void> publish(runtime::SnapshotPtr s);
+  /// Snapshot::load on the loader thread; resumes on the main thread with its result.
+  boost::asio::awaitable<Result<runtime::SnapshotPtr>> load(std::string file,
+                                                            std::uint64_t generation);
 
   const DaemonOptions& opts_;
   boost::asio::io_context& main_;
@@ -101,6 +106,7 @@ private:
   bool reloading_ = false;
   bool stopping_ = false;
   nlohmann::json last_reload_ = nullptr;
+  std::thread loader_; // the last reload's Snapshot::load; joined before the next and at exit
 };
 
 /// The control socket: NDJSON over a Unix stream socket, on the main io_context.

@@ -1,5 +1,6 @@
 #include "worker.hpp"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -116,6 +117,13 @@ void Worker::drain(Clock::time_point deadline) {
     auto poll = std::make_shared<std::function<void()>>();
     *poll = [this, timer, poll, deadline] {
       if (state_.sessions.empty() || Clock::now() >= deadline) {
+        // Stopping the loop abandons the requests still running: say how many were cut.
+        const auto busy = std::count_if(state_.sessions.begin(), state_.sessions.end(),
+                                        [](const proxy::SessionHandle& s) { return !s.idle; });
+        if (busy > 0)
+          std::fprintf(stderr,
+                       "gwd: worker %u: closing %zu connection(s) with a request in flight\n",
+                       state_.id, static_cast<std::size_t>(busy));
         state_.log.flush();
         ioc_.stop();
         *poll = nullptr; // break the cycle
