@@ -51,21 +51,26 @@ Result<tcp::endpoint> parse_listen(const std::string& s) {
   return tcp::endpoint(addr, static_cast<unsigned short>(p));
 }
 
+/// "127.0.0.1:8080", "[::1]:8080".
+std::string endpoint_text(const tcp::endpoint& ep) {
+  const std::string addr =
+      ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+  return addr + ":" + std::to_string(ep.port());
+}
+
 /// With SO_REUSEPORT a second process could silently share our port; a plain bind first makes
-/// "port taken" an error, as users expect.
+/// "port taken" an error, as users expect. Port 0 needs no probe: the kernel gives a port-0 bind
+/// a port no socket holds, SO_REUSEPORT or not.
 Result<void> check_port_free(const tcp::endpoint& ep) {
+  if (ep.port() == 0) return {};
   net::io_context ioc;
   tcp::acceptor probe(ioc);
   boost::system::error_code ec;
   probe.open(ep.protocol(), ec);
   if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) probe.bind(ep, ec);
-  if (ec) {
-    std::string addr =
-        ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
-    return fail(errc::io_error,
-                "cannot listen on " + addr + ":" + std::to_string(ep.port()) + ": " + ec.message());
-  }
+  if (ec)
+    return fail(errc::io_error, "cannot listen on " + endpoint_text(ep) + ": " + ec.message());
   return {};
 }
 
@@ -353,11 +358,17 @@ int run_daemon(const DaemonOptions& opts) {
       std::fprintf(stderr, "gwd: %s\n", r.error().message.c_str());
       return 1;
     }
+    // Port 0: the first worker got a port from the kernel; the others join it there
+    // (SO_REUSEPORT), so every worker serves the one port gwd reports.
+    if (i == 0) addrs = w->bound();
     workers.push_back(std::move(w));
   }
+  std::vector<std::string> listeners;
+  for (const auto& ep : addrs)
+    listeners.push_back(endpoint_text(ep));
 
   net::io_context main;
-  Daemon daemon(opts, main, workers, log.get(), *snap, opts.listen);
+  Daemon daemon(opts, main, workers, log.get(), *snap, listeners);
   const std::string control_path = opts.control.empty() ? kDefaultControlSocket : opts.control;
   ControlServer control(daemon, control_path, opts.control_group);
   bool control_on = true;
@@ -379,12 +390,17 @@ int run_daemon(const DaemonOptions& opts) {
   if (control_on) control.start();
 
   std::string where;
-  for (const auto& l : opts.listen)
+  for (const auto& l : listeners)
     where += (where.empty() ? "" : ", ") + l;
   std::fprintf(
       stderr, "gwd: serving %s (generation 1, sha256 %s, %zu routes) on %s with %u worker%s%s\n",
       opts.table.c_str(), short_digest((*snap)->digest()).c_str(), (*snap)->config().routes.size(),
       where.c_str(), n, n == 1 ? "" : "s", control_on ? (", control " + control_path).c_str() : "");
+  // The machine-readable announcement (README, "gwd"): one line per --listen, in order, with the
+  // port actually bound, once gwd serves. Scripts that start gwd on port 0 wait for these.
+  for (const auto& l : listeners)
+    std::printf("listening %s\n", l.c_str());
+  std::fflush(stdout);
   sd_notifyf(0, "READY=1\nMAINPID=%lu", static_cast<unsigned long>(::getpid()));
 
   net::signal_set signals(main, SIGINT, SIGTERM, SIGHUP);
