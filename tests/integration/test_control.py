@@ -3,6 +3,7 @@ errors, privilege levels, and reloads that never drop a request."""
 import grp
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -13,7 +14,7 @@ import time
 import unittest
 from collections import Counter
 
-from harness import (Backend, Conn, Gateway, GatewayTest, control, free_port, gwctl, request,
+from harness import (Backend, Conn, Gateway, GatewayTest, control, gwctl, request,
                      wait_until, GWCTL, GWD)
 
 SPEC = """
@@ -156,7 +157,7 @@ class Protocol(ControlTest):
 
     def test_a_second_gwd_does_not_take_over_the_socket(self):
         # Started directly, not through `gwctl start`, which would refuse before gwd runs.
-        r = subprocess.run([GWD, "--table", self.gw.table_path, "--listen", f"127.0.0.1:{free_port()}",
+        r = subprocess.run([GWD, "--table", self.gw.table_path, "--listen", "127.0.0.1:0",
                             "--workers", "1", "--control", self.gw.control],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
@@ -422,6 +423,44 @@ class ReloadUnderLoad(ControlTest):
         self.assertEqual(failures, [])
 
 
+class PortZero(ControlTest):
+    """--listen 127.0.0.1:0: every worker serves the one port the kernel chose, and gwd reports
+    it (standard output, show info, gwctl status)."""
+
+    def test_every_worker_serves_the_reported_port(self):
+        self.assertEqual(self.gw.listeners, [f"127.0.0.1:{self.gw.port}"])
+        self.assertNotEqual(self.gw.port, 0)
+        self.assertEqual(control(self.gw.control, "show info")["result"]["listeners"], self.gw.listeners)
+        status = self.ctl("status").stdout
+        self.assertRegex(status, rf"listening +127\.0\.0\.1:{self.gw.port}\n")
+        # New connections are spread over the workers' sockets by the kernel; within a bounded
+        # number of them both workers must have answered on the reported port.
+        sent, seen = 0, set()
+        for _ in range(10):  # batches of 20 connections
+            for _ in range(20):
+                r = self.request(path="/echo", headers={"X-Request-Id": f"port-zero-{sent}"})
+                self.assertEqual(r.status, 200, r)
+                sent += 1
+            wait_until(lambda: len(self.zero_records()) == sent, what=f"{sent} access log lines")
+            seen = {x["worker"] for x in self.zero_records()}
+            if seen == set(range(self.WORKERS)):
+                break
+        self.assertEqual(seen, set(range(self.WORKERS)))
+
+    def zero_records(self):
+        return [x for x in self.gw.access_records(expect=0) if x["request_id"].startswith("port-zero-")]
+
+    def test_a_second_gwd_cannot_share_the_reported_port(self):
+        # SO_REUSEPORT would let a second gwd of the same user join the port: the plain-bind probe
+        # refuses it, port 0 or not.
+        r = subprocess.run([GWD, "--table", self.gw.table_path, "--listen", f"127.0.0.1:{self.gw.port}",
+                            "--workers", "1", "--control", os.path.join(self.tmp.name, "second.sock")],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(f"cannot listen on 127.0.0.1:{self.gw.port}", r.stderr)
+        self.assertNotIn("listening ", r.stdout)
+
+
 class Lifecycle(unittest.TestCase):
     def test_start_status_stop_with_in_flight_requests(self):
         with tempfile.TemporaryDirectory(prefix="gw-ctl-") as d:
@@ -430,14 +469,17 @@ class Lifecycle(unittest.TestCase):
             spec = os.path.join(d, "spec.toml")
             with open(spec, "w") as f:
                 f.write(SPEC.format(a=a.address, b=b.address, extra=""))
-            port = free_port()
             try:
-                r = gwctl("start", spec, "--listen", f"127.0.0.1:{port}", "--workers", "2", socket_path=sock)
+                r = gwctl("start", spec, "--listen", "127.0.0.1:0", "--workers", "2", socket_path=sock)
                 self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-                self.assertIn(f"listening on 127.0.0.1:{port}", r.stdout)
+                # The port gwd was given, not the 0 it was asked for.
+                m = re.search(r"listening on 127\.0\.0\.1:(\d+)\n", r.stdout)
+                self.assertIsNotNone(m, r.stdout)
+                port = int(m.group(1))
+                self.assertNotEqual(port, 0)
                 self.assertEqual(os.stat(os.path.dirname(sock)).st_mode & 0o777, 0o750)
                 self.assertEqual(os.stat(sock).st_mode & 0o777, 0o660)
-                again = gwctl("start", spec, "--listen", f"127.0.0.1:{free_port()}", socket_path=sock)
+                again = gwctl("start", spec, "--listen", "127.0.0.1:0", socket_path=sock)
                 self.assertEqual(again.returncode, 4)
                 self.assertIn("already running", again.stderr)
                 self.assertEqual(request(port, path="/echo").status, 200)
@@ -472,7 +514,7 @@ class Lifecycle(unittest.TestCase):
             with open(spec, "w") as f:
                 f.write(SPEC.format(a=a.address, b=b.address, extra=""))
             try:
-                r = gwctl("start", spec, "--listen", f"127.0.0.1:{free_port()}", "--control-group", "nogroup",
+                r = gwctl("start", spec, "--listen", "127.0.0.1:0", "--control-group", "nogroup",
                           socket_path=sock)
                 self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
                 st = os.stat(os.path.dirname(sock))

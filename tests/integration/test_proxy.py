@@ -3,12 +3,13 @@ streaming, load balancing, timeouts, retries and upstream failures."""
 import hashlib
 import os
 import socket
+import subprocess
 import threading
 import time
 import unittest
 from collections import Counter
 
-from harness import Backend, Conn, Gateway, GatewayTest, free_port, raw, status_of, wait_until
+from harness import Backend, Conn, Gateway, GatewayTest, ReservedPort, raw, status_of, wait_until
 
 ROUTES = """
 version = 1
@@ -357,7 +358,9 @@ timeout = "2s"
 
     @classmethod
     def setUpClass(cls):
-        cls.SPEC = cls.SPEC.replace("{dead}", str(free_port()))
+        cls.dead = ReservedPort()  # bound, never listening: connections to it are refused
+        cls.addClassCleanup(cls.dead.close)
+        cls.SPEC = cls.SPEC.replace("{dead}", str(cls.dead.port))
         super().setUpClass()
 
     def test_misbehaving_upstreams(self):
@@ -466,7 +469,7 @@ class Lifecycle(unittest.TestCase):
             bad = os.path.join(d, "bad.gwrt")
             with open(bad, "wb") as f:
                 f.write(b"GWRT\r\n\x1a\n" + b"\0" * 100)
-            out = subprocess.run([GWD, "--table", bad, "--listen", f"127.0.0.1:{free_port()}"],
+            out = subprocess.run([GWD, "--table", bad, "--listen", "127.0.0.1:0"],
                                  capture_output=True, text=True, timeout=10)
             self.assertEqual(out.returncode, 1)
             self.assertIn("table.", out.stderr)
