@@ -153,6 +153,14 @@ class Gateway(Process):
         assert self.alive(), self.output()
         self.port = int(self.listeners[0].rsplit(":", 1)[1])
 
+    def restart(self):
+        """Stops this gwd by PID (a drain) and serves the same table file with a new one, on the
+        same control socket and access log and a new port; returns the old one's exit status. Its
+        output() is the new process's."""
+        rc = self.stop()
+        self.serve()
+        return rc
+
     def read_listeners(self):
         """The addresses gwd announced, once it did."""
         self.listeners = listening_lines(self.output())

@@ -423,6 +423,94 @@ class ReloadUnderLoad(ControlTest):
         self.assertEqual(failures, [])
 
 
+class RollbackSurvives(ControlTest):
+    """A rollback puts the previous table back into the file gwd serves, so that re-reading that
+    file (SIGHUP, a reload without a table, a restart) keeps serving what the rollback restored,
+    and status says what is served and why."""
+
+    B_ROUTE = '[[routes]]\nname = "which"\npath = "/which"\nupstream = "slow"\nrewrite = { path = "/echo/table-b" }\n'
+
+    def which(self):
+        """The path the backend saw for /which: "/which" on table A, "/echo/table-b" on B."""
+        r = self.request(path="/which")
+        self.assertEqual(r.status, 200, r)
+        return r.json()["target"]
+
+    def info(self):
+        return control(self.gw.control, "show info")["result"]
+
+    def sighup_reloads(self):
+        return [l for l in self.gw.output().splitlines() if l.startswith("gwd: reload ")]
+
+    def test_rollback_survives_sighup_reload_and_restart(self):
+        served = self.info()["table_path"]
+        a = self.info()["table"]["sha256"]
+        self.assertEqual(self.which(), "/which")
+        r = self.ctl("reload", self.write_spec("b.toml", self.B_ROUTE))  # compiled over `served`
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.which(), "/echo/table-b")
+        g_b = self.generation()
+        self.assertNotEqual(self.info()["table"]["sha256"], a)
+
+        r = self.ctl("rollback")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")  # no warning: the file was written back
+        self.assertEqual(self.which(), "/which")
+        self.assertEqual(self.info()["table"]["sha256"], a)
+        on_disk = control(self.gw.control, "check", {"path": served})["result"]
+        self.assertEqual(on_disk["sha256"], a)
+        self.assertTrue(on_disk["unchanged"])
+        info = self.info()
+        self.assertEqual(info["table_path"], served)
+        self.assertEqual((info["served"]["how"], info["served"]["rolled_back_from"]), ("rollback", g_b))
+        status = self.ctl("status").stdout
+        self.assertIn(f"rolled back from generation {g_b} to the table of generation {g_b - 1}", status)
+        self.assertIn(f"{served} holds it again", status)
+
+        before = len(self.sighup_reloads())
+        os.kill(self.gw.pid, signal.SIGHUP)
+        wait_until(lambda: len(self.sighup_reloads()) > before, what="the SIGHUP reload")
+        self.assertIn("unchanged", self.sighup_reloads()[-1])
+        self.assertEqual(self.which(), "/which")
+        r = self.ctl("reload")  # what `systemctl reload` runs
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("unchanged", r.stdout)
+        self.assertEqual(self.which(), "/which")
+        self.assertEqual(self.info()["table"]["sha256"], a)
+
+        self.assertEqual(self.gw.restart(), 0)
+        self.assertEqual(self.which(), "/which")
+        info = self.info()
+        self.assertEqual((info["table"]["sha256"], info["table"]["generation"]), (a, 1))
+        self.assertIn(f"loaded from {served} at startup", self.ctl("status").stdout)
+
+    def test_rollback_whose_file_cannot_be_written_says_so(self):
+        # The previous table came from a file in a directory that is gone: it cannot be written
+        # back, so the rollback serves it from memory and says a restart would not.
+        d = os.path.join(self.tmp.name, "gone")
+        os.mkdir(d)
+        here = self.info()["table_path"]
+        first = self.compile(self.write_spec("first.toml", 'timeout = "4s"'), os.path.join(d, "first.gwrt"))
+        second = self.compile(self.write_spec("second.toml", self.B_ROUTE), os.path.join(self.tmp.name, "second.gwrt"))
+        try:
+            for table in (first, second):
+                r = self.ctl("reload", table)
+                self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(self.which(), "/echo/table-b")
+            os.remove(first)
+            os.rmdir(d)
+            r = self.ctl("rollback", "--json")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            res = json.loads(r.stdout)
+            self.assertFalse(res["file_written"])
+            self.assertIn(f"cannot write the table back to {first}", res["warning"])
+            self.assertEqual(self.which(), "/which")
+            self.assertIn("in memory only", self.ctl("status").stdout)
+        finally:
+            r = self.ctl("reload", here)  # the class's own table again, for the other tests
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+
 class PortZero(ControlTest):
     """--listen 127.0.0.1:0: every worker serves the one port the kernel chose, and gwd reports
     it (standard output, show info, gwctl status)."""

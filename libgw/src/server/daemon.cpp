@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon_state.hpp"
+#include "gw/core/file.hpp"
 #include "gw/core/sha256.hpp"
 #include "gw/core/text.hpp"
 #include "gw/table/codec.hpp"
@@ -126,7 +127,10 @@ Daemon::Daemon(const DaemonOptions& opts, net::io_context& main,
                std::vector<std::unique_ptr<Worker>>& workers, observe::LogFile* log,
                runtime::SnapshotPtr first, std::vector<std::string> listeners)
     : opts_(opts), main_(main), workers_(workers), log_(log), current_(std::move(first)),
-      table_path_(opts.table), listeners_(std::move(listeners)) {}
+      table_path_(opts.table), listeners_(std::move(listeners)),
+      served_({{"how", "startup"},
+               {"path", opts.table},
+               {"reason", "loaded from " + opts.table + " at startup"}}) {}
 
 net::awaitable<void> Daemon::publish(runtime::SnapshotPtr s) {
   // RCU through the event loops: every worker installs the new generation between two events
@@ -160,7 +164,20 @@ net::awaitable<Reply> Daemon::reload(std::optional<std::string> path) {
   Reply r;
   if (!s) {
     r = table_refused(file, s.error());
+  } else if (!path && stale_file_ && file == stale_file_->path &&
+             sha256((*s)->file_bytes()) == stale_file_->sha256) {
+    // A rollback that could not write its table back left the file holding the table it rolled
+    // back from: re-reading it (SIGHUP, systemctl reload) would silently undo the rollback.
+    r = Reply::error("rolled_back",
+                     file + " still holds the table that the rollback to generation " +
+                         std::to_string(stale_file_->generation) + " could not replace (" +
+                         stale_file_->reason + "); generation " + std::to_string(old_generation) +
+                         " keeps serving. Write a new table there, or name the file (gwctl "
+                         "reload " +
+                         file + ") to serve it anyway");
   } else if ((*s)->digest() == current_->digest()) {
+    if (file != table_path_)
+      served_ = {{"how", "reload"}, {"path", file}, {"reason", "reloaded from " + file}};
     table_path_ = file;
     r.result = {{"unchanged", true},
                 {"generation", old_generation},
@@ -171,6 +188,8 @@ net::awaitable<Reply> Daemon::reload(std::optional<std::string> path) {
     ++last_generation_;
     co_await publish(*s);
     table_path_ = file;
+    stale_file_.reset();
+    served_ = {{"how", "reload"}, {"path", file}, {"reason", "reloaded from " + file}};
     const auto took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
     r.result = {{"unchanged", false},
                 {"previous_generation", old_generation},
@@ -206,21 +225,59 @@ net::awaitable<Reply> Daemon::rollback() {
   if (!lock) co_return std::move(lock.error());
   if (!previous_)
     co_return Reply::error("no_previous", "there is no previous generation to return to");
-  auto s = runtime::Snapshot::republish(*previous_, last_generation_ + 1);
+  // The previous generation comes back with its file: usually a newer table was written over
+  // that file since, and a reload (SIGHUP, systemctl reload) or a restart would serve the newer
+  // table again. Its bytes go back first, atomically; when that is impossible (a read-only
+  // directory) the rollback still happens, says so, and reloads refuse to undo it silently.
+  const std::string file = previous_->source();
+  auto s = runtime::Snapshot::republish(*previous_, last_generation_ + 1, file);
   if (!s) co_return Reply::error("internal", s.error().message);
+  const std::string& bytes = previous_->file_bytes();
+  auto on_disk = file::read_all(file, table::kMaxTableBytes);
+  std::string write_error;
+  if (!on_disk || *on_disk != bytes) {
+    auto w = file::write_atomic(
+        file, std::span(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()));
+    if (!w) write_error = w.error().message;
+  }
   const std::uint64_t old_generation = current_->generation();
   const std::uint64_t restored = previous_->generation();
   ++last_generation_;
   co_await publish(*s);
+  table_path_ = file;
+  std::string reason = "rolled back from generation " + std::to_string(old_generation) +
+                       " to the table of generation " + std::to_string(restored);
+  if (write_error.empty()) {
+    stale_file_.reset();
+    reason += ", " + file + " holds it again";
+  } else {
+    stale_file_ =
+        StaleFile{file, on_disk ? sha256(*on_disk) : Sha256{}, current_->generation(), write_error};
+    reason += ", in memory only (" + write_error + "): a restart serves what " + file + " holds";
+  }
+  served_ = {{"how", "rollback"},
+             {"path", file},
+             {"rolled_back_from", old_generation},
+             {"restored_generation", restored},
+             {"file_written", write_error.empty()},
+             {"reason", reason}};
   Reply r;
   r.result = {{"previous_generation", old_generation},
               {"generation", current_->generation()},
               {"restored_generation", restored},
-              {"sha256", to_hex(current_->digest())}};
-  std::fprintf(stderr, "gwd: rollback: generation %llu -> %llu (the table of generation %llu)\n",
+              {"sha256", to_hex(current_->digest())},
+              {"path", file},
+              {"file_written", write_error.empty()}};
+  if (!write_error.empty())
+    r.result["warning"] = "cannot write the table back to " + file + " (" + write_error +
+                          "): a restart serves what the file holds";
+  std::fprintf(stderr,
+               "gwd: rollback: generation %llu -> %llu (the table of generation %llu), %s\n",
                static_cast<unsigned long long>(old_generation),
                static_cast<unsigned long long>(current_->generation()),
-               static_cast<unsigned long long>(restored));
+               static_cast<unsigned long long>(restored),
+               write_error.empty() ? ("written back to " + file).c_str()
+                                   : ("in memory only: " + write_error).c_str());
   co_return r;
 }
 
@@ -278,6 +335,7 @@ nlohmann::json Daemon::info() const {
           {"listeners", listeners_},
           {"table", table_json(*current_)},
           {"table_path", table_path_},
+          {"served", served_},
           {"loaded_unix", std::chrono::duration_cast<std::chrono::seconds>(
                               current_->loaded_at().time_since_epoch())
                               .count()},
