@@ -409,6 +409,29 @@ timeout = "2s"
     def test_gateway_survived(self):
         self.assertTrue(self.gw.alive())
 
+    def test_error_bodies_name_no_upstream_address_but_the_access_log_does(self):
+        # The client learns the kind and its request id; the addresses behind gw stay in the
+        # access log (error_detail) and gwd's own log.
+        a = self.backends["a"]
+        cases = (("/dead/x", 502, "upstream_connect_failed", self.dead),
+                 ("/delay/5000", 504, "upstream_timeout", a))
+        for path, status, kind, upstream in cases:
+            with self.subTest(path=path):
+                r = self.request(path=path)
+                self.assertEqual(r.status, status, r)
+                body = r.body.decode()
+                self.assertNotIn("127.0.0.1", body)
+                self.assertNotIn(str(upstream.port), body)
+                rid = r.header("x-request-id")
+                self.assertEqual(set(r.json()), {"error", "message", "request_id"})
+                self.assertEqual((r.json()["error"], r.json()["request_id"]), (kind, rid))
+                wait_until(lambda: any(x["request_id"] == rid for x in self.gw.access_records()),
+                           what="the access log line")
+                rec = [x for x in self.gw.access_records() if x["request_id"] == rid][0]
+                self.assertEqual(rec["error"], kind)
+                self.assertIn(upstream.address, rec["error_detail"])
+        self.assertIn(f'gwd: upstream "', self.gw.output())
+
 
 class TrustedProxy(GatewayTest):
     SPEC = """
