@@ -483,6 +483,34 @@ upstream = "a"
             self.assertLess(time.monotonic() - t0, 2.0)
 
 
+class GwdCommandLine(unittest.TestCase):
+    def gwd(self, *args):
+        from harness import GWD
+        return subprocess.run([GWD, *args], capture_output=True, text=True, timeout=10)
+
+    def test_help_shows_defaults_and_signals(self):
+        r = self.gwd("--help")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        text = " ".join(r.stdout.split())
+        for flag, default in (("--header-timeout", "10s"), ("--idle-timeout", "60s"),
+                              ("--drain-timeout", "30s"), ("--upstream-idle-timeout", "30s")):
+            self.assertRegex(text, rf"{flag} TEXT ((?! --).)*\(default {default}\)")
+        for words in ("SIGHUP reloads the current table file", "SIGTERM and SIGINT drain",
+                      "SIGUSR1 reopens the access log", '"listening ADDRESS:PORT"'):
+            self.assertIn(words, text)
+
+    def test_an_unknown_option_is_named(self):
+        for args in (("--bogus",), ("--table", "x.gwrt", "--listen", "127.0.0.1:0", "--bogus")):
+            with self.subTest(args=args):
+                r = self.gwd(*args)
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                self.assertIn("--bogus", r.stderr)
+                self.assertNotIn("is required", r.stderr)
+        r = self.gwd("--listen", "127.0.0.1:0")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--table is required", r.stderr)
+
+
 class Lifecycle(unittest.TestCase):
     def test_port_taken_and_bad_table_are_clear_errors(self):
         import subprocess
