@@ -442,9 +442,10 @@ class Redis(Process):
     to bring it back on the same address.
 
     redis-server cannot bind port 0 and report it, so the port is reserved first (a bound socket
-    with SO_REUSEADDR, which redis-server sets too) and stays reserved while this object lives,
-    also across a stop, so nothing else takes it between a stop and a restart. Should the bind
-    fail all the same, the server is started again on a new port, a few times at most."""
+    with SO_REUSEADDR, which redis-server sets too) and stays reserved until stop();
+    stop(keep_port=True) keeps it for `again`, so nothing else takes it between a stop and a
+    restart. Should the bind fail all the same, the server is started again on a new port, a few
+    times at most."""
 
     ATTEMPTS = 5
 
