@@ -484,31 +484,42 @@ class RollbackSurvives(ControlTest):
         self.assertEqual((info["table"]["sha256"], info["table"]["generation"]), (a, 1))
         self.assertIn(f"loaded from {served} at startup", self.ctl("status").stdout)
 
-    def test_rollback_whose_file_cannot_be_written_says_so(self):
-        # The previous table came from a file in a directory that is gone: it cannot be written
-        # back, so the rollback serves it from memory and says a restart would not.
-        d = os.path.join(self.tmp.name, "gone")
-        os.mkdir(d)
-        here = self.info()["table_path"]
-        first = self.compile(self.write_spec("first.toml", 'timeout = "4s"'), os.path.join(d, "first.gwrt"))
-        second = self.compile(self.write_spec("second.toml", self.B_ROUTE), os.path.join(self.tmp.name, "second.gwrt"))
-        try:
-            for table in (first, second):
-                r = self.ctl("reload", table)
-                self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertEqual(self.which(), "/echo/table-b")
-            os.remove(first)
-            os.rmdir(d)
-            r = self.ctl("rollback", "--json")
-            self.assertEqual(r.returncode, 0, r.stderr)
-            res = json.loads(r.stdout)
-            self.assertFalse(res["file_written"])
-            self.assertIn(f"cannot write the table back to {first}", res["warning"])
-            self.assertEqual(self.which(), "/which")
-            self.assertIn("in memory only", self.ctl("status").stdout)
-        finally:
-            r = self.ctl("reload", here)  # the class's own table again, for the other tests
-            self.assertEqual(r.returncode, 0, r.stderr)
+    def test_a_rollback_that_cannot_write_its_file_is_not_undone_by_a_reload(self):
+        served = self.info()["table_path"]
+        r = self.ctl("reload", self.write_spec("b.toml", self.B_ROUTE))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        g_b = self.generation()
+        # gwd writes a file as FILE.tmp.PID, then renames it: a directory of that name makes the
+        # write fail as a read-only directory would, even for root, while the file stays readable.
+        blocker = f"{served}.tmp.{self.gw.pid}"
+        os.mkdir(blocker)
+        self.addCleanup(lambda: os.path.isdir(blocker) and os.rmdir(blocker))
+        r = self.ctl("rollback", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        res = json.loads(r.stdout)
+        self.assertFalse(res["file_written"])
+        self.assertIn(f"cannot write the table back to {served}", res["warning"])
+        self.assertEqual(self.which(), "/which")
+        self.assertIn("in memory only", self.ctl("status").stdout)
+
+        # The file still holds table B: re-reading it would undo the rollback, so gwd refuses.
+        before = len(self.sighup_reloads())
+        os.kill(self.gw.pid, signal.SIGHUP)
+        wait_until(lambda: len(self.sighup_reloads()) > before, what="the SIGHUP reload")
+        self.assertIn("rejected", self.sighup_reloads()[-1])
+        r = self.ctl("reload")
+        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+        self.assertIn(f"{served} still holds the table that the rollback to generation {g_b + 1}", r.stderr)
+        self.assertEqual(self.which(), "/which")
+        # Named explicitly, the file is served again.
+        r = self.ctl("reload", served)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.which(), "/echo/table-b")
+        os.rmdir(blocker)
+        r = self.ctl("rollback")  # back to table A, for the other tests: written back this time
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
+        self.assertEqual(self.which(), "/which")
 
 
 class PortZero(ControlTest):
