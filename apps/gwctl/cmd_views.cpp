@@ -46,6 +46,7 @@ int run_status(const Global& g, const ViewOptions& o) {
   row("table", str(i, "table_path") + ", generation " + str(t, "generation") + ", sha256 " +
                    str(t, "sha256").substr(0, 16) + ", " + str(t, "routes") + " routes, " +
                    str(t, "upstreams") + " upstreams");
+  if (i.contains("served")) row("served", str(i["served"], "reason"));
   if (!i["previous_generation"].is_null())
     row("previous",
         "generation " + str(i, "previous_generation") + " (gwctl rollback returns to it)");
@@ -168,6 +169,8 @@ int run_rollback(const Global& g, const ViewOptions& o) {
               str(*r.result, "previous_generation").c_str(), str(*r.result, "generation").c_str(),
               str(*r.result, "restored_generation").c_str(),
               str(*r.result, "sha256").substr(0, 16).c_str());
+  if (r.result->contains("warning"))
+    std::fprintf(stderr, "warning: %s\n", str(*r.result, "warning").c_str());
   return kOk;
 }
 

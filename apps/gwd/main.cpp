@@ -21,28 +21,44 @@ int main(int argc, char** argv) {
   gw::server::DaemonOptions o;
   CLI::App app{"gwd: the gw gateway daemon; serves a compiled route table (.gwrt)", "gwd"};
   app.set_version_flag("--version", std::string("gwd ") + GW_VERSION);
-  app.footer("Exit codes: 0 stopped cleanly, 1 cannot start (bad table, port taken), 2 usage.\n"
-             "Signals: SIGTERM/SIGINT drain (finish in-flight requests, then exit).");
+  app.footer("Signals: SIGHUP reloads the current table file (as `gwctl reload` does), SIGTERM\n"
+             "and SIGINT drain (stop accepting, let in-flight requests finish for up to\n"
+             "--drain-timeout, then exit), SIGUSR1 reopens the access log (log rotation).\n"
+             "Once serving, gwd prints one line per --listen to standard output,\n"
+             "\"listening ADDRESS:PORT\", with the port actually bound (--listen 127.0.0.1:0\n"
+             "takes any free port).\n"
+             "Exit codes: 0 stopped cleanly, 1 cannot start (bad table, port taken), 2 usage.");
   std::string header_timeout = "10s", idle_timeout = "60s", drain_timeout = "30s",
               upstream_idle = "30s";
-  app.add_option("--table", o.table, "Compiled route table (gwctl compile)")->required();
-  app.add_option("--listen", o.listen, "Address to serve, HOST:PORT (repeatable)")->required();
+  // --table and --listen are checked after parsing rather than marked required: CLI11 reports a
+  // missing required option before an unknown one, and `gwd --bogus` should name --bogus.
+  app.add_option("--table", o.table, "Compiled route table (gwctl compile); required");
+  app.add_option("--listen", o.listen,
+                 "Address to serve, HOST:PORT (repeatable; port 0: any free port); required");
   app.add_option("--workers", o.workers, "Worker threads (default: one per core)")
       ->check(CLI::Range(1, 256));
   app.add_option("--access-log", o.access_log, "Access log: a path, or - for standard output");
-  app.add_option("--control", o.control, "Control socket (default: /run/gw/gwd.sock)");
+  app.add_option("--control", o.control,
+                 std::string("Control socket (default: ") + gw::server::kDefaultControlSocket +
+                     ")");
   app.add_option("--control-group", o.control_group,
                  "Group allowed to use the control socket (mode 0660)");
   app.add_option("--trusted-proxy", o.trusted_proxies,
                  "CIDR whose X-Forwarded-* and Forwarded headers are kept (repeatable)");
-  app.add_option("--header-timeout", header_timeout, "Time a client has to send a request head");
-  app.add_option("--idle-timeout", idle_timeout, "Keep-alive wait for a client's next request");
+  // Defaults in the text rather than CLI11's "TEXT=10s", which reads as syntax.
+  app.add_option("--header-timeout", header_timeout,
+                 "Time a client has to send a request head (default " + header_timeout + ")");
+  app.add_option("--idle-timeout", idle_timeout,
+                 "Keep-alive wait for a client's next request (default " + idle_timeout + ")");
   app.add_option("--drain-timeout", drain_timeout,
-                 "How long in-flight requests may finish on SIGTERM");
+                 "How long in-flight requests may finish on SIGTERM (default " + drain_timeout +
+                     ")");
   app.add_option("--upstream-idle-timeout", upstream_idle,
-                 "How long pooled upstream connections are kept");
+                 "How long pooled upstream connections are kept (default " + upstream_idle + ")");
   try {
     app.parse(argc, argv);
+    if (o.table.empty()) throw CLI::RequiredError("--table");
+    if (o.listen.empty()) throw CLI::RequiredError("--listen");
     o.header_timeout = duration_arg("--header-timeout", header_timeout);
     o.idle_timeout = duration_arg("--idle-timeout", idle_timeout);
     o.drain_timeout = duration_arg("--drain-timeout", drain_timeout);

@@ -19,10 +19,37 @@ GWCTL = os.environ.get("GWCTL", "gwctl")
 PYTHON = sys.executable
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class ReservedPort:
+    """A port on 127.0.0.1 that refuses connections: a socket bound but not listening, held
+    until close(), so no other test or process is given the port meanwhile (a port that was only
+    free a moment ago may be someone else's by the time it is used).
+
+    `reuse` sets SO_REUSEADDR, which lets a server that sets it too (redis-server) bind and listen
+    on the port while it stays reserved. `take()` hands the socket to a server that will listen on
+    it itself."""
+
+    def __init__(self, reuse=False):
+        self.sock = socket.socket()
+        if reuse:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+
+    def take(self):
+        sock, self.sock = self.sock, None
+        return sock
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
 
 
 def wait_until(pred, timeout=10.0, what="condition"):
@@ -34,12 +61,10 @@ def wait_until(pred, timeout=10.0, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def can_connect(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
+def listening_lines(output):
+    """The bound addresses from gwd's "listening ADDRESS:PORT" lines."""
+    return [line.split(" ", 1)[1] for line in output.splitlines()
+            if line.startswith("listening ") and line.count(" ") == 1]
 
 
 class Process:
@@ -101,14 +126,37 @@ class Gateway(Process):
         out = subprocess.run([GWCTL, "compile", *inputs, "-o", self.table_path],
                              capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stdout + out.stderr
-        self.port = free_port()
         self.control = os.path.join(workdir, control or f"{name}.sock")
-        super().__init__([GWD, "--table", self.table_path, "--listen", f"127.0.0.1:{self.port}",
-                          "--workers", str(workers), "--access-log", self.access_log,
-                          "--control", self.control, *extra],
-                         os.path.join(workdir, f"{name}.log"))
-        wait_until(lambda: can_connect(self.port) or not self.alive(), what="gwd to listen")
+        self.name, self.workers, self.extra = name, workers, tuple(extra)
+        self.starts = 0
+        self.serve()
+
+    def serve(self):
+        # Port 0: gwd binds a port no one holds and announces it ("listening ADDRESS:PORT" on
+        # standard output, once it serves), so no two tests can ever be given the same port.
+        self.starts += 1
+        log = f"{self.name}.log" if self.starts == 1 else f"{self.name}-{self.starts}.log"
+        super().__init__([GWD, "--table", self.table_path, "--listen", "127.0.0.1:0",
+                          "--workers", str(self.workers), "--access-log", self.access_log,
+                          "--control", self.control, *self.extra],
+                         os.path.join(self.workdir, log))
+        self.listeners = []
+        wait_until(lambda: self.read_listeners() or not self.alive(), what="gwd to listen")
         assert self.alive(), self.output()
+        self.port = int(self.listeners[0].rsplit(":", 1)[1])
+
+    def restart(self):
+        """Stops this gwd by PID (a drain) and serves the same table file with a new one, on the
+        same control socket and access log and a new port; returns the old one's exit status. Its
+        output() is the new process's."""
+        rc = self.stop()
+        self.serve()
+        return rc
+
+    def read_listeners(self):
+        """The addresses gwd announced, once it did."""
+        self.listeners = listening_lines(self.output())
+        return self.listeners
 
     def status_field(self, field):
         with open(f"/proc/{self.pid}/status") as f:
@@ -382,24 +430,49 @@ class Redis(Process):
     """A throwaway redis-server on 127.0.0.1 (no persistence), for distributed rate limits.
 
     redis-server is a declared dependency: when it is missing this raises (the test fails, it
-    is not skipped). `port` reuses a port, e.g. to bring a stopped server back."""
+    is not skipped). `again` starts a new server on the port of a stopped one (`again.port`),
+    to bring it back on the same address.
 
-    def __init__(self, workdir, name="redis", port=None, timeout=10.0):
+    redis-server cannot bind port 0 and report it, so the port is reserved first (a bound socket
+    with SO_REUSEADDR, which redis-server sets too) and stays reserved until stop();
+    stop(keep_port=True) keeps it for `again`, so nothing else takes it between a stop and a
+    restart. Should the bind fail all the same, the server is started again on a new port, a few
+    times at most."""
+
+    ATTEMPTS = 5
+
+    def __init__(self, workdir, name="redis", again=None, timeout=10.0):
         exe = shutil.which("redis-server")
         if exe is None:
             raise AssertionError("redis-server is not installed (distributed rate limits need it): "
                                  "run ./install-deps.sh")
-        self.port = port or free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        super().__init__([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", workdir],
-                         os.path.join(workdir, f"{name}.log"))
-        try:
-            wait_until(lambda: self.ping() or not self.alive(), timeout, what="redis-server to answer PING")
-            assert self.alive(), "redis-server exited at startup:\n" + self.output()
-        except BaseException:
+        for attempt in range(1 if again else self.ATTEMPTS):
+            self.reserved = again.reserved if again else ReservedPort(reuse=True)
+            self.port = self.reserved.port
+            self.address = f"127.0.0.1:{self.port}"
+            super().__init__([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--dir", workdir],
+                             os.path.join(workdir, f"{name}.log"))
+            try:
+                wait_until(lambda: self.ping() or not self.alive(), timeout,
+                           what="redis-server to answer PING")
+                if self.alive():
+                    return
+                if "Address already in use" not in self.output() or again:
+                    raise AssertionError("redis-server exited at startup:\n" + self.output())
+            except BaseException:
+                self.stop()
+                raise
             self.stop()
-            raise
+        raise AssertionError(f"redis-server found its port taken {self.ATTEMPTS} times:\n"
+                             + self.output())
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0, keep_port=False):
+        """Stops the server by PID; `keep_port` keeps its port reserved for `again`."""
+        rc = super().stop(sig, timeout)
+        if not keep_port:
+            self.reserved.close()
+        return rc
 
     def command(self, *args, timeout=2.0):
         """Sends one command; returns the reply: bytes (status, bulk), int, list, None, or a
@@ -494,17 +567,6 @@ def release(backend, key):
     assert r.status == 200, r
 
 
-def wait_for_control(gw, timeout=10.0):
-    """Waits until gwd answers on its control socket, which it opens after its listeners (so a
-    port that accepts connections does not mean the socket is there yet)."""
-    def answers():
-        try:
-            return control(gw.control, "ping", timeout=2)["ok"]
-        except (OSError, EOFError, ValueError):
-            return False
-    wait_until(answers, timeout, "gwd to answer on its control socket")
-
-
 def count_lines(proc, needle):
     """How many lines of a process's output contain `needle`."""
     return sum(1 for line in proc.output().splitlines() if needle in line)
@@ -548,11 +610,3 @@ class Blackhole:
 
     def __exit__(self, *a):
         self.close()
-
-
-def refusing_port():
-    """A bound, never listening socket on 127.0.0.1 (connections to it are refused) and its port.
-    Hold the socket for as long as the port must stay refused."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    return s, s.getsockname()[1]

@@ -17,7 +17,8 @@ import unittest
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from harness import GWCTL, Backend, Gateway, control, free_port, gwctl, request, wait_for_control, wait_until
+from harness import (GWCTL, Backend, Gateway, ReservedPort, control, gwctl, request,
+                     wait_until)
 
 # ---- helpers
 
@@ -130,7 +131,8 @@ class JwksServer:
     path and notes when each arrived (time.monotonic(), before it is answered). GETs of a path
     given to hold() wait, up to 30 s, until release()."""
 
-    def __init__(self, port=0):
+    def __init__(self, port=0, sock=None):
+        """`sock`: a bound socket (a ReservedPort's) to listen on instead of binding `port`."""
         self.docs = {}
         self.hits = {}
         self.times = {}
@@ -163,7 +165,11 @@ class JwksServer:
             def log_message(self, *a):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler, bind_and_activate=sock is None)
+        if sock is not None:
+            self.httpd.socket.close()
+            self.httpd.socket, self.httpd.server_address = sock, sock.getsockname()
+            self.httpd.server_activate()
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -976,7 +982,6 @@ timeout = "{timeout}"
         return control(self.gw.control, "show info")["result"]["table"]["generation"]
 
     def test_reload_and_rollback_are_busy_while_a_reload_runs(self):
-        wait_for_control(self.gw)
         keyed = self.table("keyed", f"""
 [policies.held]
 kind = "jwt"
@@ -1079,7 +1084,10 @@ class JwksServerStartsLate(PolicyTest):
 
     @classmethod
     def before_gateway(cls):
-        cls.jwks_port = free_port()
+        # Refuses connections until the JWKS server listens on this very socket.
+        cls.jwks_reserved = ReservedPort()
+        cls.addClassCleanup(cls.jwks_reserved.close)
+        cls.jwks_port = cls.jwks_reserved.port
 
     @classmethod
     def spec(cls, d):
@@ -1105,7 +1113,7 @@ policies = ["jwks"]
         # gwd started without keys (and says so). No request is sent before the server is up:
         # that would start the 10 s refetch rate limit.
         wait_until(lambda: "JWT keys:" in self.gw.output(), 5, "gwd to report the failed fetch")
-        server = JwksServer(port=self.jwks_port)
+        server = JwksServer(sock=self.jwks_reserved.take())
         self.addCleanup(server.stop)
         server.set("/keys.json", {"keys": [rsa_jwk(KEYS["rsa"]["pub"], "k1")]})
         deadline = time.monotonic() + 8

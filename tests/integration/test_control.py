@@ -3,6 +3,7 @@ errors, privilege levels, and reloads that never drop a request."""
 import grp
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -14,8 +15,7 @@ import unittest
 from collections import Counter
 
 from harness import (Backend, Conn, Gateway, GatewayTest, backend_closed, backend_requests, control,
-                     count_lines, free_port, gwctl, release, request, wait_for_control, wait_until,
-                     GWCTL, GWD)
+                     count_lines, gwctl, release, request, wait_until, GWCTL, GWD)
 
 SPEC = """
 version = 1
@@ -48,12 +48,6 @@ class ControlTest(GatewayTest):
     def setUpClass(cls):
         cls.SPEC = SPEC.replace("{extra}", "")
         super().setUpClass()
-
-    @classmethod
-    def start_gateway(cls):
-        gw = super().start_gateway()
-        wait_for_control(gw)
-        return gw
 
     def ctl(self, *args, **kw):
         return gwctl(*args, socket_path=self.gw.control, **kw)
@@ -163,7 +157,7 @@ class Protocol(ControlTest):
 
     def test_a_second_gwd_does_not_take_over_the_socket(self):
         # Started directly, not through `gwctl start`, which would refuse before gwd runs.
-        r = subprocess.run([GWD, "--table", self.gw.table_path, "--listen", f"127.0.0.1:{free_port()}",
+        r = subprocess.run([GWD, "--table", self.gw.table_path, "--listen", "127.0.0.1:0",
                             "--workers", "1", "--control", self.gw.control],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
@@ -530,6 +524,143 @@ class ReloadUnderLoad(ControlTest):
         self.assertEqual(failures, [])
 
 
+class RollbackSurvives(ControlTest):
+    """A rollback puts the previous table back into the file gwd serves, so that re-reading that
+    file (SIGHUP, a reload without a table, a restart) keeps serving what the rollback restored,
+    and status says what is served and why."""
+
+    B_ROUTE = '[[routes]]\nname = "which"\npath = "/which"\nupstream = "slow"\nrewrite = { path = "/echo/table-b" }\n'
+
+    def which(self):
+        """The path the backend saw for /which: "/which" on table A, "/echo/table-b" on B."""
+        r = self.request(path="/which")
+        self.assertEqual(r.status, 200, r)
+        return r.json()["target"]
+
+    def info(self):
+        return control(self.gw.control, "show info")["result"]
+
+    def sighup_reloads(self):
+        return [l for l in self.gw.output().splitlines() if l.startswith("gwd: reload ")]
+
+    def test_rollback_survives_sighup_reload_and_restart(self):
+        served = self.info()["table_path"]
+        a = self.info()["table"]["sha256"]
+        self.assertEqual(self.which(), "/which")
+        r = self.ctl("reload", self.write_spec("b.toml", self.B_ROUTE))  # compiled over `served`
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.which(), "/echo/table-b")
+        g_b = self.generation()
+        self.assertNotEqual(self.info()["table"]["sha256"], a)
+
+        r = self.ctl("rollback")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")  # no warning: the file was written back
+        self.assertEqual(self.which(), "/which")
+        self.assertEqual(self.info()["table"]["sha256"], a)
+        on_disk = control(self.gw.control, "check", {"path": served})["result"]
+        self.assertEqual(on_disk["sha256"], a)
+        self.assertTrue(on_disk["unchanged"])
+        info = self.info()
+        self.assertEqual(info["table_path"], served)
+        self.assertEqual((info["served"]["how"], info["served"]["rolled_back_from"]), ("rollback", g_b))
+        status = self.ctl("status").stdout
+        self.assertIn(f"rolled back from generation {g_b} to the table of generation {g_b - 1}", status)
+        self.assertIn(f"{served} holds it again", status)
+
+        before = len(self.sighup_reloads())
+        os.kill(self.gw.pid, signal.SIGHUP)
+        wait_until(lambda: len(self.sighup_reloads()) > before, what="the SIGHUP reload")
+        self.assertIn("unchanged", self.sighup_reloads()[-1])
+        self.assertEqual(self.which(), "/which")
+        r = self.ctl("reload")  # what `systemctl reload` runs
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("unchanged", r.stdout)
+        self.assertEqual(self.which(), "/which")
+        self.assertEqual(self.info()["table"]["sha256"], a)
+
+        self.assertEqual(self.gw.restart(), 0)
+        self.assertEqual(self.which(), "/which")
+        info = self.info()
+        self.assertEqual((info["table"]["sha256"], info["table"]["generation"]), (a, 1))
+        self.assertIn(f"loaded from {served} at startup", self.ctl("status").stdout)
+
+    def test_a_rollback_that_cannot_write_its_file_is_not_undone_by_a_reload(self):
+        served = self.info()["table_path"]
+        r = self.ctl("reload", self.write_spec("b.toml", self.B_ROUTE))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        g_b = self.generation()
+        # gwd writes a file as FILE.tmp.PID, then renames it: a directory of that name makes the
+        # write fail as a read-only directory would, even for root, while the file stays readable.
+        blocker = f"{served}.tmp.{self.gw.pid}"
+        os.mkdir(blocker)
+        self.addCleanup(lambda: os.path.isdir(blocker) and os.rmdir(blocker))
+        r = self.ctl("rollback", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        res = json.loads(r.stdout)
+        self.assertFalse(res["file_written"])
+        self.assertIn(f"cannot write the table back to {served}", res["warning"])
+        self.assertEqual(self.which(), "/which")
+        self.assertIn("in memory only", self.ctl("status").stdout)
+
+        # The file still holds table B: re-reading it would undo the rollback, so gwd refuses.
+        before = len(self.sighup_reloads())
+        os.kill(self.gw.pid, signal.SIGHUP)
+        wait_until(lambda: len(self.sighup_reloads()) > before, what="the SIGHUP reload")
+        self.assertIn("rejected", self.sighup_reloads()[-1])
+        r = self.ctl("reload")
+        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+        self.assertIn(f"{served} still holds the table that the rollback to generation {g_b + 1}", r.stderr)
+        self.assertEqual(self.which(), "/which")
+        # Named explicitly, the file is served again.
+        r = self.ctl("reload", served)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.which(), "/echo/table-b")
+        os.rmdir(blocker)
+        r = self.ctl("rollback")  # back to table A, for the other tests: written back this time
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
+        self.assertEqual(self.which(), "/which")
+
+
+class PortZero(ControlTest):
+    """--listen 127.0.0.1:0: every worker serves the one port the kernel chose, and gwd reports
+    it (standard output, show info, gwctl status)."""
+
+    def test_every_worker_serves_the_reported_port(self):
+        self.assertEqual(self.gw.listeners, [f"127.0.0.1:{self.gw.port}"])
+        self.assertNotEqual(self.gw.port, 0)
+        self.assertEqual(control(self.gw.control, "show info")["result"]["listeners"], self.gw.listeners)
+        status = self.ctl("status").stdout
+        self.assertRegex(status, rf"listening +127\.0\.0\.1:{self.gw.port}\n")
+        # New connections are spread over the workers' sockets by the kernel; within a bounded
+        # number of them both workers must have answered on the reported port.
+        sent, seen = 0, set()
+        for _ in range(10):  # batches of 20 connections
+            for _ in range(20):
+                r = self.request(path="/echo", headers={"X-Request-Id": f"port-zero-{sent}"})
+                self.assertEqual(r.status, 200, r)
+                sent += 1
+            wait_until(lambda: len(self.zero_records()) == sent, what=f"{sent} access log lines")
+            seen = {x["worker"] for x in self.zero_records()}
+            if seen == set(range(self.WORKERS)):
+                break
+        self.assertEqual(seen, set(range(self.WORKERS)))
+
+    def zero_records(self):
+        return [x for x in self.gw.access_records(expect=0) if x["request_id"].startswith("port-zero-")]
+
+    def test_a_second_gwd_cannot_share_the_reported_port(self):
+        # SO_REUSEPORT would let a second gwd of the same user join the port: the plain-bind probe
+        # refuses it, port 0 or not.
+        r = subprocess.run([GWD, "--table", self.gw.table_path, "--listen", f"127.0.0.1:{self.gw.port}",
+                            "--workers", "1", "--control", os.path.join(self.tmp.name, "second.sock")],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(f"cannot listen on 127.0.0.1:{self.gw.port}", r.stderr)
+        self.assertNotIn("listening ", r.stdout)
+
+
 class Lifecycle(unittest.TestCase):
     def test_start_status_stop_with_in_flight_requests(self):
         with tempfile.TemporaryDirectory(prefix="gw-ctl-") as d:
@@ -538,14 +669,17 @@ class Lifecycle(unittest.TestCase):
             spec = os.path.join(d, "spec.toml")
             with open(spec, "w") as f:
                 f.write(SPEC.format(a=a.address, b=b.address, extra=""))
-            port = free_port()
             try:
-                r = gwctl("start", spec, "--listen", f"127.0.0.1:{port}", "--workers", "2", socket_path=sock)
+                r = gwctl("start", spec, "--listen", "127.0.0.1:0", "--workers", "2", socket_path=sock)
                 self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-                self.assertIn(f"listening on 127.0.0.1:{port}", r.stdout)
+                # The port gwd was given, not the 0 it was asked for.
+                m = re.search(r"listening on 127\.0\.0\.1:(\d+)\n", r.stdout)
+                self.assertIsNotNone(m, r.stdout)
+                port = int(m.group(1))
+                self.assertNotEqual(port, 0)
                 self.assertEqual(os.stat(os.path.dirname(sock)).st_mode & 0o777, 0o750)
                 self.assertEqual(os.stat(sock).st_mode & 0o777, 0o660)
-                again = gwctl("start", spec, "--listen", f"127.0.0.1:{free_port()}", socket_path=sock)
+                again = gwctl("start", spec, "--listen", "127.0.0.1:0", socket_path=sock)
                 self.assertEqual(again.returncode, 4)
                 self.assertIn("already running", again.stderr)
                 self.assertEqual(request(port, path="/echo").status, 200)
@@ -589,7 +723,6 @@ class Lifecycle(unittest.TestCase):
         gw = Gateway(d, f'version = 1\n[upstreams.a]\nendpoints = ["{a.address}"]\n'
                         '[[routes]]\nname = "r"\nprefix = "/"\nupstream = "a"\n', workers=2, extra=extra)
         self.addCleanup(gw.stop)
-        wait_for_control(gw)
         return a, gw
 
     def held_request(self, gw, a, key):
@@ -643,7 +776,7 @@ class Lifecycle(unittest.TestCase):
             with open(spec, "w") as f:
                 f.write(SPEC.format(a=a.address, b=b.address, extra=""))
             try:
-                r = gwctl("start", spec, "--listen", f"127.0.0.1:{free_port()}", "--control-group", "nogroup",
+                r = gwctl("start", spec, "--listen", "127.0.0.1:0", "--control-group", "nogroup",
                           socket_path=sock)
                 self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
                 st = os.stat(os.path.dirname(sock))
@@ -678,7 +811,6 @@ class Lifecycle(unittest.TestCase):
                             '[[routes]]\nname = "r"\nprefix = "/"\nupstream = "a"\n')
             try:
                 self.assertEqual(gw.control, stale)
-                wait_for_control(gw)
                 self.assertEqual(control(gw.control, "ping")["result"]["pid"], gw.pid)
             finally:
                 gw.stop()

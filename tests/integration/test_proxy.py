@@ -5,14 +5,15 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 import unittest
 from collections import Counter
 
-from harness import (Backend, Blackhole, Conn, Gateway, GatewayTest, backend_closed, backend_events,
-                     backend_requests, control, free_port, gwctl, raw, release, request, status_of,
-                     wait_for_control, wait_until)
+from harness import (Backend, Blackhole, Conn, Gateway, GatewayTest, ReservedPort, backend_closed,
+                     backend_events, backend_requests, control, gwctl, raw, release, request,
+                     status_of, wait_until)
 
 ROUTES = """
 version = 1
@@ -395,7 +396,9 @@ timeout = "2s"
 
     @classmethod
     def setUpClass(cls):
-        cls.SPEC = cls.SPEC.replace("{dead}", str(free_port()))
+        cls.dead = ReservedPort()  # bound, never listening: connections to it are refused
+        cls.addClassCleanup(cls.dead.close)
+        cls.SPEC = cls.SPEC.replace("{dead}", str(cls.dead.port))
         super().setUpClass()
 
     def test_misbehaving_upstreams(self):
@@ -455,6 +458,29 @@ timeout = "2s"
     def test_gateway_survived(self):
         self.assertTrue(self.gw.alive())
 
+    def test_error_bodies_name_no_upstream_address_but_the_access_log_does(self):
+        # The client learns the kind and its request id; the addresses behind gw stay in the
+        # access log (error_detail) and gwd's own log.
+        a = self.backends["a"]
+        cases = (("/dead/x", 502, "upstream_connect_failed", self.dead),
+                 ("/delay/5000", 504, "upstream_timeout", a))
+        for path, status, kind, upstream in cases:
+            with self.subTest(path=path):
+                r = self.request(path=path)
+                self.assertEqual(r.status, status, r)
+                body = r.body.decode()
+                self.assertNotIn("127.0.0.1", body)
+                self.assertNotIn(str(upstream.port), body)
+                rid = r.header("x-request-id")
+                self.assertEqual(set(r.json()), {"error", "message", "request_id"})
+                self.assertEqual((r.json()["error"], r.json()["request_id"]), (kind, rid))
+                wait_until(lambda: any(x["request_id"] == rid for x in self.gw.access_records()),
+                           what="the access log line")
+                rec = [x for x in self.gw.access_records() if x["request_id"] == rid][0]
+                self.assertEqual(rec["error"], kind)
+                self.assertIn(upstream.address, rec["error_detail"])
+        self.assertIn(f'gwd: upstream "', self.gw.output())
+
 
 def endpoint_view(gw, upstream, address):
     """What `gwctl upstreams --json` says of one endpoint (state, active, idle = pooled, ...)."""
@@ -490,12 +516,6 @@ prefix = "/"
 upstream = "a"
 retries = 1
 """
-
-    @classmethod
-    def start_gateway(cls):
-        gw = super().start_gateway()
-        wait_for_control(gw)
-        return gw
 
     def retries(self):
         return control(self.gw.control, "show stats")["result"]["upstreams"]["a"]["retries"]
@@ -554,12 +574,6 @@ prefix = "/"
 upstream = "a"
 """
     GWD_ARGS = ("--upstream-idle-timeout", "1s")
-
-    @classmethod
-    def start_gateway(cls):
-        gw = super().start_gateway()
-        wait_for_control(gw)
-        return gw
 
     def test_an_idle_pooled_connection_is_closed_after_the_timeout(self):
         a = self.backends["a"]
@@ -625,7 +639,6 @@ retries = 1
         cls.SPEC = cls.SPEC.replace("{hole}", cls.hole.address)
         try:
             super().setUpClass()
-            wait_for_control(cls.gw)
         except BaseException:
             cls.tearDownClass()
             raise
@@ -739,6 +752,34 @@ upstream = "a"
             self.assertEqual(c.sock.recv(10), b"")  # closed by gwd, silently (no 408)
 
 
+class GwdCommandLine(unittest.TestCase):
+    def gwd(self, *args):
+        from harness import GWD
+        return subprocess.run([GWD, *args], capture_output=True, text=True, timeout=10)
+
+    def test_help_shows_defaults_and_signals(self):
+        r = self.gwd("--help")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        text = " ".join(r.stdout.split())
+        for flag, default in (("--header-timeout", "10s"), ("--idle-timeout", "60s"),
+                              ("--drain-timeout", "30s"), ("--upstream-idle-timeout", "30s")):
+            self.assertRegex(text, rf"{flag} TEXT ((?! --).)*\(default {default}\)")
+        for words in ("SIGHUP reloads the current table file", "SIGTERM and SIGINT drain",
+                      "SIGUSR1 reopens the access log", '"listening ADDRESS:PORT"'):
+            self.assertIn(words, text)
+
+    def test_an_unknown_option_is_named(self):
+        for args in (("--bogus",), ("--table", "x.gwrt", "--listen", "127.0.0.1:0", "--bogus")):
+            with self.subTest(args=args):
+                r = self.gwd(*args)
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                self.assertIn("--bogus", r.stderr)
+                self.assertNotIn("is required", r.stderr)
+        r = self.gwd("--listen", "127.0.0.1:0")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--table is required", r.stderr)
+
+
 class Lifecycle(unittest.TestCase):
     def test_port_taken_and_bad_table_are_clear_errors(self):
         import subprocess
@@ -748,7 +789,7 @@ class Lifecycle(unittest.TestCase):
             bad = os.path.join(d, "bad.gwrt")
             with open(bad, "wb") as f:
                 f.write(b"GWRT\r\n\x1a\n" + b"\0" * 100)
-            out = subprocess.run([GWD, "--table", bad, "--listen", f"127.0.0.1:{free_port()}"],
+            out = subprocess.run([GWD, "--table", bad, "--listen", "127.0.0.1:0"],
                                  capture_output=True, text=True, timeout=10)
             self.assertEqual(out.returncode, 1)
             self.assertIn("table.", out.stderr)

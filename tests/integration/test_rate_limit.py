@@ -463,7 +463,7 @@ class RedisStore(RateLimitCase):
             self.assertRateFields(r, name, 100, 1)
         self.assertEqual(self.store_error_lines(gw), [])
 
-        self.assertEqual(self.redis.stop(), 0)  # by PID; every later call fails
+        self.assertEqual(self.redis.stop(keep_port=True), 0)  # by PID; every later call fails
         t0 = time.monotonic()
         n = 40
         results, _ = fire([(gw.port, ("/soft", "/hard")[i % 2], None) for i in range(n)], timeout=5)
@@ -494,7 +494,7 @@ class RedisStore(RateLimitCase):
         self.assertFalse([l for l in lines if l.count(needle) != 1], "the server is named once a line")
 
         # Redis comes back on the same address: the workers reconnect (backoff at most 2 s).
-        self.redis = self.own(Redis(self.dir, name="redis-again", port=self.redis.port))
+        self.redis = self.own(Redis(self.dir, name="redis-again", again=self.redis))
 
         def recovered():
             return request(gw.port, path="/hard", timeout=5).status == 200

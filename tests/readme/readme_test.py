@@ -254,13 +254,6 @@ def examples():
 
 # ----------------------------------------------------------------------------- the demo
 
-def free_listen():
-    """A loopback port for the demo's gwd, reserved until gwd binds it (it refuses a port in use)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get(url, headers=None, method="GET", data=None):
     req = urllib.request.Request(url, headers=headers or {}, method=method, data=data)
     try:
@@ -280,9 +273,9 @@ def readme_json(section_word):
 
 def demo():
     problems = []
-    port = free_listen()
     d = tempfile.mkdtemp(prefix="gw-readme-demo-")
-    env = dict(os.environ, GW_DEMO_LISTEN=f"127.0.0.1:{port}", TMPDIR=d)
+    # gwd on a port of its own choosing, announced on its "listening" line.
+    env = dict(os.environ, GW_DEMO_LISTEN="127.0.0.1:0", TMPDIR=d)
     log_path = os.path.join(d, "make-run.log")
     # The build's own settings, so that make's configure step changes nothing (and rebuilds nothing).
     cache = open(os.path.join(BUILD, "CMakeCache.txt")).read()
@@ -292,19 +285,17 @@ def demo():
     with open(log_path, "wb") as log:
         p = subprocess.Popen(make, cwd=SRC, env=env, stdout=log, stderr=subprocess.STDOUT,
                              start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    port = None
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and p.poll() is None:
-            try:
-                if get(base + "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
+        while time.monotonic() < deadline and p.poll() is None and port is None:
+            m = re.search(r"^listening 127\.0\.0\.1:(\d+)$", open(log_path, errors="replace").read(), re.M)
+            port = int(m.group(1)) if m else None
             time.sleep(0.1)
         out = open(log_path, errors="replace").read()
-        if p.poll() is not None:
-            return [f"make run exited {p.returncode}:\n{out}"]
+        if port is None:
+            return [f"make run: gwd never said where it listens (exit {p.poll()}):\n{out}"]
+        base = f"http://127.0.0.1:{port}"
         status, _, body = get(base + "/pets/7")
         if status != 200 or json.loads(body)["pet"]["name"] != "Nemo":
             problems.append(f"make run: GET /pets/7 gave {status} {body!r}")
@@ -340,7 +331,7 @@ def demo():
                 p.wait(5)
                 problems.append("make run did not stop on Ctrl-C (SIGINT) within 30 s")
         shutil.rmtree(d, ignore_errors=True)
-    for b in (9101, 9102, 9103, port):
+    for b in (9101, 9102, 9103) + ((port,) if port else ()):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", b)) == 0:
                 problems.append(f"make run left something listening on port {b} after Ctrl-C")

@@ -128,6 +128,7 @@ void format_access_record(const AccessRecord& r, std::string& out) {
   field(out, "duration_us", r.duration_us);
   field(out, "upstream_us", r.upstream_us);
   if (!r.error.empty()) field(out, "error", r.error);
+  if (!r.error_detail.empty()) field(out, "error_detail", r.error_detail);
   out += "}\n";
 }
 

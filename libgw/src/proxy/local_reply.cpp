@@ -131,6 +131,26 @@ std::string_view reason_phrase(unsigned status) noexcept {
   }
 }
 
+bool upstream_failure(ErrorKind k) noexcept {
+  return k == ErrorKind::upstream_connect_failed || k == ErrorKind::upstream_protocol_error ||
+         k == ErrorKind::upstream_timeout || k == ErrorKind::no_healthy_upstream;
+}
+
+std::string_view client_message(ErrorKind k, std::string_view detail) noexcept {
+  switch (k) {
+  case ErrorKind::upstream_connect_failed:
+    return "the upstream service could not be reached";
+  case ErrorKind::upstream_protocol_error:
+    return "the upstream service sent no valid response";
+  case ErrorKind::upstream_timeout:
+    return "the upstream service did not answer in time";
+  case ErrorKind::no_healthy_upstream:
+    return "no instance of the upstream service is available";
+  default:
+    return detail;
+  }
+}
+
 namespace {
 void append_json_string(std::string& out, std::string_view s) {
   out += '"';

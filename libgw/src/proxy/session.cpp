@@ -383,6 +383,8 @@ private:
   /// Handles one request; returns false when the connection must close.
   net::awaitable<bool> handle_one();
 
+  /// gwd's own log line for an upstream failure (rate-limited), with the detail.
+  void report_upstream_failure(const Request& r, ErrorKind kind);
   net::awaitable<bool> reply_local(Request& r, ErrorKind kind, std::string message,
                                    std::string_view extra_headers = {}, bool close = false);
   net::awaitable<std::optional<Failure>> forward(Request& r);
@@ -453,6 +455,7 @@ struct Session::Request {
   // outcome, for the log
   unsigned status = 0, upstream_status = 0, attempts = 0;
   std::string_view endpoint, error;
+  std::string error_detail; // what went wrong upstream, for the log only (it names addresses)
   std::uint64_t bytes_in = 0, bytes_out = 0;
   std::int64_t upstream_us = 0;
   bool response_started = false;
@@ -529,6 +532,7 @@ net::awaitable<bool> Session::handle_one() {
     }
     rec.endpoint = r.endpoint;
     rec.error = r.error;
+    rec.error_detail = r.error_detail;
     rec.status = r.status;
     rec.upstream_status = r.upstream_status;
     rec.attempts = r.attempts;
@@ -845,17 +849,32 @@ net::awaitable<bool> Session::handle_one() {
   // 6. Forward.
   auto failure = co_await forward(r);
   if (failure) {
+    r.error_detail = std::move(failure->message);
+    if (upstream_failure(failure->kind)) report_upstream_failure(r, failure->kind);
     if (r.response_started) {
       r.error = name_of(failure->kind);
       log();
       co_return false; // the head is out; only closing can signal the failure
     }
-    const bool ok = co_await reply_local(r, failure->kind, failure->message, {}, true);
+    std::string msg(client_message(failure->kind, r.error_detail));
+    const bool ok = co_await reply_local(r, failure->kind, std::move(msg), {}, true);
     log();
     co_return ok;
   }
   log();
   co_return r.keep_alive && !w_.draining;
+}
+
+void Session::report_upstream_failure(const Request& r, ErrorKind kind) {
+  // One line per second per worker at most: a dead upstream must not flood gwd's log. Every
+  // failure is in the access log, with the same detail.
+  const auto now = Clock::now();
+  if (now - w_.last_upstream_error_log < 1s) return;
+  w_.last_upstream_error_log = now;
+  const char* up = r.route ? r.snap->config().upstreams[r.route->upstream].name.c_str() : "-";
+  std::fprintf(stderr, "gwd: upstream \"%s\": %s (%s, request_id %.*s)\n", up,
+               r.error_detail.c_str(), std::string(name_of(kind)).c_str(),
+               static_cast<int>(r.request_id.size()), r.request_id.data());
 }
 
 redis::Client& Session::redis_for(const policy::Limiter& l) {

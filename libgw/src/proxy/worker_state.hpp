@@ -96,6 +96,7 @@ struct WorkerState {
   std::unordered_map<std::string, std::unique_ptr<redis::Client>> redis;
   std::uint64_t rate_limit_store_errors = 0;
   std::chrono::steady_clock::time_point last_store_error_log{};
+  std::chrono::steady_clock::time_point last_upstream_error_log{};
 
   WorkerState(unsigned worker_id, net::io_context& io, const server::DaemonOptions& o,
               observe::LogFile* log_file)

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <netdb.h>
 
+#include "gw/core/file.hpp"
 #include "gw/runtime/key_source.hpp"
 #include "gw/table/codec.hpp"
 
@@ -35,8 +36,18 @@ const policy::Registry& policy_registry() {
 
 Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
                                                        std::uint64_t generation) {
-  auto decoded = table::read_file(path);
-  if (!decoded) return std::unexpected(decoded.error());
+  // table::read_file, keeping the bytes (see file_bytes()).
+  auto bytes = file::read_all(path, table::kMaxTableBytes);
+  if (!bytes) {
+    const auto code =
+        bytes.error().code == errc::too_large ? table::errc::too_large : table::errc::io_error;
+    return fail(code, path + ": " + bytes.error().message);
+  }
+  auto file_bytes = std::make_shared<const std::string>(std::move(*bytes));
+  auto decoded = table::decode(
+      std::span(reinterpret_cast<const unsigned char*>(file_bytes->data()), file_bytes->size()));
+  if (!decoded)
+    return std::unexpected(Error(decoded.error().code, path + ": " + decoded.error().message));
   auto config = std::make_shared<const model::Config>(std::move(decoded->config));
   auto routes = router::RouteTable::build(config);
   if (!routes) return std::unexpected(routes.error());
@@ -56,6 +67,7 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
   s->info_ = std::move(decoded->info);
   s->generation_ = generation;
   s->source_ = path;
+  s->bytes_ = std::move(file_bytes);
   s->loaded_at_ = std::chrono::system_clock::now();
   for (const auto& u : config->upstreams) {
     std::vector<ResolvedEndpoint> eps;
@@ -70,15 +82,16 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
   return std::shared_ptr<const Snapshot>(std::move(s));
 }
 
-Result<std::shared_ptr<const Snapshot>> Snapshot::republish(const Snapshot& from,
-                                                            std::uint64_t generation) {
+Result<std::shared_ptr<const Snapshot>>
+Snapshot::republish(const Snapshot& from, std::uint64_t generation, std::string source) {
   auto routes = router::RouteTable::build(from.routes_.config_ptr());
   if (!routes) return std::unexpected(routes.error());
   std::shared_ptr<Snapshot> s(new Snapshot(std::move(*routes)));
   s->endpoints_ = from.endpoints_;
   s->policies_ = from.policies_;
   s->info_ = from.info_;
-  s->source_ = from.source_;
+  s->source_ = std::move(source);
+  s->bytes_ = from.bytes_;
   s->generation_ = generation;
   s->loaded_at_ = std::chrono::system_clock::now();
   return std::shared_ptr<const Snapshot>(std::move(s));

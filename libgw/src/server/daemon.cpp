@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon_state.hpp"
+#include "gw/core/file.hpp"
 #include "gw/core/sha256.hpp"
 #include "gw/core/text.hpp"
 #include "gw/table/codec.hpp"
@@ -51,21 +52,26 @@ Result<tcp::endpoint> parse_listen(const std::string& s) {
   return tcp::endpoint(addr, static_cast<unsigned short>(p));
 }
 
+/// "127.0.0.1:8080", "[::1]:8080".
+std::string endpoint_text(const tcp::endpoint& ep) {
+  const std::string addr =
+      ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+  return addr + ":" + std::to_string(ep.port());
+}
+
 /// With SO_REUSEPORT a second process could silently share our port; a plain bind first makes
-/// "port taken" an error, as users expect.
+/// "port taken" an error, as users expect. Port 0 needs no probe: the kernel gives a port-0 bind
+/// a port no socket holds, SO_REUSEPORT or not.
 Result<void> check_port_free(const tcp::endpoint& ep) {
+  if (ep.port() == 0) return {};
   net::io_context ioc;
   tcp::acceptor probe(ioc);
   boost::system::error_code ec;
   probe.open(ep.protocol(), ec);
   if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) probe.bind(ep, ec);
-  if (ec) {
-    std::string addr =
-        ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
-    return fail(errc::io_error,
-                "cannot listen on " + addr + ":" + std::to_string(ep.port()) + ": " + ec.message());
-  }
+  if (ec)
+    return fail(errc::io_error, "cannot listen on " + endpoint_text(ep) + ": " + ec.message());
   return {};
 }
 
@@ -121,7 +127,10 @@ Daemon::Daemon(const DaemonOptions& opts, net::io_context& main,
                std::vector<std::unique_ptr<Worker>>& workers, observe::LogFile* log,
                runtime::SnapshotPtr first, std::vector<std::string> listeners)
     : opts_(opts), main_(main), workers_(workers), log_(log), current_(std::move(first)),
-      table_path_(opts.table), listeners_(std::move(listeners)) {}
+      table_path_(opts.table), listeners_(std::move(listeners)),
+      served_({{"how", "startup"},
+               {"path", opts.table},
+               {"reason", "loaded from " + opts.table + " at startup"}}) {}
 
 net::awaitable<void> Daemon::publish(runtime::SnapshotPtr s) {
   // RCU through the event loops: every worker installs the new generation between two events
@@ -176,7 +185,20 @@ net::awaitable<Reply> Daemon::reload(std::optional<std::string> path) {
   Reply r;
   if (!s) {
     r = table_refused(file, s.error());
+  } else if (!path && stale_file_ && file == stale_file_->path &&
+             sha256((*s)->file_bytes()) == stale_file_->sha256) {
+    // A rollback that could not write its table back left the file holding the table it rolled
+    // back from: re-reading it (SIGHUP, systemctl reload) would silently undo the rollback.
+    r = Reply::error("rolled_back",
+                     file + " still holds the table that the rollback to generation " +
+                         std::to_string(stale_file_->generation) + " could not replace (" +
+                         stale_file_->reason + "); generation " + std::to_string(old_generation) +
+                         " keeps serving. Write a new table there, or name the file (gwctl "
+                         "reload " +
+                         file + ") to serve it anyway");
   } else if ((*s)->digest() == current_->digest()) {
+    if (file != table_path_)
+      served_ = {{"how", "reload"}, {"path", file}, {"reason", "reloaded from " + file}};
     table_path_ = file;
     r.result = {{"unchanged", true},
                 {"generation", old_generation},
@@ -187,6 +209,8 @@ net::awaitable<Reply> Daemon::reload(std::optional<std::string> path) {
     ++last_generation_;
     co_await publish(*s);
     table_path_ = file;
+    stale_file_.reset();
+    served_ = {{"how", "reload"}, {"path", file}, {"reason", "reloaded from " + file}};
     const auto took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
     r.result = {{"unchanged", false},
                 {"previous_generation", old_generation},
@@ -222,21 +246,59 @@ net::awaitable<Reply> Daemon::rollback() {
   if (!lock) co_return std::move(lock.error());
   if (!previous_)
     co_return Reply::error("no_previous", "there is no previous generation to return to");
-  auto s = runtime::Snapshot::republish(*previous_, last_generation_ + 1);
+  // The previous generation comes back with its file: usually a newer table was written over
+  // that file since, and a reload (SIGHUP, systemctl reload) or a restart would serve the newer
+  // table again. Its bytes go back first, atomically; when that is impossible (a read-only
+  // directory) the rollback still happens, says so, and reloads refuse to undo it silently.
+  const std::string file = previous_->source();
+  auto s = runtime::Snapshot::republish(*previous_, last_generation_ + 1, file);
   if (!s) co_return Reply::error("internal", s.error().message);
+  const std::string& bytes = previous_->file_bytes();
+  auto on_disk = file::read_all(file, table::kMaxTableBytes);
+  std::string write_error;
+  if (!on_disk || *on_disk != bytes) {
+    auto w = file::write_atomic(
+        file, std::span(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()));
+    if (!w) write_error = w.error().message;
+  }
   const std::uint64_t old_generation = current_->generation();
   const std::uint64_t restored = previous_->generation();
   ++last_generation_;
   co_await publish(*s);
+  table_path_ = file;
+  std::string reason = "rolled back from generation " + std::to_string(old_generation) +
+                       " to the table of generation " + std::to_string(restored);
+  if (write_error.empty()) {
+    stale_file_.reset();
+    reason += ", " + file + " holds it again";
+  } else {
+    stale_file_ =
+        StaleFile{file, on_disk ? sha256(*on_disk) : Sha256{}, current_->generation(), write_error};
+    reason += ", in memory only (" + write_error + "): a restart serves what " + file + " holds";
+  }
+  served_ = {{"how", "rollback"},
+             {"path", file},
+             {"rolled_back_from", old_generation},
+             {"restored_generation", restored},
+             {"file_written", write_error.empty()},
+             {"reason", reason}};
   Reply r;
   r.result = {{"previous_generation", old_generation},
               {"generation", current_->generation()},
               {"restored_generation", restored},
-              {"sha256", to_hex(current_->digest())}};
-  std::fprintf(stderr, "gwd: rollback: generation %llu -> %llu (the table of generation %llu)\n",
+              {"sha256", to_hex(current_->digest())},
+              {"path", file},
+              {"file_written", write_error.empty()}};
+  if (!write_error.empty())
+    r.result["warning"] = "cannot write the table back to " + file + " (" + write_error +
+                          "): a restart serves what the file holds";
+  std::fprintf(stderr,
+               "gwd: rollback: generation %llu -> %llu (the table of generation %llu), %s\n",
                static_cast<unsigned long long>(old_generation),
                static_cast<unsigned long long>(current_->generation()),
-               static_cast<unsigned long long>(restored));
+               static_cast<unsigned long long>(restored),
+               write_error.empty() ? ("written back to " + file).c_str()
+                                   : ("in memory only: " + write_error).c_str());
   co_return r;
 }
 
@@ -294,6 +356,7 @@ nlohmann::json Daemon::info() const {
           {"listeners", listeners_},
           {"table", table_json(*current_)},
           {"table_path", table_path_},
+          {"served", served_},
           {"loaded_unix", std::chrono::duration_cast<std::chrono::seconds>(
                               current_->loaded_at().time_since_epoch())
                               .count()},
@@ -374,11 +437,17 @@ int run_daemon(const DaemonOptions& opts) {
       std::fprintf(stderr, "gwd: %s\n", r.error().message.c_str());
       return 1;
     }
+    // Port 0: the first worker got a port from the kernel; the others join it there
+    // (SO_REUSEPORT), so every worker serves the one port gwd reports.
+    if (i == 0) addrs = w->bound();
     workers.push_back(std::move(w));
   }
+  std::vector<std::string> listeners;
+  for (const auto& ep : addrs)
+    listeners.push_back(endpoint_text(ep));
 
   net::io_context main;
-  Daemon daemon(opts, main, workers, log.get(), *snap, opts.listen);
+  Daemon daemon(opts, main, workers, log.get(), *snap, listeners);
   const std::string control_path = opts.control.empty() ? kDefaultControlSocket : opts.control;
   ControlServer control(daemon, control_path, opts.control_group);
   bool control_on = true;
@@ -400,13 +469,12 @@ int run_daemon(const DaemonOptions& opts) {
   if (control_on) control.start();
 
   std::string where;
-  for (const auto& l : opts.listen)
+  for (const auto& l : listeners)
     where += (where.empty() ? "" : ", ") + l;
   std::fprintf(
       stderr, "gwd: serving %s (generation 1, sha256 %s, %zu routes) on %s with %u worker%s%s\n",
       opts.table.c_str(), short_digest((*snap)->digest()).c_str(), (*snap)->config().routes.size(),
       where.c_str(), n, n == 1 ? "" : "s", control_on ? (", control " + control_path).c_str() : "");
-  sd_notifyf(0, "READY=1\nMAINPID=%lu", static_cast<unsigned long>(::getpid()));
 
   net::signal_set signals(main, SIGINT, SIGTERM, SIGHUP);
   signals.add(SIGUSR1);
@@ -435,6 +503,14 @@ int run_daemon(const DaemonOptions& opts) {
     });
   };
   arm_signals();
+  // The machine-readable announcement (README, "gwd"): one line per --listen, in order, with the
+  // port actually bound, once gwd serves and its signal handlers are in place (so a SIGHUP sent on
+  // seeing them reloads; it never finds the default action, which would end gwd). Scripts using
+  // port 0 wait for these.
+  for (const auto& l : listeners)
+    std::printf("listening %s\n", l.c_str());
+  std::fflush(stdout);
+  sd_notifyf(0, "READY=1\nMAINPID=%lu", static_cast<unsigned long>(::getpid()));
 
   std::thread waiter([&] {
     for (auto& w : workers)

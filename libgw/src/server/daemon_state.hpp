@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "gw/core/sha256.hpp"
 #include "gw/observe/access_log.hpp"
 #include "gw/observe/stats.hpp"
 #include "gw/runtime/overrides.hpp"
@@ -107,6 +108,16 @@ private:
   bool stopping_ = false;
   nlohmann::json last_reload_ = nullptr;
   std::thread loader_; // the last reload's Snapshot::load; joined before the next and at exit
+  /// What is served and why (startup, reload, rollback): `served` in `show info`.
+  nlohmann::json served_;
+  /// A table file a rollback could not write back: it still holds the table rolled back from.
+  struct StaleFile {
+    std::string path;
+    Sha256 sha256;            // of the file's bytes then
+    std::uint64_t generation; // the rollback's generation
+    std::string reason;       // why the file could not be written
+  };
+  std::optional<StaleFile> stale_file_;
 };
 
 /// The control socket: NDJSON over a Unix stream socket, on the main io_context.

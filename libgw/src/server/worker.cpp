@@ -51,6 +51,15 @@ Result<void> Worker::listen(const std::vector<tcp::endpoint>& addrs) {
   return {};
 }
 
+std::vector<tcp::endpoint> Worker::bound() const {
+  std::vector<tcp::endpoint> out;
+  for (const auto& a : acceptors_) {
+    boost::system::error_code ec;
+    out.push_back(a->local_endpoint(ec));
+  }
+  return out;
+}
+
 net::awaitable<void> Worker::accept_loop(tcp::acceptor& a) {
   for (;;) {
     auto [ec, socket] = co_await a.async_accept(kTuple);

@@ -18,6 +18,9 @@ public:
 
   /// Opens this worker's listeners. Errors name the address.
   Result<void> listen(const std::vector<boost::asio::ip::tcp::endpoint>& addrs);
+  /// The addresses the listeners are bound to, in `listen` order: port 0 becomes the port the
+  /// kernel chose.
+  std::vector<boost::asio::ip::tcp::endpoint> bound() const;
   void start();
   /// Runs `fn` on this worker's thread (worker state is touched nowhere else).
   void post(std::function<void(proxy::WorkerState&)> fn);

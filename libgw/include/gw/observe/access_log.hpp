@@ -19,7 +19,8 @@ struct AccessRecord {
   unsigned worker = 0;
   std::uint64_t generation = 0;
   std::string_view request_id, client, method, host, path, query, route, upstream, endpoint, error;
-  std::string_view consumer;                  // who the route's policies authenticated
+  std::string_view error_detail; // what went wrong, with addresses: never sent to the client
+  std::string_view consumer;     // who the route's policies authenticated
   std::span<const std::string> secret_params; // the route's query credentials, redacted too
   unsigned status = 0;
   unsigned upstream_status = 0;

@@ -35,6 +35,14 @@ std::string_view name_of(ErrorKind k) noexcept;
 /// Standard reason phrase for a status code ("Not Found"), or "Unknown".
 std::string_view reason_phrase(unsigned status) noexcept;
 
+/// What a client is told about an error whose full story is `detail`. Upstream failures get a
+/// fixed sentence per kind: their detail names internal addresses ("connecting to
+/// 10.0.0.5:8080: Connection refused") and belongs in the access log, not in a response. Other
+/// kinds describe the client's own request and keep their detail.
+std::string_view client_message(ErrorKind k, std::string_view detail) noexcept;
+/// True for the kinds that mean an upstream failed (502, 503 no_healthy_upstream, 504).
+bool upstream_failure(ErrorKind k) noexcept;
+
 /// Appends the JSON body of a local reply to `out`.
 void render_reply_body(ErrorKind k, std::string_view message, std::string_view request_id,
                        std::string& out);

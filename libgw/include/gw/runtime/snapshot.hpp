@@ -31,9 +31,10 @@ public:
   /// Reads, verifies and decodes a table, resolves every endpoint, builds the router.
   static Result<std::shared_ptr<const Snapshot>> load(const std::string& path,
                                                       std::uint64_t generation);
-  /// The same table as `from`, published again under a new generation (rollback).
-  static Result<std::shared_ptr<const Snapshot>> republish(const Snapshot& from,
-                                                           std::uint64_t generation);
+  /// The same table as `from`, published again under a new generation (rollback), served from
+  /// `source` (the file that holds it now).
+  static Result<std::shared_ptr<const Snapshot>>
+  republish(const Snapshot& from, std::uint64_t generation, std::string source);
 
   const model::Config& config() const noexcept { return routes_.config(); }
   /// Each route's policies, ready to run.
@@ -46,6 +47,9 @@ public:
   const Sha256& digest() const noexcept { return info_.digest; }
   const table::TableInfo& info() const noexcept { return info_; }
   const std::string& source() const noexcept { return source_; }
+  /// The table file's bytes as they were read: a rollback writes them back to the file, so that
+  /// a later reload or restart serves what the rollback restored. Shared by republished copies.
+  const std::string& file_bytes() const noexcept { return *bytes_; }
   std::chrono::system_clock::time_point loaded_at() const noexcept { return loaded_at_; }
 
 private:
@@ -56,6 +60,7 @@ private:
   std::uint64_t generation_ = 0;
   table::TableInfo info_;
   std::string source_;
+  std::shared_ptr<const std::string> bytes_;
   std::chrono::system_clock::time_point loaded_at_;
 };
 
