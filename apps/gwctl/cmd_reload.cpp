@@ -24,7 +24,7 @@ int run_reload(const Global& g, const ReloadOptions& o) {
       args["path"] = fs::absolute(o.inputs[0]).string();
     } else {
       // A spec: compile it here (all diagnostics locally), stage it next to the table gwd serves,
-      // let gwd check it, and only then replace that file and reload.
+      // and have gwd serve it: gwd moves it over its table file once it loads.
       auto loaded = gw::load::load(o.inputs);
       print_diagnostics(stderr, loaded.diags, &loaded.sources, est);
       if (!loaded.ok()) {
@@ -43,41 +43,36 @@ int run_reload(const Global& g, const ReloadOptions& o) {
       args["path"] = staged;
     }
   }
-  if (o.dry_run || !staged.empty()) {
-    // gwd checks the table without serving it: always for a dry run, and a staged spec before it
-    // replaces the daemon's table file.
+  if (o.dry_run) {
+    // gwd checks the table without serving it.
     if (!args.contains("path")) {
       auto info = call_daemon(g, "show info");
       if (!info) return info.exit_code;
       args["path"] = (*info.result)["table_path"];
     }
     auto checked = call_daemon(g, "check", {{"path", args["path"]}});
-    if (!staged.empty() && (o.dry_run || !checked)) fs::remove(staged);
+    if (!staged.empty()) fs::remove(staged);
     if (!checked) return checked.exit_code;
-    if (o.dry_run) {
-      Json res = std::move(*checked.result);
-      // Name the file a reload would serve, not the staged copy that is gone now.
-      res["path"] = staged.empty() ? args["path"] : Json(current);
-      if (o.json)
-        print_json(res);
-      else
-        std::printf(
-            "would reload %s: sha256 %s, %s routes%s\n", res["path"].get<std::string>().c_str(),
-            res["sha256"].get<std::string>().substr(0, 16).c_str(), res["routes"].dump().c_str(),
-            res.value("unchanged", false) ? " (unchanged)" : "");
-      return kOk;
-    }
-    std::error_code ec;
-    fs::rename(staged, current, ec);
-    if (ec) {
-      std::fprintf(stderr, "%serror%s: cannot replace %s: %s\n", est.red(), est.reset(),
-                   current.c_str(), ec.message().c_str());
-      fs::remove(staged);
-      return kIoError;
-    }
-    args.erase("path"); // reload the daemon's own file, now the new table
+    Json res = std::move(*checked.result);
+    // Name the file a reload would serve, not the staged copy that is gone now.
+    res["path"] = staged.empty() ? args["path"] : Json(current);
+    if (o.json)
+      print_json(res);
+    else
+      std::printf(
+          "would reload %s: sha256 %s, %s routes%s\n", res["path"].get<std::string>().c_str(),
+          res["sha256"].get<std::string>().substr(0, 16).c_str(), res["routes"].dump().c_str(),
+          res.value("unchanged", false) ? " (unchanged)" : "");
+    return kOk;
   }
+  // A staged spec replaces the daemon's table file only if gwd serves it (install): a refused
+  // or busy reload leaves that file holding the table being served.
+  if (!staged.empty()) args["install"] = true;
   auto r = call_daemon(g, "reload", args);
+  if (!staged.empty()) {
+    std::error_code ec;
+    fs::remove(staged, ec); // still there unless gwd installed it
+  }
   if (!r) return r.exit_code;
   const Json& res = *r.result;
   if (o.json) {

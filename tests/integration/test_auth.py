@@ -1009,11 +1009,21 @@ policies = ["held"]
                     resp = control(self.gw.control, cmd, args)
                     self.assertFalse(resp["ok"], resp)
                     self.assertEqual(resp["error"]["code"], "busy", resp)
-            for args in (("reload", other), ("rollback",)):
+            served = control(self.gw.control, "show info")["result"]["table_path"]
+            with open(served, "rb") as f:
+                served_bytes = f.read()
+            other_spec = other[:-len(".gwrt")] + ".toml"
+            for args in (("reload", other), ("reload", other_spec), ("reload", "--dry-run", other_spec),
+                         ("rollback",)):
                 with self.subTest(gwctl=args):
                     r = gwctl(*args, socket_path=self.gw.control)
                     self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
                     self.assertIn("busy", r.stderr)
+            # A spec whose reload was refused did not replace the file gwd serves (a SIGHUP or
+            # a restart would otherwise serve a table that was never published), nor stays staged.
+            with open(served, "rb") as f:
+                self.assertEqual(f.read(), served_bytes)
+            self.assertFalse(os.path.exists(served + ".next"))
             # Meanwhile gwd answers read commands and serves the generation it had.
             self.assertEqual(self.generation(), g)
             self.assertEqual(self.request("/echo").status, 200)

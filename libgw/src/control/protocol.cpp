@@ -21,8 +21,9 @@ constexpr std::array kCommands = {
     CommandInfo{"explain", "{method, url, headers?}",
                 "the routing decision of the running table for one request", Level::read},
     CommandInfo{"check", "{path}", "load and verify a table without serving it", Level::admin},
-    CommandInfo{"reload", "{path?}",
-                "serve a table (default: the current file) on every worker, then answer",
+    CommandInfo{"reload", "{path?, install?}",
+                "serve a table (default: the current file) on every worker, then answer; "
+                "install: the table at path then replaces the current file",
                 Level::admin},
     CommandInfo{"rollback", "", "serve the previous table generation again", Level::admin},
     CommandInfo{"set endpoint", "{upstream, address, state: ready|drain|maint}",

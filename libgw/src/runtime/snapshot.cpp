@@ -34,8 +34,8 @@ const policy::Registry& policy_registry() {
   return reg;
 }
 
-Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
-                                                       std::uint64_t generation) {
+Result<std::shared_ptr<const Snapshot>>
+Snapshot::load(const std::string& path, std::uint64_t generation, std::string source) {
   // table::read_file, keeping the bytes (see file_bytes()).
   auto bytes = file::read_all(path, table::kMaxTableBytes);
   if (!bytes) {
@@ -56,9 +56,9 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
   std::vector<std::shared_ptr<policy::KeySource>> sources;
   policy::Registry reg = policy_registry();
   reg.key_source = [&sources](const std::string& url, bool discovery, units::Millis refresh) {
-    auto source = key_source(url, discovery, refresh);
-    sources.push_back(source);
-    return source;
+    auto fetcher = key_source(url, discovery, refresh);
+    sources.push_back(fetcher);
+    return fetcher;
   };
   auto policies = policy::PolicySet::build(*config, reg);
   if (!policies) return std::unexpected(policies.error());
@@ -66,7 +66,7 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::load(const std::string& path,
   s->policies_ = std::move(*policies);
   s->info_ = std::move(decoded->info);
   s->generation_ = generation;
-  s->source_ = path;
+  s->source_ = source.empty() ? path : std::move(source);
   s->bytes_ = std::move(file_bytes);
   s->loaded_at_ = std::chrono::system_clock::now();
   for (const auto& u : config->upstreams) {

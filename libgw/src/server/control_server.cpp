@@ -209,16 +209,18 @@ struct ControlServer::Impl {
       r.result["generation"] = d.current()->generation();
       return r;
     });
-    handlers["check"] = sync([this](const Json& a) {
+    handlers["check"] = [this](const Json& a) -> net::awaitable<Reply> {
       const std::string p = arg_string(a, "path");
-      if (p.empty()) return Reply::error("bad_args", "check needs a path");
-      return d.check(p);
-    });
+      if (p.empty()) co_return Reply::error("bad_args", "check needs a path");
+      co_return co_await d.check(p);
+    };
     handlers["reload"] = [this](const Json& a) -> net::awaitable<Reply> {
       const std::string p = arg_string(a, "path");
+      const bool install = a.is_object() && a.value("install", false);
+      if (install && p.empty()) co_return Reply::error("bad_args", "install needs a path");
       std::optional<std::string> file;
       if (!p.empty()) file = p;
-      co_return co_await d.reload(std::move(file));
+      co_return co_await d.reload(std::move(file), install);
     };
     handlers["rollback"] = [this](const Json&) -> net::awaitable<Reply> {
       co_return co_await d.rollback();

@@ -6,7 +6,9 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <systemd/sd-daemon.h>
 #include <thread>
 #include <type_traits>
@@ -144,18 +146,22 @@ net::awaitable<void> Daemon::publish(runtime::SnapshotPtr s) {
   current_ = std::move(s);
 }
 
-Reply Daemon::check(const std::string& path) {
-  auto s = runtime::Snapshot::load(path, 0);
-  if (!s) return table_refused(path, s.error());
+net::awaitable<Reply> Daemon::check(std::string path) {
+  // Like a reload, a check may wait for a new JWKS URL's first fetch: it loads on the loader
+  // thread, and so it is serialised with reloads.
+  auto lock = lock_reload();
+  if (!lock) co_return std::move(lock.error());
+  auto s = co_await load(path, 0);
+  if (!s) co_return table_refused(path, s.error());
   Reply r;
   r.result = table_json(**s);
   r.result.erase("generation");
   r.result["unchanged"] = (*s)->digest() == current_->digest();
-  return r;
+  co_return r;
 }
 
-net::awaitable<Result<runtime::SnapshotPtr>> Daemon::load(std::string file,
-                                                          std::uint64_t generation) {
+net::awaitable<Result<runtime::SnapshotPtr>>
+Daemon::load(std::string file, std::uint64_t generation, std::string source) {
   // Loading may wait seconds for a new JWKS URL's first fetch: it runs on a thread of its own,
   // so that the main thread keeps serving the control socket (a reload meanwhile gets `busy`)
   // and signals. Reloads are serialised, so the previous loader has finished by now.
@@ -163,8 +169,9 @@ net::awaitable<Result<runtime::SnapshotPtr>> Daemon::load(std::string file,
   auto result = std::make_shared<std::optional<Result<runtime::SnapshotPtr>>>();
   // Cancelled once the result is in. Only the main thread touches it: the loader posts.
   net::steady_timer done(main_, Clock::time_point::max());
-  loader_ = std::thread([file = std::move(file), generation, result, &done, &main = main_] {
-    *result = runtime::Snapshot::load(file, generation);
+  loader_ = std::thread([file = std::move(file), generation, source = std::move(source), result,
+                         &done, &main = main_]() mutable {
+    *result = runtime::Snapshot::load(file, generation, std::move(source));
     net::post(main, [&done] { done.cancel(); });
   });
   co_await done.async_wait(kTuple);
@@ -175,16 +182,19 @@ Daemon::~Daemon() {
   if (loader_.joinable()) loader_.join();
 }
 
-net::awaitable<Reply> Daemon::reload(std::optional<std::string> path) {
+net::awaitable<Reply> Daemon::reload(std::optional<std::string> path, bool install) {
   auto lock = lock_reload();
   if (!lock) co_return std::move(lock.error());
   const auto t0 = Clock::now();
-  const std::string file = path ? *path : table_path_;
+  const std::string staged = install ? *path : std::string();
+  const std::string file = install ? table_path_ : path ? *path : table_path_;
   const std::uint64_t old_generation = current_->generation();
-  auto s = co_await load(file, last_generation_ + 1);
+  auto s = co_await load(install ? staged : file, last_generation_ + 1, file);
   Reply r;
   if (!s) {
-    r = table_refused(file, s.error());
+    r = table_refused(install ? staged : file, s.error());
+  } else if (auto moved = install ? install_staged(staged, file) : Result<void>{}; !moved) {
+    r = Reply::error("io_error", moved.error().message);
   } else if (!path && stale_file_ && file == stale_file_->path &&
              sha256((*s)->file_bytes()) == stale_file_->sha256) {
     // A rollback that could not write its table back left the file holding the table it rolled
@@ -366,6 +376,14 @@ nlohmann::json Daemon::info() const {
           {"overrides", overrides_.size()},
           {"access_log", log_ ? log_->path() : ""},
           {"stopping", stopping_}};
+}
+
+Result<void> Daemon::install_staged(const std::string& staged, const std::string& file) {
+  // A rename within the directory is atomic: the file holds the old table or the new one.
+  if (::rename(staged.c_str(), file.c_str()) != 0)
+    return fail(errc::io_error,
+                "cannot move " + staged + " over " + file + ": " + std::strerror(errno));
+  return {};
 }
 
 std::expected<Daemon::ReloadLock, Reply> Daemon::lock_reload() {

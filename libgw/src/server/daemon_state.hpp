@@ -59,10 +59,13 @@ public:
 
   /// Loads `path` (default: the current table file), verifies it, publishes it to every worker
   /// and answers once all of them serve it. An identical table is a no-op; a bad one changes
-  /// nothing. Reloads are serialised: a second one while one runs gets `busy`.
-  boost::asio::awaitable<Reply> reload(std::optional<std::string> path);
-  /// Loads and verifies without publishing.
-  Reply check(const std::string& path);
+  /// nothing. Reloads are serialised: a second one while one runs gets `busy`. With `install`,
+  /// `path` is a staged table that, once it loads, replaces the current table file (and is
+  /// served from there): the file changes only when the table is served, never when a reload
+  /// is refused.
+  boost::asio::awaitable<Reply> reload(std::optional<std::string> path, bool install = false);
+  /// Loads and verifies without publishing; serialised with reloads (`busy` while one runs).
+  boost::asio::awaitable<Reply> check(std::string path);
   boost::asio::awaitable<Reply> rollback();
   boost::asio::awaitable<observe::StatsView> stats();
   Reply set_endpoint(const std::string& upstream, const std::string& address,
@@ -91,8 +94,10 @@ private:
   std::expected<ReloadLock, Reply> lock_reload();
   boost::asio::awaitable<void> publish(runtime::SnapshotPtr s);
   /// Snapshot::load on the loader thread; resumes on the main thread with its result.
-  boost::asio::awaitable<Result<runtime::SnapshotPtr>> load(std::string file,
-                                                            std::uint64_t generation);
+  boost::asio::awaitable<Result<runtime::SnapshotPtr>>
+  load(std::string file, std::uint64_t generation, std::string source = {});
+  /// Moves a staged table over the table file (reload with install).
+  static Result<void> install_staged(const std::string& staged, const std::string& file);
 
   const DaemonOptions& opts_;
   boost::asio::io_context& main_;

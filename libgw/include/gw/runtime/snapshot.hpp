@@ -28,9 +28,11 @@ struct ResolvedEndpoint {
 
 class Snapshot {
 public:
-  /// Reads, verifies and decodes a table, resolves every endpoint, builds the router.
-  static Result<std::shared_ptr<const Snapshot>> load(const std::string& path,
-                                                      std::uint64_t generation);
+  /// Reads, verifies and decodes a table, resolves every endpoint, builds the router. `source`
+  /// is the file the snapshot says it is served from (default `path`): a staged table is read
+  /// from its staging file and then moved over `source`.
+  static Result<std::shared_ptr<const Snapshot>>
+  load(const std::string& path, std::uint64_t generation, std::string source = {});
   /// The same table as `from`, published again under a new generation (rollback), served from
   /// `source` (the file that holds it now).
   static Result<std::shared_ptr<const Snapshot>>
