@@ -32,29 +32,39 @@ int main(int argc, char** argv) {
               upstream_idle = "30s";
   // --table and --listen are checked after parsing rather than marked required: CLI11 reports a
   // missing required option before an unknown one, and `gwd --bogus` should name --bogus.
-  app.add_option("--table", o.table, "Compiled route table (gwctl compile); required");
+  app.add_option("--table", o.table, "Compiled route table (gwctl compile); required")
+      ->type_name("PATH");
   app.add_option("--listen", o.listen,
-                 "Address to serve, HOST:PORT (repeatable; port 0: any free port); required");
-  app.add_option("--workers", o.workers, "Worker threads (default: one per core)")
-      ->check(CLI::Range(1, 256));
-  app.add_option("--access-log", o.access_log, "Access log: a path, or - for standard output");
+                 "Address to serve, HOST:PORT (repeatable; port 0: any free port); required")
+      ->type_name("ADDR");
+  app.add_option("--workers", o.workers, "Worker threads, 1 to 256 (default: one per core)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 256).description(""));
+  app.add_option("--access-log", o.access_log, "Access log: a path, or - for standard output")
+      ->type_name("PATH");
   app.add_option("--control", o.control,
-                 std::string("Control socket (default: ") + gw::server::kDefaultControlSocket +
-                     ")");
+                 std::string("Control socket (default: ") + gw::server::kDefaultControlSocket + ")")
+      ->type_name("PATH");
   app.add_option("--control-group", o.control_group,
-                 "Group allowed to use the control socket (mode 0660)");
+                 "Group allowed to use the control socket (mode 0660)")
+      ->type_name("GROUP");
   app.add_option("--trusted-proxy", o.trusted_proxies,
-                 "CIDR whose X-Forwarded-* and Forwarded headers are kept (repeatable)");
+                 "CIDR whose X-Forwarded-* and Forwarded headers are kept (repeatable)")
+      ->type_name("CIDR");
   // Defaults in the text rather than CLI11's "TEXT=10s", which reads as syntax.
   app.add_option("--header-timeout", header_timeout,
-                 "Time a client has to send a request head (default " + header_timeout + ")");
+                 "Time a client has to send a request head (default " + header_timeout + ")")
+      ->type_name("DURATION");
   app.add_option("--idle-timeout", idle_timeout,
-                 "Keep-alive wait for a client's next request (default " + idle_timeout + ")");
+                 "Keep-alive wait for a client's next request (default " + idle_timeout + ")")
+      ->type_name("DURATION");
   app.add_option("--drain-timeout", drain_timeout,
                  "How long in-flight requests may finish on SIGTERM (default " + drain_timeout +
-                     ")");
+                     ")")
+      ->type_name("DURATION");
   app.add_option("--upstream-idle-timeout", upstream_idle,
-                 "How long pooled upstream connections are kept (default " + upstream_idle + ")");
+                 "How long pooled upstream connections are kept (default " + upstream_idle + ")")
+      ->type_name("DURATION");
   try {
     app.parse(argc, argv);
     if (o.table.empty()) throw CLI::RequiredError("--table");
