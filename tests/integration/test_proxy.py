@@ -757,13 +757,16 @@ class GwdCommandLine(unittest.TestCase):
         from harness import GWD
         return subprocess.run([GWD, *args], capture_output=True, text=True, timeout=10)
 
-    def test_help_shows_defaults_and_signals(self):
+    def test_help_shows_defaults_signals_and_value_names(self):
         r = self.gwd("--help")
         self.assertEqual(r.returncode, 0, r.stderr)
         text = " ".join(r.stdout.split())
         for flag, default in (("--header-timeout", "10s"), ("--idle-timeout", "60s"),
                               ("--drain-timeout", "30s"), ("--upstream-idle-timeout", "30s")):
-            self.assertRegex(text, rf"{flag} TEXT ((?! --).)*\(default {default}\)")
+            self.assertRegex(text, rf"{flag} DURATION ((?! --).)*\(default {default}\)")
+        # Values are named for what they are, never after the parser's types.
+        for internal in ("TEXT", "UINT", "INT in", "REQUIRED"):
+            self.assertNotIn(internal, text)
         for words in ("SIGHUP reloads the current table file", "SIGTERM and SIGINT drain",
                       "SIGUSR1 reopens the access log", '"listening ADDRESS:PORT"'):
             self.assertIn(words, text)
