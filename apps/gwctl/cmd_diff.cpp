@@ -16,8 +16,8 @@ int run_diff(const Global& g, const DiffOptions& o) {
     v.insert(v.end(), o.with.begin(), o.with.end());
     return v;
   };
-  auto a = load::load(inputs(o.old_input), load::Options::reading());
-  auto b = load::load(inputs(o.new_input), load::Options::reading());
+  auto a = load::load(inputs(o.old_input));
+  auto b = load::load(inputs(o.new_input));
   if (!a.ok() || !b.ok()) {
     print_diagnostics(stderr, a.diags, &a.sources, est);
     print_diagnostics(stderr, b.diags, &b.sources, est);

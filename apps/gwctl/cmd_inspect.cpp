@@ -24,7 +24,7 @@ std::string hexnum(std::uint64_t v) {
 
 int run_inspect(const Global& g, const InspectOptions& o) {
   const std::vector<std::string> inputs{o.input};
-  auto loaded = load::load(inputs, load::Options::reading());
+  auto loaded = load::load(inputs);
   if (!loaded.ok()) {
     print_diagnostics(stderr, loaded.diags, &loaded.sources, style_for(stderr, g.color));
     for (const auto& d : loaded.diags)

@@ -348,6 +348,41 @@ assert s == want, (s, want)' "$1" "$2"
   expect_rc 2 "$gwctl" jwt sign --key "$work/rsa.pem" --claims '[1]'
   expect_rc 2 "$gwctl" jwt sign --alg none --key "$work/rsa.pem"
   ;;
+one-verdict)
+  # What validate refuses, every command that loads specs refuses, with the same diagnostics.
+  cat > "$work/dup.toml" <<'TOML'
+version = 1
+[upstreams.u]
+endpoints = ["127.0.0.1:9"]
+[[routes]]
+name = "a"
+template = "/pets/{id}"
+upstream = "u"
+[[routes]]
+name = "b"
+template = "/pets/{petId}"
+upstream = "u"
+TOML
+  printf '[[case]]\nname = "pet"\nurl = "/pets/1"\nexpect = { route = "a" }\n' > "$work/dup.cases.toml"
+  expect_rc 1 "$gwctl" validate --color never "$work/dup.toml"
+  contains "error[route.duplicate]"
+  want=$(printf '%s\n' "$out" | grep -F ': error[')
+  check_refused() { # CMD...: exits 1 and prints validate's error lines
+    expect_rc 1 "$gwctl" --color never "$@"
+    got=$(printf '%s\n' "$out" | grep -F ': error[')
+    [[ $got == "$want" ]] || { printf '%s\n' "$out" >&2; fail "'$*' did not refuse as validate does"; }
+  }
+  check_refused compile "$work/dup.toml" -o "$work/dup.gwrt"
+  [[ ! -e $work/dup.gwrt ]] || fail "compile wrote a table"
+  check_refused inspect "$work/dup.toml"
+  check_refused explain "$work/dup.toml" GET /pets/1
+  check_refused test "$work/dup.toml" "$work/dup.cases.toml"
+  check_refused diff "$work/dup.toml" "$demo"
+  check_refused diff "$demo" "$work/dup.toml"
+  # Refused locally, before any gwd is asked (none answers on this socket).
+  check_refused --socket "$work/gwd.sock" reload "$work/dup.toml"
+  check_refused --socket "$work/gwd.sock" start "$work/dup.toml"
+  ;;
 *)
   fail "unknown case"
   ;;

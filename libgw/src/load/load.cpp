@@ -82,7 +82,7 @@ Loaded load(std::span<const std::string> paths, const Options& opts) {
       out.config.reset();
     } else {
       out.routes.emplace(std::move(*rt));
-      if (opts.analyze && !out.table) router::analyze(*out.routes, out.diags);
+      if (!out.table) router::analyze(*out.routes, out.diags);
     }
   }
   out.diags.sort();
