@@ -383,6 +383,20 @@ TOML
   check_refused --socket "$work/gwd.sock" reload "$work/dup.toml"
   check_refused --socket "$work/gwd.sock" start "$work/dup.toml"
   ;;
+golden-update)
+  # An environment variable never turns a golden mismatch into a pass; only --update rewrites.
+  mkdir "$work/golden"
+  printf 'version = 1\n[[routes]]\nname = "r"\nprefix = "/"\nupstream = "nowhere"\n' > "$work/golden/bad.toml"
+  printf 'stale\n' > "$work/golden/bad.expected"
+  GW_UPDATE_GOLDEN=1 expect_rc 1 "$src/tests/cli/golden.sh" "$gwctl" "$work/golden" bad.toml
+  contains "golden mismatch"
+  [[ $(cat "$work/golden/bad.expected") == stale ]] || fail "the environment rewrote the expected file"
+  expect_rc 0 "$src/tests/cli/golden.sh" --update "$gwctl" "$work/golden"
+  contains "updated $work/golden/bad.expected"
+  expect_rc 0 "$src/tests/cli/golden.sh" "$gwctl" "$work/golden" bad.toml
+  grep -q 'error\[ref.unknown-upstream\]' "$work/golden/bad.expected" || fail "updated content"
+  grep -q '^exit: 1$' "$work/golden/bad.expected" || fail "updated exit code"
+  ;;
 *)
   fail "unknown case"
   ;;
