@@ -36,7 +36,7 @@ bool valid_consumer(const std::string& c) {
 int bad_consumer(const std::string& c) {
   std::fprintf(stderr, "gwctl: consumer \"%s\": expected 1 to 128 letters, digits and _ - . @ :\n",
                c.c_str());
-  return kUsage;
+  return kFailed; // a well-formed command line with an invalid value in it
 }
 
 /// True when `file` exists, is not empty and does not end in a newline (an editor may leave it so).

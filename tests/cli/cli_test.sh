@@ -87,7 +87,6 @@ TOML
 unreadable)
   expect_rc 5 "$gwctl" validate "$work/nope.toml"
   contains "nope.toml: error[input.unreadable]: no such file"
-  expect_rc 5 "$gwctl" compile "$demo" -o "$work/no/such/dir/routes.gwrt"
   ;;
 huge-spec)
   truncate -s 100M "$work/huge.toml"
@@ -300,7 +299,10 @@ assert lines[1].startswith("late sha256:"), lines
 assert lines[2].startswith("later sha256:"), lines
 assert lines[3:] == [""], lines
 PY
-  expect_rc 2 "$gwctl" key new "two words"
+  # A bad consumer name is invalid input (1); a bad option value is a usage error (2).
+  expect_rc 1 "$gwctl" key new "two words"
+  contains "consumer \"two words\": expected 1 to 128 letters"
+  printf 'k' | expect_rc 1 "$gwctl" key hash "bad name"
   expect_rc 2 "$gwctl" key new ci --bytes 8
   ;;
 jwt-sign)
@@ -396,6 +398,49 @@ golden-update)
   expect_rc 0 "$src/tests/cli/golden.sh" "$gwctl" "$work/golden" bad.toml
   grep -q 'error\[ref.unknown-upstream\]' "$work/golden/bad.expected" || fail "updated content"
   grep -q '^exit: 1$' "$work/golden/bad.expected" || fail "updated exit code"
+  ;;
+help-readable)
+  # Every command's help names values by what they are, never by CLI11's internals.
+  for cmd in "" validate compile inspect explain test diff "key new" "key hash" "jwt sign" \
+    "openapi import" start stop reload rollback status routes upstreams stats "endpoint set" \
+    completion; do
+    # shellcheck disable=SC2086 # the command path is words
+    expect_rc 0 "$gwctl" $cmd --help
+    for internal in TEXT INT UINT FLOAT ENUM REQUIRED "(2x)" " x 2" "->" ":{" "in [0"; do
+      [[ $out != *"$internal"* ]] || { printf '%s\n' "$out" >&2; fail "'gwctl $cmd --help' shows '$internal'"; }
+    done
+  done
+  expect_rc 0 "$gwctl" explain --help
+  contains "Usage: gwctl explain [OPTIONS] INPUT METHOD URL"
+  contains "-H,--header 'NAME: VALUE' (repeatable)"
+  contains "--with SPEC (repeatable)"
+  expect_rc 0 "$gwctl" --help
+  contains "--color auto|always|never"
+  contains "--socket PATH"
+  expect_rc 0 "$gwctl" compile --help
+  contains "-o,--output TABLE (required)"
+  expect_rc 0 "$gwctl" test --help
+  contains "--fail-under PERCENT"
+  expect_rc 0 "$gwctl" jwt sign --help
+  contains "--alg HS256|HS384|HS512|RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|EdDSA"
+  contains "--expires-in DURATION"
+  ;;
+header-then-positionals)
+  # -H takes one value per use, so the positionals after it stay positionals.
+  expect_rc 0 "$gwctl" explain "$demo" -H 'X-Api-Version: 2' POST /users/42/orders
+  contains "route \"orders-v2\""
+  expect_rc 0 "$gwctl" explain -H 'X-Api-Version: 2' "$demo" -H 'X-User-Id: 7' POST /users/42/orders
+  contains "route \"orders-v2\""
+  printf 'version = 1\n[[routes]]\nname = "extra"\npath = "/extra"\nupstream = "catalog"\n' > "$work/extra.toml"
+  expect_rc 0 "$gwctl" explain --with "$work/extra.toml" "$demo" GET /extra --json
+  contains '"name": "extra"'
+  expect_rc 0 "$gwctl" explain "$demo" --with "$work/extra.toml" GET /extra
+  contains 'route "extra"'
+  ;;
+compile-missing-dir)
+  expect_rc 5 "$gwctl" compile "$demo" -o "$work/no/such/dir/routes.gwrt"
+  contains "cannot write $work/no/such/dir/routes.gwrt: directory $work/no/such/dir does not exist"
+  lacks ".tmp."
   ;;
 *)
   fail "unknown case"
