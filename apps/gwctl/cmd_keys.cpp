@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <optional>
 
 #include <openssl/rand.h>
 
@@ -63,6 +64,14 @@ int append_line(const std::string& file, const std::string& line) {
   return kOk;
 }
 
+/// The algorithm a key signs with when --alg is not given: the one its type allows (RSA: RS256,
+/// the JWT default; EC P-256: ES256; P-384: ES384; Ed25519: EdDSA), HS256 for a secret.
+jwt::Alg default_alg(const jwt::SigningKey& key) {
+  for (const auto a : {jwt::Alg::RS256, jwt::Alg::ES256, jwt::Alg::ES384, jwt::Alg::EdDSA})
+    if (key.accepts(a)) return a;
+  return jwt::Alg::HS256;
+}
+
 } // namespace
 
 int run_key_new(const Global&, const KeyOptions& o) {
@@ -112,11 +121,14 @@ int run_key_hash(const Global&, const KeyOptions& o) {
 }
 
 int run_jwt_sign(const Global&, const JwtSignOptions& o) {
-  const auto alg = jwt::alg_from_name(o.alg);
-  if (!alg) {
-    std::fprintf(stderr, "gwctl: --alg %s: expected one of %s\n", o.alg.c_str(),
-                 gw::text::join(jwt::alg_names(), ", ").c_str());
-    return kUsage;
+  std::optional<jwt::Alg> alg;
+  if (!o.alg.empty()) {
+    alg = jwt::alg_from_name(o.alg);
+    if (!alg) {
+      std::fprintf(stderr, "gwctl: --alg %s: expected one of %s\n", o.alg.c_str(),
+                   gw::text::join(jwt::alg_names(), ", ").c_str());
+      return kUsage;
+    }
   }
   const int sources = !o.key.empty() + !o.secret_file.empty() + !o.secret_env.empty();
   if (sources != 1) {
@@ -145,6 +157,7 @@ int run_jwt_sign(const Global&, const JwtSignOptions& o) {
     std::fprintf(stderr, "gwctl: %s\n", key.error().message.c_str());
     return kFailed;
   }
+  if (!alg) alg = default_alg(*key);
 
   json claims = json::object();
   if (!o.claims.empty()) {
@@ -162,8 +175,14 @@ int run_jwt_sign(const Global&, const JwtSignOptions& o) {
   if (!o.issuer.empty()) claims["iss"] = o.issuer;
   if (!o.audience.empty()) claims["aud"] = o.audience;
   if (!claims.contains("iat")) claims["iat"] = now;
-  if (!o.expires_in.empty()) {
-    auto d = gw::units::parse_duration(o.expires_in);
+  if (o.no_exp && claims.contains("exp")) {
+    std::fprintf(stderr, "gwctl: --no-exp, but --claims sets exp\n");
+    return kUsage;
+  }
+  // An exp from --claims stands unless --expires-in is given; without either, the default
+  // lifetime, since gwd refuses a token without exp unless a policy sets require_exp = false.
+  if (!o.no_exp && (!o.expires_in.empty() || !claims.contains("exp"))) {
+    auto d = gw::units::parse_duration(o.expires_in.empty() ? kDefaultTokenLifetime : o.expires_in);
     if (!d) {
       std::fprintf(stderr, "gwctl: --expires-in: %s\n", d.error().message.c_str());
       return kUsage;

@@ -159,7 +159,10 @@ int main(int argc, char** argv) {
   auto* jwt = app.add_subcommand("jwt", "Work with JSON Web Tokens");
   jwt->require_subcommand(1);
   auto* jwt_sign = jwt->add_subcommand("sign", "Sign a token (for tests and service accounts)");
-  jwt_sign->add_option("--alg", jso.alg, "Algorithm (default RS256)")
+  jwt_sign
+      ->add_option("--alg", jso.alg,
+                   "Algorithm (default: the key's own: RS256 for RSA, ES256 for EC P-256, ES384 "
+                   "for P-384, EdDSA for Ed25519; HS256 for a secret)")
       ->check(CLI::IsMember(gw::policy::jwt::alg_names()).description(""))
       ->type_name(choices(gw::policy::jwt::alg_names()));
   jwt_sign->add_option("--key", jso.key, "Private key, PEM (RS*, PS*, ES*, EdDSA)")
@@ -173,8 +176,14 @@ int main(int argc, char** argv) {
   jwt_sign->add_option("--iss", jso.issuer, "Issuer (iss)")->type_name("ISSUER");
   jwt_sign->add_option("--aud", jso.audience, "Audience (aud)")->type_name("AUDIENCE");
   jwt_sign->add_option("--kid", jso.kid, "Key id in the header")->type_name("KID");
-  jwt_sign->add_option("--expires-in", jso.expires_in, "Lifetime, e.g. 1h: sets exp")
-      ->type_name("DURATION");
+  auto* expires_in =
+      jwt_sign
+          ->add_option("--expires-in", jso.expires_in,
+                       std::string("Lifetime, sets exp (default: ") + kDefaultTokenLifetime +
+                           "; gwd refuses tokens without exp unless the policy sets require_exp "
+                           "= false)")
+          ->type_name("DURATION");
+  jwt_sign->add_flag("--no-exp", jso.no_exp, "Mint a token without exp")->excludes(expires_in);
 
   // openapi import
   OpenApiImportOptions oio;

@@ -349,6 +349,56 @@ assert s == want, (s, want)' "$1" "$2"
   contains "exactly one of"
   expect_rc 2 "$gwctl" jwt sign --key "$work/rsa.pem" --claims '[1]'
   expect_rc 2 "$gwctl" jwt sign --alg none --key "$work/rsa.pem"
+  # Without --alg, the key's own algorithm; without --expires-in, exp an hour from now.
+  split_token() { # TOKEN: writes $work/signed and $work/sig (DER for ECDSA), prints "ALG LIFETIME"
+    python3 - "$1" "$work" <<'PY'
+import base64, json, sys
+token, work = sys.argv[1], sys.argv[2]
+h, p, s = token.split(".")
+dec = lambda x: base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))
+head, claims, sig = json.loads(dec(h)), json.loads(dec(p)), dec(s)
+if head["alg"].startswith("ES"):  # JWS carries r || s; OpenSSL wants a DER SEQUENCE
+    def integer(b):
+        b = b.lstrip(b"\0") or b"\0"
+        b = b"\0" + b if b[0] & 0x80 else b
+        return b"\x02" + bytes([len(b)]) + b
+    n = len(sig) // 2
+    body = integer(sig[:n]) + integer(sig[n:])
+    sig = b"\x30" + bytes([len(body)]) + body
+open(work + "/signed", "wb").write((h + "." + p).encode())
+open(work + "/sig", "wb").write(sig)
+print(head["alg"], claims["exp"] - claims["iat"] if "exp" in claims else "none")
+PY
+  }
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/p256.pem" 2>/dev/null || fail "genpkey P-256"
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$work/p384.pem" 2>/dev/null || fail "genpkey P-384"
+  openssl genpkey -algorithm ED25519 -out "$work/ed.pem" 2>/dev/null || fail "genpkey Ed25519"
+  for want in "rsa RS256 -sha256" "p256 ES256 -sha256" "p384 ES384 -sha384" "ed EdDSA"; do
+    read -r k alg digest <<< "$want"
+    openssl pkey -in "$work/$k.pem" -pubout -out "$work/$k.pub" || fail "openssl pkey $k"
+    expect_rc 0 "$gwctl" jwt sign --key "$work/$k.pem" --sub alice
+    [[ $(split_token "$out") == "$alg 3600" ]] || fail "$k key: $(split_token "$out"), expected $alg 3600"
+    if [[ $alg == EdDSA ]]; then
+      openssl pkeyutl -verify -pubin -inkey "$work/$k.pub" -rawin -in "$work/signed" -sigfile "$work/sig" >/dev/null ||
+        fail "OpenSSL does not verify the EdDSA signature"
+    else
+      openssl dgst "$digest" -verify "$work/$k.pub" -signature "$work/sig" "$work/signed" >/dev/null ||
+        fail "OpenSSL does not verify the $alg signature"
+    fi
+  done
+  out=$(GW_TEST_SECRET=s3cret "$gwctl" jwt sign --secret-env GW_TEST_SECRET) || fail "HS256 by default"
+  [[ $(split_token "$out") == "HS256 3600" ]] || fail "secret: $(split_token "$out")"
+  hs256_signed_with "$out" s3cret || fail "default HS256 signature"
+  expect_rc 0 "$gwctl" jwt sign --key "$work/p256.pem" --expires-in 5m
+  [[ $(split_token "$out") == "ES256 300" ]] || fail "--expires-in 5m"
+  expect_rc 0 "$gwctl" jwt sign --key "$work/p256.pem" --no-exp
+  [[ $(split_token "$out") == "ES256 none" ]] || fail "--no-exp"
+  expect_rc 0 "$gwctl" jwt sign --key "$work/p256.pem" --claims '{"iat": 1000, "exp": 1060}'
+  [[ $(split_token "$out") == "ES256 60" ]] || fail "an exp in --claims stands"
+  expect_rc 2 "$gwctl" jwt sign --key "$work/p256.pem" --no-exp --expires-in 1h
+  expect_rc 2 "$gwctl" jwt sign --key "$work/p256.pem" --no-exp --claims '{"exp": 1}'
+  expect_rc 1 "$gwctl" jwt sign --key "$work/p256.pem" --alg ES384
+  contains "cannot sign ES384"
   ;;
 one-verdict)
   # What validate refuses, every command that loads specs refuses, with the same diagnostics.
@@ -424,6 +474,7 @@ help-readable)
   expect_rc 0 "$gwctl" jwt sign --help
   contains "--alg HS256|HS384|HS512|RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|EdDSA"
   contains "--expires-in DURATION"
+  contains "default: 1h"
   ;;
 header-then-positionals)
   # -H takes one value per use, so the positionals after it stay positionals.
