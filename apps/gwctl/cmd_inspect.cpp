@@ -105,21 +105,17 @@ int run_inspect(const Global& g, const InspectOptions& o) {
   std::vector<std::vector<std::string>> rows;
   for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
     const auto& r = cfg.routes[i];
-    std::string pol;
-    for (auto p : r.policies)
-      pol += (pol.empty() ? "" : ",") + cfg.policies[p].name;
-    std::string match = match_text(r);
-    const std::string cond = conditions_text(r);
-    if (!cond.empty()) match += " [" + cond + "]";
-    rows.push_back({std::to_string(i + 1), r.name, r.methods.to_string(), hosts_text(r), match,
-                    cfg.upstreams[r.upstream].name,
+    const auto view = route_json(cfg, r);
+    const std::string pol = join_strings(view["policies"], ",");
+    rows.push_back({std::to_string(i + 1), r.name, r.methods.to_string(), hosts_cell(view),
+                    match_cell(view), conditions_cell(view), cfg.upstreams[r.upstream].name,
                     units::format_duration(units::Millis(r.timeout_ms)), pol.empty() ? "-" : pol,
                     cfg.where(r.src)});
   }
-  print_table(
-      stdout,
-      {"#", "NAME", "METHODS", "HOSTS", "MATCH", "UPSTREAM", "TIMEOUT", "POLICIES", "SOURCE"}, rows,
-      st);
+  print_table(stdout,
+              {"#", "NAME", "METHODS", "HOSTS", "MATCH", "CONDITIONS", "UPSTREAM", "TIMEOUT",
+               "POLICIES", "SOURCE"},
+              rows, st);
 
   std::printf("\n%supstreams%s (%zu)\n", st.bold(), st.reset(), cfg.upstreams.size());
   rows.clear();

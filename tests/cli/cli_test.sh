@@ -9,6 +9,16 @@ demo=$src/specs/demo.toml
 
 source "$(dirname "$0")/assert.sh"
 
+# start_demo_gwd: gwd on the demo spec (compiled from its absolute path, in $work), stopped on exit.
+start_demo_gwd() {
+  [[ -x $(dirname "$gwctl")/../gwd/gwd ]] || fail "no gwd next to gwctl"
+  local port
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  export GW_SOCKET=$work/run/gwd.sock
+  trap '"$gwctl" stop --now >/dev/null 2>&1; rm -rf "$work"' EXIT
+  (cd "$work" && expect_rc 0 "$gwctl" start "$src/specs/demo.toml" --listen "127.0.0.1:$port" --workers 1) || exit 1
+}
+
 case $case in
 version)
   expect_rc 0 "$gwctl" --version
@@ -492,6 +502,43 @@ compile-missing-dir)
   expect_rc 5 "$gwctl" compile "$demo" -o "$work/no/such/dir/routes.gwrt"
   contains "cannot write $work/no/such/dir/routes.gwrt: directory $work/no/such/dir does not exist"
   lacks ".tmp."
+  ;;
+inspect-conditions)
+  cat > "$work/cond.toml" <<'TOML'
+version = 1
+[upstreams.u]
+endpoints = ["127.0.0.1:9"]
+[[routes]]
+name = "v2"
+template = "/users/{id}"
+headers = [{ name = "x-api-version", exact = "2" }]
+query = [{ name = "debug", present = true, invert = true }]
+upstream = "u"
+[[routes]]
+name = "cgi"
+regex = "/cgi-bin/[a-z]+\\.cgi"
+priority = 3
+upstream = "u"
+[[routes]]
+name = "legacy"
+regex = "/old/.*"
+upstream = "u"
+TOML
+  expect_rc 0 "$gwctl" compile "$work/cond.toml" -o "$work/cond.gwrt"
+  expect_rc 0 "$gwctl" inspect "$work/cond.gwrt"
+  contains "CONDITIONS"
+  contains 'header x-api-version exact "2"; query !debug present'
+  contains 'regex /cgi-bin/[a-z]+\.cgi (priority 3)'
+  contains 'regex /old/.* (priority 0)'
+  ;;
+routes-live)
+  # gwctl routes (the running table) shows conditions and regex priorities, as inspect does.
+  start_demo_gwd
+  expect_rc 0 "$gwctl" routes
+  contains "CONDITIONS"
+  contains 'header x-api-version exact "2"'
+  contains 'regex /cgi-bin/[a-z]+\.cgi (priority 10)'
+  expect_rc 0 "$gwctl" stop
   ;;
 *)
   fail "unknown case"
