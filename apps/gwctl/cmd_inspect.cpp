@@ -48,8 +48,10 @@ int run_inspect(const Global& g, const InspectOptions& o) {
       sections.push_back(
           {{"tag", table::section_name(s.tag)}, {"offset", s.offset}, {"size", s.size}});
     auto sources = nlohmann::json::array();
-    for (const auto& s : cfg.sources)
+    for (const auto& s : cfg.sources) {
       sources.push_back({{"name", s.name}, {"sha256", to_hex(s.digest)}});
+      if (!s.path.empty()) sources.back()["path"] = s.path;
+    }
     j["table"] = {{"input", o.input},
                   {"compiled", loaded.table.has_value()},
                   {"format", std::to_string(info.major) + "." + std::to_string(info.minor)},
@@ -93,8 +95,9 @@ int run_inspect(const Global& g, const InspectOptions& o) {
     std::printf("%stimestamp%s %llu\n", st.bold(), st.reset(),
                 static_cast<unsigned long long>(info.timestamp));
   for (const auto& s : cfg.sources)
-    std::printf("%ssource%s    %s  sha256 %s\n", st.bold(), st.reset(), s.name.c_str(),
-                to_hex(s.digest).substr(0, 16).c_str());
+    std::printf("%ssource%s    %s  sha256 %s%s\n", st.bold(), st.reset(), s.name.c_str(),
+                to_hex(s.digest).substr(0, 16).c_str(),
+                s.path.empty() || s.path == s.name ? "" : ("  (read from " + s.path + ")").c_str());
   std::string secs;
   for (const auto& s : info.sections)
     secs += (secs.empty() ? "" : ", ") + table::section_name(s.tag) + " @" + hexnum(s.offset) +

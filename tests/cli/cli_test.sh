@@ -2,7 +2,7 @@
 # cli_test.sh GWCTL SOURCE_DIR CASE: end-to-end checks of gwctl's offline commands, one CASE per
 # CTest test. Each case runs gwctl as a user would and asserts on output and exit codes.
 set -uo pipefail
-gwctl=$1 src=$2 case=$3
+gwctl=$(realpath "$1") src=$2 case=$3
 work=$(mktemp -d "${TMPDIR:-/tmp}/gwctl-cli.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 demo=$src/specs/demo.toml
@@ -503,6 +503,34 @@ compile-missing-dir)
   contains "cannot write $work/no/such/dir/routes.gwrt: directory $work/no/such/dir does not exist"
   lacks ".tmp."
   ;;
+compile-portable)
+  # The table depends on the spec's content, not on how its path is spelled or where from.
+  (cd "$src" && "$gwctl" compile specs/demo.toml -o "$work/relative.gwrt") >/dev/null || fail "relative"
+  (cd "$work" && "$gwctl" compile "$src/specs/demo.toml" -o absolute.gwrt) >/dev/null || fail "absolute"
+  (cd "$src/specs" && "$gwctl" compile ./demo.toml -o "$work/dot.gwrt") >/dev/null || fail "./"
+  (cd "$src/tests" && "$gwctl" compile ../specs/../specs/demo.toml -o "$work/dotdot.gwrt") >/dev/null || fail "../"
+  for t in absolute dot dotdot; do
+    cmp "$work/relative.gwrt" "$work/$t.gwrt" || fail "the $t compile differs from the relative one"
+  done
+  expect_rc 0 "$gwctl" inspect "$work/relative.gwrt"
+  contains "source    demo.toml  sha256 $(sha256sum "$demo" | cut -c1-16)"
+  lacks "specs/demo.toml" # the table records no path it was given
+  (cd "$src" && expect_rc 0 "$gwctl" inspect specs/demo.toml
+    contains "source    demo.toml  sha256"
+    contains "(read from specs/demo.toml)"
+    contains "  specs/demo.toml:") || exit 1
+  # Two sources of the same name are told apart by their directories.
+  mkdir -p "$work/a" "$work/b"
+  printf 'version = 1\n[upstreams.u]\nendpoints = ["127.0.0.1:9"]\n' > "$work/a/part.toml"
+  printf 'version = 1\n[[routes]]\nname = "r"\nprefix = "/"\nupstream = "u"\n' > "$work/b/part.toml"
+  expect_rc 0 "$gwctl" compile "$work/a/part.toml" "$work/b/part.toml" -o "$work/parts.gwrt"
+  expect_rc 0 "$gwctl" inspect --json "$work/parts.gwrt"
+  printf '%s' "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert [s["name"] for s in d["table"]["sources"]] == ["a/part.toml", "b/part.toml"], d["table"]["sources"]
+' || fail "source names of two part.toml files"
+  ;;
 inspect-conditions)
   cat > "$work/cond.toml" <<'TOML'
 version = 1
@@ -538,6 +566,13 @@ routes-live)
   contains "CONDITIONS"
   contains 'header x-api-version exact "2"'
   contains 'regex /cgi-bin/[a-z]+\.cgi (priority 10)'
+  expect_rc 0 "$gwctl" stop
+  ;;
+reload-same-spec)
+  # Reloading the spec gwd serves, spelled differently and from another directory, is a no-op.
+  start_demo_gwd
+  (cd "$src" && expect_rc 0 "$gwctl" reload specs/demo.toml && contains "unchanged: generation 1") || exit 1
+  (cd "$src/specs" && expect_rc 0 "$gwctl" reload ./demo.toml && contains "unchanged: generation 1") || exit 1
   expect_rc 0 "$gwctl" stop
   ;;
 *)

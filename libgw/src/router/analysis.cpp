@@ -149,7 +149,7 @@ private:
 
   SourceLoc loc(const Route& r) const {
     SourceLoc l;
-    if (r.src.file < cfg_.sources.size()) l.file = cfg_.sources[r.src.file].name;
+    if (r.src.file < cfg_.sources.size()) l.file = cfg_.source_file(r.src.file);
     l.line = r.src.line;
     l.col = r.src.col;
     return l;
