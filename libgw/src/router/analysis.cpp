@@ -18,88 +18,6 @@ using model::Matcher;
 using model::MatchOp;
 using model::Route;
 
-/// Fixed header values for example requests.
-class MapHeaders final : public HeaderLookup {
-public:
-  std::map<std::string, std::string> values;
-  bool find(std::string_view name, std::string_view& v) const override {
-    auto it = values.find(std::string(name));
-    if (it == values.end()) return false;
-    v = it->second;
-    return true;
-  }
-};
-
-/// A value satisfying one matcher, or nullopt when none can be made up (regex) or the matcher
-/// is satisfied by absence (inverted), in which case `absent` is set.
-std::optional<std::string> sample_value(const Matcher& m, bool& absent) {
-  absent = false;
-  if (m.invert) {
-    absent = true;
-    return std::nullopt;
-  }
-  switch (m.op) {
-  case MatchOp::exact:
-  case MatchOp::contains:
-  case MatchOp::prefix:
-  case MatchOp::suffix:
-    return m.value;
-  case MatchOp::present:
-    return std::string("1");
-  case MatchOp::regex:
-    return std::nullopt;
-  }
-  return std::nullopt;
-}
-
-/// An example request satisfying every condition in `conds` (headers) and `qconds` (query).
-struct Example {
-  std::string method, host, path, query;
-  MapHeaders headers;
-  bool complete = true; // false when some condition could not be sampled
-
-  std::string text() const {
-    std::string s = method + " ";
-    s += host.empty() ? path : "http://" + host + path;
-    if (!query.empty()) s += "?" + query;
-    for (const auto& [k, v] : headers.values)
-      s += " with " + k + ": " + v;
-    return s;
-  }
-};
-
-bool add_conditions(Example& ex, const std::vector<Matcher>& hs, const std::vector<Matcher>& qs) {
-  for (const auto& m : hs) {
-    bool absent;
-    auto v = sample_value(m, absent);
-    if (absent) continue;
-    if (!v) {
-      ex.complete = false;
-      continue;
-    }
-    auto [it, fresh] = ex.headers.values.emplace(m.name, *v);
-    if (!fresh && it->second != *v) return false; // contradictory requirements
-  }
-  for (const auto& m : qs) {
-    bool absent;
-    auto v = sample_value(m, absent);
-    if (absent) continue;
-    if (!v) {
-      ex.complete = false;
-      continue;
-    }
-    if (!ex.query.empty()) ex.query += '&';
-    ex.query += m.name + "=" + *v;
-  }
-  return true;
-}
-
-std::string host_example(const std::string& label) {
-  if (label == "*") return "";
-  if (label.starts_with("*.")) return "a" + label.substr(1);
-  return label;
-}
-
 /// Two condition lists that no request can satisfy together (same name, different exact values).
 bool contradictory(const std::vector<Matcher>& a, const std::vector<Matcher>& b) {
   for (const auto& x : a)
@@ -183,28 +101,14 @@ private:
 
   std::string example_path(std::uint32_t id) const { return router::example_path(route(id)); }
 
-  /// Builds an example of route `b` in group `label`, optionally also satisfying `a`'s conditions.
-  std::optional<Example> example_for(std::uint32_t b, const std::string& label, std::string path,
-                                     model::Method method, const Route* also = nullptr) const {
-    Example ex;
-    ex.method = std::string(model::to_string(method));
-    ex.host = host_example(label);
-    ex.path = std::move(path);
-    if (ex.path.empty()) return std::nullopt;
-    if (!add_conditions(ex, route(b).headers, route(b).query)) return std::nullopt;
-    if (also && !add_conditions(ex, also->headers, also->query)) return std::nullopt;
-    return ex;
+  /// An example request of route `b` in group `label`, also satisfying `also`'s conditions.
+  std::optional<ExampleRequest> example_for(std::uint32_t b, const std::string& label,
+                                            std::string path, model::Method method,
+                                            const Route* also = nullptr) const {
+    return ExampleRequest::build(route(b), label, std::move(path), method, also);
   }
 
-  Match decide(const Example& ex, model::Method method) const {
-    Request req;
-    req.host = ex.host.empty() ? std::string_view("gw.invalid") : std::string_view(ex.host);
-    req.method = method;
-    req.path = ex.path;
-    req.query = ex.query;
-    req.headers = &ex.headers;
-    return table_.match(req);
-  }
+  Match decide(const ExampleRequest& ex) const { return table_.match(ex.request()); }
 
   void same_key(const std::string& label, const std::vector<std::uint32_t>& ids) {
     std::unordered_map<std::string, std::vector<std::uint32_t>> by_key;
@@ -286,8 +190,8 @@ private:
       std::string example;
       const auto method = (A.methods & B.methods).first();
       if (auto ex = example_for(b, label, example_path(b), method)) {
-        const Match m = decide(*ex, method);
-        if (ex->complete && m.matched() && m.route == b)
+        const Match m = decide(*ex);
+        if (ex->complete() && m.matched() && m.route == b)
           continue; // the analysis was wrong: stay quiet
         example = ex->text();
       }
@@ -307,10 +211,10 @@ private:
     const Route& A = route(a);
     const Route& B = route(b);
     auto ex = example_for(b, label, std::move(path), method, &A);
-    if (!ex || !ex->complete) return;
+    if (!ex || !ex->complete()) return;
     // Confirm with the matchers: both routes accept it and the earlier one wins.
-    if (!path_matches(B, ex->path) || !path_matches(A, ex->path)) return;
-    const Match m = decide(*ex, method);
+    if (!path_matches(B, ex->path()) || !path_matches(A, ex->path())) return;
+    const Match m = decide(*ex);
     if (!m.matched() || m.route != a) return;
     if (++ambiguous_reported_ > cap_) {
       ++suppressed_ambiguous_;
