@@ -27,11 +27,14 @@ int run_diff(const Global& g, const DiffOptions& o) {
   const int rc = (changes.empty() || !o.exit_code) ? kOk : kFailed;
   if (o.json) {
     auto arr = nlohmann::json::array();
-    for (const auto& c : changes)
+    for (const auto& c : changes) {
       arr.push_back({{"kind", check::to_string(c.kind)},
                      {"object", c.object},
                      {"name", c.name},
                      {"details", c.details}});
+      if (!c.other.empty()) arr.back()["other"] = c.other;
+      if (!c.example.empty()) arr.back()["example"] = c.example;
+    }
     print_json({{"old", o.old_input}, {"new", o.new_input}, {"changes", arr}});
     return rc;
   }

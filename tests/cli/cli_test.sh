@@ -559,6 +559,25 @@ TOML
   contains 'regex /cgi-bin/[a-z]+\.cgi (priority 3)'
   contains 'regex /old/.* (priority 0)'
   ;;
+diff-declaration-order)
+  route() { printf '[[routes]]\nname = "%s"\ntemplate = "%s"\nupstream = "u"\n' "$1" "$2"; }
+  head='version = 1\n[upstreams.u]\nendpoints = ["127.0.0.1:9"]\n'
+  { printf "$head"; route by-owner '/a/{x}'; route by-kind '/{y}/b'; } > "$work/old.toml"
+  { printf "$head"; route by-kind '/{y}/b'; route by-owner '/a/{x}'; } > "$work/new.toml"
+  expect_rc 0 "$gwctl" diff "$work/old.toml" "$work/new.toml"
+  contains "^ route by-kind precedence"
+  contains "now takes precedence over \"by-owner\" (equal precedence: it is declared first now)"
+  contains "e.g. GET /a/b went to \"by-owner\", now goes to \"by-kind\""
+  lacks "no differences"
+  expect_rc 1 "$gwctl" diff --exit-code "$work/old.toml" "$work/new.toml"
+  expect_rc 0 "$gwctl" diff --json "$work/old.toml" "$work/new.toml"
+  printf '%s' "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+[c] = d["changes"]
+assert (c["kind"], c["name"], c["other"], c["example"]) == ("precedence", "by-kind", "by-owner", "GET /a/b"), c
+' || fail "unexpected diff JSON"
+  ;;
 routes-live)
   # gwctl routes (the running table) shows conditions and regex priorities, as inspect does.
   start_demo_gwd
