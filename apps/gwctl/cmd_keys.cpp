@@ -179,16 +179,16 @@ int run_jwt_sign(const Global&, const JwtSignOptions& o) {
     std::fprintf(stderr, "gwctl: --no-exp, but --claims sets exp\n");
     return kUsage;
   }
-  // An exp from --claims stands unless --expires-in is given; without either, the default
-  // lifetime, since gwd refuses a token without exp unless a policy sets require_exp = false.
-  if (!o.no_exp && (!o.expires_in.empty() || !claims.contains("exp"))) {
-    auto d = gw::units::parse_duration(o.expires_in.empty() ? kDefaultTokenLifetime : o.expires_in);
+  if (!o.expires_in.empty()) {
+    auto d = gw::units::parse_duration(o.expires_in);
     if (!d) {
       std::fprintf(stderr, "gwctl: --expires-in: %s\n", d.error().message.c_str());
       return kUsage;
     }
     claims["exp"] = now + d->count() / 1000;
   }
+  // Such a token looks fine and is refused: gwd's jwt policy requires exp by default.
+  const bool warn_no_exp = !o.no_exp && !claims.contains("exp");
   json header = json::object();
   if (!o.kid.empty()) header["kid"] = o.kid;
   auto token = jwt::sign(*alg, *key, claims, header);
@@ -197,6 +197,10 @@ int run_jwt_sign(const Global&, const JwtSignOptions& o) {
     return kFailed;
   }
   std::printf("%s\n", token->c_str());
+  if (warn_no_exp)
+    std::fprintf(stderr, "gwctl: warning: the token has no exp, so gwd refuses it unless the "
+                         "policy sets require_exp = false; give --expires-in (e.g. 1h), or "
+                         "--no-exp to mean it\n");
   return kOk;
 }
 

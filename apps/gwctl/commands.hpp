@@ -111,10 +111,9 @@ struct JwtSignOptions {
   std::string secret_env;
   std::string claims; // JSON object
   std::string subject, issuer, audience, kid;
-  std::string expires_in; // sets exp; "" = kDefaultTokenLifetime
-  bool no_exp = false;    // no exp at all (gwd refuses such tokens unless require_exp = false)
+  std::string expires_in; // sets exp; without it (and no exp in claims) gwctl warns
+  bool no_exp = false;    // no exp, on purpose: no warning
 };
-inline constexpr const char* kDefaultTokenLifetime = "1h";
 int run_jwt_sign(const Global& g, const JwtSignOptions& o);
 
 // Commands that talk to a running gwd over its control socket.

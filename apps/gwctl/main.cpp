@@ -179,11 +179,11 @@ int main(int argc, char** argv) {
   auto* expires_in =
       jwt_sign
           ->add_option("--expires-in", jso.expires_in,
-                       std::string("Lifetime, sets exp (default: ") + kDefaultTokenLifetime +
-                           "; gwd refuses tokens without exp unless the policy sets require_exp "
-                           "= false)")
+                       "Lifetime, sets exp (without it gwctl warns: gwd refuses tokens without "
+                       "exp unless the policy sets require_exp = false)")
           ->type_name("DURATION");
-  jwt_sign->add_flag("--no-exp", jso.no_exp, "Mint a token without exp")->excludes(expires_in);
+  jwt_sign->add_flag("--no-exp", jso.no_exp, "Mint a token without exp, on purpose (no warning)")
+      ->excludes(expires_in);
 
   // openapi import
   OpenApiImportOptions oio;

@@ -348,7 +348,7 @@ assert s == want, (s, want)' "$1" "$2"
   hs256_signed_with "$out" s3cret || fail "HS256 signature"
   # From a file, the editor's final newline is not part of the secret (as for gwd's secret_file).
   printf 's3cret\n' > "$work/hs.secret"
-  expect_rc 0 "$gwctl" jwt sign --alg HS256 --secret-file "$work/hs.secret"
+  expect_rc 0 "$gwctl" jwt sign --alg HS256 --secret-file "$work/hs.secret" --expires-in 1h
   hs256_signed_with "$out" s3cret || fail "HS256 signature with the secret file's newline dropped"
   : > "$work/empty.secret"
   expect_rc 1 "$gwctl" jwt sign --alg HS256 --secret-file "$work/empty.secret"
@@ -359,7 +359,7 @@ assert s == want, (s, want)' "$1" "$2"
   contains "exactly one of"
   expect_rc 2 "$gwctl" jwt sign --key "$work/rsa.pem" --claims '[1]'
   expect_rc 2 "$gwctl" jwt sign --alg none --key "$work/rsa.pem"
-  # Without --alg, the key's own algorithm; without --expires-in, exp an hour from now.
+  # Without --alg, the key's own algorithm.
   split_token() { # TOKEN: writes $work/signed and $work/sig (DER for ECDSA), prints "ALG LIFETIME"
     python3 - "$1" "$work" <<'PY'
 import base64, json, sys
@@ -386,7 +386,7 @@ PY
   for want in "rsa RS256 -sha256" "p256 ES256 -sha256" "p384 ES384 -sha384" "ed EdDSA"; do
     read -r k alg digest <<< "$want"
     openssl pkey -in "$work/$k.pem" -pubout -out "$work/$k.pub" || fail "openssl pkey $k"
-    expect_rc 0 "$gwctl" jwt sign --key "$work/$k.pem" --sub alice
+    expect_rc 0 "$gwctl" jwt sign --key "$work/$k.pem" --sub alice --expires-in 1h
     [[ $(split_token "$out") == "$alg 3600" ]] || fail "$k key: $(split_token "$out"), expected $alg 3600"
     if [[ $alg == EdDSA ]]; then
       openssl pkeyutl -verify -pubin -inkey "$work/$k.pub" -rawin -in "$work/signed" -sigfile "$work/sig" >/dev/null ||
@@ -396,15 +396,21 @@ PY
         fail "OpenSSL does not verify the $alg signature"
     fi
   done
-  out=$(GW_TEST_SECRET=s3cret "$gwctl" jwt sign --secret-env GW_TEST_SECRET) || fail "HS256 by default"
-  [[ $(split_token "$out") == "HS256 3600" ]] || fail "secret: $(split_token "$out")"
+  out=$(GW_TEST_SECRET=s3cret "$gwctl" jwt sign --secret-env GW_TEST_SECRET --expires-in 5m) ||
+    fail "HS256 by default"
+  [[ $(split_token "$out") == "HS256 300" ]] || fail "secret: $(split_token "$out")"
   hs256_signed_with "$out" s3cret || fail "default HS256 signature"
-  expect_rc 0 "$gwctl" jwt sign --key "$work/p256.pem" --expires-in 5m
-  [[ $(split_token "$out") == "ES256 300" ]] || fail "--expires-in 5m"
-  expect_rc 0 "$gwctl" jwt sign --key "$work/p256.pem" --no-exp
+  # A token without exp, which gwd refuses by default, comes with a warning unless meant.
+  out=$("$gwctl" jwt sign --key "$work/p256.pem" 2>"$work/stderr") || fail "no --expires-in"
+  [[ $(split_token "$out") == "ES256 none" ]] || fail "no exp without --expires-in"
+  grep -q "warning: the token has no exp, so gwd refuses it unless the policy sets require_exp = false" \
+    "$work/stderr" || fail "no warning about the missing exp: $(cat "$work/stderr")"
+  out=$("$gwctl" jwt sign --key "$work/p256.pem" --no-exp 2>"$work/stderr") || fail "--no-exp"
   [[ $(split_token "$out") == "ES256 none" ]] || fail "--no-exp"
-  expect_rc 0 "$gwctl" jwt sign --key "$work/p256.pem" --claims '{"iat": 1000, "exp": 1060}'
-  [[ $(split_token "$out") == "ES256 60" ]] || fail "an exp in --claims stands"
+  [[ ! -s $work/stderr ]] || fail "--no-exp still warns: $(cat "$work/stderr")"
+  out=$("$gwctl" jwt sign --key "$work/p256.pem" --claims '{"iat": 1000, "exp": 1060}' 2>"$work/stderr") ||
+    fail "exp in --claims"
+  [[ $(split_token "$out") == "ES256 60" && ! -s $work/stderr ]] || fail "an exp in --claims stands, unwarned"
   expect_rc 2 "$gwctl" jwt sign --key "$work/p256.pem" --no-exp --expires-in 1h
   expect_rc 2 "$gwctl" jwt sign --key "$work/p256.pem" --no-exp --claims '{"exp": 1}'
   expect_rc 1 "$gwctl" jwt sign --key "$work/p256.pem" --alg ES384
@@ -484,7 +490,7 @@ help-readable)
   expect_rc 0 "$gwctl" jwt sign --help
   contains "--alg HS256|HS384|HS512|RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|EdDSA"
   contains "--expires-in DURATION"
-  contains "default: 1h"
+  contains "without it gwctl warns"
   ;;
 header-then-positionals)
   # -H takes one value per use, so the positionals after it stay positionals.
