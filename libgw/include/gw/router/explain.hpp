@@ -1,6 +1,8 @@
 // router::explain: the match decision with its reasons. Evaluates every route against the
 // request the slow, obvious way, reports why each route whose path matched was or was not
 // chosen, and checks that the trie lookup agrees. For gwctl explain/test, never on the data path.
+// Also the requests tools write down (SampleRequest) or make up (ExampleRequest, for analyze()
+// and check::diff), and the path helpers they share.
 #pragma once
 
 #include <map>
@@ -62,7 +64,7 @@ private:
 
 /// A request made up to exercise routes (conflict analysis, diffs): a method, a host from a host
 /// group's label, a path, and the query parameters and headers the routes' conditions ask for.
-/// Owns what request() views; copies are independent.
+/// Owns what request() views; copies are independent. Immutable once built; any thread.
 class ExampleRequest {
 public:
   /// A request for `path` that satisfies route `r`'s header and query conditions and, when given,
