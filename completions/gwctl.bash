@@ -21,7 +21,7 @@ _gwctl_opts() {
     "key new") echo '-h --help --append --bytes --json' ;;
     "key hash") echo '-h --help --append' ;;
     "jwt") echo '-h --help' ;;
-    "jwt sign") echo '-h --help --alg --key --secret-file --secret-env --claims --sub --iss --aud --kid --expires-in' ;;
+    "jwt sign") echo '-h --help --alg --key --secret-file --secret-env --claims --sub --iss --aud --kid --expires-in --no-exp' ;;
     "openapi") echo '-h --help' ;;
     "openapi import") echo '-h --help --upstream --with -o --output --strict' ;;
     "start") echo '-h --help --listen --workers --access-log --trusted-proxy --control-group --gwd --wait' ;;
@@ -62,6 +62,7 @@ _gwctl_valued() {
     --label) echo any ;;
     --listen) echo any ;;
     --live) echo any ;;
+    --no-exp) echo any ;;
     --now) echo any ;;
     --only-failures) echo any ;;
     --output) echo file ;;

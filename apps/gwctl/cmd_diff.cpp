@@ -16,8 +16,8 @@ int run_diff(const Global& g, const DiffOptions& o) {
     v.insert(v.end(), o.with.begin(), o.with.end());
     return v;
   };
-  auto a = load::load(inputs(o.old_input), load::Options::reading());
-  auto b = load::load(inputs(o.new_input), load::Options::reading());
+  auto a = load::load(inputs(o.old_input));
+  auto b = load::load(inputs(o.new_input));
   if (!a.ok() || !b.ok()) {
     print_diagnostics(stderr, a.diags, &a.sources, est);
     print_diagnostics(stderr, b.diags, &b.sources, est);
@@ -27,11 +27,14 @@ int run_diff(const Global& g, const DiffOptions& o) {
   const int rc = (changes.empty() || !o.exit_code) ? kOk : kFailed;
   if (o.json) {
     auto arr = nlohmann::json::array();
-    for (const auto& c : changes)
+    for (const auto& c : changes) {
       arr.push_back({{"kind", check::to_string(c.kind)},
                      {"object", c.object},
                      {"name", c.name},
                      {"details", c.details}});
+      if (!c.other.empty()) arr.back()["other"] = c.other;
+      if (!c.example.empty()) arr.back()["example"] = c.example;
+    }
     print_json({{"old", o.old_input}, {"new", o.new_input}, {"changes", arr}});
     return rc;
   }

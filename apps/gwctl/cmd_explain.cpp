@@ -128,7 +128,7 @@ int run_explain(const Global& g, const ExplainOptions& opts) {
   } else {
     std::vector<std::string> inputs{o.input};
     inputs.insert(inputs.end(), o.with.begin(), o.with.end());
-    auto loaded = load::load(inputs, load::Options::reading());
+    auto loaded = load::load(inputs);
     if (!loaded.ok()) {
       print_diagnostics(stderr, loaded.diags, &loaded.sources, est);
       return kFailed;

@@ -24,7 +24,7 @@ std::string hexnum(std::uint64_t v) {
 
 int run_inspect(const Global& g, const InspectOptions& o) {
   const std::vector<std::string> inputs{o.input};
-  auto loaded = load::load(inputs, load::Options::reading());
+  auto loaded = load::load(inputs);
   if (!loaded.ok()) {
     print_diagnostics(stderr, loaded.diags, &loaded.sources, style_for(stderr, g.color));
     for (const auto& d : loaded.diags)
@@ -48,8 +48,10 @@ int run_inspect(const Global& g, const InspectOptions& o) {
       sections.push_back(
           {{"tag", table::section_name(s.tag)}, {"offset", s.offset}, {"size", s.size}});
     auto sources = nlohmann::json::array();
-    for (const auto& s : cfg.sources)
+    for (const auto& s : cfg.sources) {
       sources.push_back({{"name", s.name}, {"sha256", to_hex(s.digest)}});
+      if (!s.path.empty()) sources.back()["path"] = s.path;
+    }
     j["table"] = {{"input", o.input},
                   {"compiled", loaded.table.has_value()},
                   {"format", std::to_string(info.major) + "." + std::to_string(info.minor)},
@@ -93,8 +95,9 @@ int run_inspect(const Global& g, const InspectOptions& o) {
     std::printf("%stimestamp%s %llu\n", st.bold(), st.reset(),
                 static_cast<unsigned long long>(info.timestamp));
   for (const auto& s : cfg.sources)
-    std::printf("%ssource%s    %s  sha256 %s\n", st.bold(), st.reset(), s.name.c_str(),
-                to_hex(s.digest).substr(0, 16).c_str());
+    std::printf("%ssource%s    %s  sha256 %s%s\n", st.bold(), st.reset(), s.name.c_str(),
+                to_hex(s.digest).substr(0, 16).c_str(),
+                s.path.empty() || s.path == s.name ? "" : ("  (read from " + s.path + ")").c_str());
   std::string secs;
   for (const auto& s : info.sections)
     secs += (secs.empty() ? "" : ", ") + table::section_name(s.tag) + " @" + hexnum(s.offset) +
@@ -105,21 +108,17 @@ int run_inspect(const Global& g, const InspectOptions& o) {
   std::vector<std::vector<std::string>> rows;
   for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
     const auto& r = cfg.routes[i];
-    std::string pol;
-    for (auto p : r.policies)
-      pol += (pol.empty() ? "" : ",") + cfg.policies[p].name;
-    std::string match = match_text(r);
-    const std::string cond = conditions_text(r);
-    if (!cond.empty()) match += " [" + cond + "]";
-    rows.push_back({std::to_string(i + 1), r.name, r.methods.to_string(), hosts_text(r), match,
-                    cfg.upstreams[r.upstream].name,
+    const auto view = route_json(cfg, r);
+    const std::string pol = join_strings(view["policies"], ",");
+    rows.push_back({std::to_string(i + 1), r.name, r.methods.to_string(), hosts_cell(view),
+                    match_cell(view), conditions_cell(view), cfg.upstreams[r.upstream].name,
                     units::format_duration(units::Millis(r.timeout_ms)), pol.empty() ? "-" : pol,
                     cfg.where(r.src)});
   }
-  print_table(
-      stdout,
-      {"#", "NAME", "METHODS", "HOSTS", "MATCH", "UPSTREAM", "TIMEOUT", "POLICIES", "SOURCE"}, rows,
-      st);
+  print_table(stdout,
+              {"#", "NAME", "METHODS", "HOSTS", "MATCH", "CONDITIONS", "UPSTREAM", "TIMEOUT",
+               "POLICIES", "SOURCE"},
+              rows, st);
 
   std::printf("\n%supstreams%s (%zu)\n", st.bold(), st.reset(), cfg.upstreams.size());
   rows.clear();

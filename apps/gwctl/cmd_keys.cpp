@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <optional>
 
 #include <openssl/rand.h>
 
@@ -36,7 +37,7 @@ bool valid_consumer(const std::string& c) {
 int bad_consumer(const std::string& c) {
   std::fprintf(stderr, "gwctl: consumer \"%s\": expected 1 to 128 letters, digits and _ - . @ :\n",
                c.c_str());
-  return kUsage;
+  return kFailed; // a well-formed command line with an invalid value in it
 }
 
 /// True when `file` exists, is not empty and does not end in a newline (an editor may leave it so).
@@ -61,6 +62,14 @@ int append_line(const std::string& file, const std::string& line) {
     return kIoError;
   }
   return kOk;
+}
+
+/// The algorithm a key signs with when --alg is not given: the one its type allows (RSA: RS256,
+/// the JWT default; EC P-256: ES256; P-384: ES384; Ed25519: EdDSA), HS256 for a secret.
+jwt::Alg default_alg(const jwt::SigningKey& key) {
+  for (const auto a : {jwt::Alg::RS256, jwt::Alg::ES256, jwt::Alg::ES384, jwt::Alg::EdDSA})
+    if (key.accepts(a)) return a;
+  return jwt::Alg::HS256;
 }
 
 } // namespace
@@ -112,11 +121,14 @@ int run_key_hash(const Global&, const KeyOptions& o) {
 }
 
 int run_jwt_sign(const Global&, const JwtSignOptions& o) {
-  const auto alg = jwt::alg_from_name(o.alg);
-  if (!alg) {
-    std::fprintf(stderr, "gwctl: --alg %s: expected one of %s\n", o.alg.c_str(),
-                 gw::text::join(jwt::alg_names(), ", ").c_str());
-    return kUsage;
+  std::optional<jwt::Alg> alg;
+  if (!o.alg.empty()) {
+    alg = jwt::alg_from_name(o.alg);
+    if (!alg) {
+      std::fprintf(stderr, "gwctl: --alg %s: expected one of %s\n", o.alg.c_str(),
+                   gw::text::join(jwt::alg_names(), ", ").c_str());
+      return kUsage;
+    }
   }
   const int sources = !o.key.empty() + !o.secret_file.empty() + !o.secret_env.empty();
   if (sources != 1) {
@@ -145,6 +157,7 @@ int run_jwt_sign(const Global&, const JwtSignOptions& o) {
     std::fprintf(stderr, "gwctl: %s\n", key.error().message.c_str());
     return kFailed;
   }
+  if (!alg) alg = default_alg(*key);
 
   json claims = json::object();
   if (!o.claims.empty()) {
@@ -162,6 +175,10 @@ int run_jwt_sign(const Global&, const JwtSignOptions& o) {
   if (!o.issuer.empty()) claims["iss"] = o.issuer;
   if (!o.audience.empty()) claims["aud"] = o.audience;
   if (!claims.contains("iat")) claims["iat"] = now;
+  if (o.no_exp && claims.contains("exp")) {
+    std::fprintf(stderr, "gwctl: --no-exp, but --claims sets exp\n");
+    return kUsage;
+  }
   if (!o.expires_in.empty()) {
     auto d = gw::units::parse_duration(o.expires_in);
     if (!d) {
@@ -170,6 +187,8 @@ int run_jwt_sign(const Global&, const JwtSignOptions& o) {
     }
     claims["exp"] = now + d->count() / 1000;
   }
+  // Such a token looks fine and is refused: gwd's jwt policy requires exp by default.
+  const bool warn_no_exp = !o.no_exp && !claims.contains("exp");
   json header = json::object();
   if (!o.kid.empty()) header["kid"] = o.kid;
   auto token = jwt::sign(*alg, *key, claims, header);
@@ -178,6 +197,10 @@ int run_jwt_sign(const Global&, const JwtSignOptions& o) {
     return kFailed;
   }
   std::printf("%s\n", token->c_str());
+  if (warn_no_exp)
+    std::fprintf(stderr, "gwctl: warning: the token has no exp, so gwd refuses it unless the "
+                         "policy sets require_exp = false; give --expires-in (e.g. 1h), or "
+                         "--no-exp to mean it\n");
   return kOk;
 }
 

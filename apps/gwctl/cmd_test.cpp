@@ -11,7 +11,7 @@ using namespace gw;
 int run_test(const Global& g, const TestOptions& o) {
   std::vector<std::string> inputs{o.input};
   inputs.insert(inputs.end(), o.with.begin(), o.with.end());
-  auto loaded = load::load(inputs, load::Options::reading());
+  auto loaded = load::load(inputs);
   const Style est = style_for(stderr, g.color);
   if (!loaded.ok()) {
     print_diagnostics(stderr, loaded.diags, &loaded.sources, est);

@@ -4,6 +4,7 @@
 
 #include "commands.hpp"
 #include "daemon_client.hpp"
+#include "gw/report/describe.hpp"
 #include "output.hpp"
 
 namespace gwctl {
@@ -72,17 +73,18 @@ int run_routes(const Global& g, const ViewOptions& o) {
   const Style st = style_for(stdout, g.color);
   std::vector<std::vector<std::string>> rows;
   for (const auto& rt : (*r.result)["routes"]) {
-    const std::string hosts = join_strings(rt["hosts"], ", ");
     const std::string pol = join_strings(rt["policies"], ",");
     rows.push_back({str(rt, "precedence"), str(rt, "name"), str(rt, "methods"),
-                    hosts.empty() ? "*" : hosts,
-                    str(rt["match"], "kind") + " " + str(rt["match"], "pattern"),
-                    str(rt, "upstream"), str(rt, "timeout"), pol.empty() ? "-" : pol});
+                    gw::report::hosts_cell(rt), gw::report::match_cell(rt),
+                    gw::report::conditions_cell(rt), str(rt, "upstream"), str(rt, "timeout"),
+                    pol.empty() ? "-" : pol});
   }
   std::printf("%sroutes%s of generation %s (%zu, in precedence order)\n", st.bold(), st.reset(),
               str(*r.result, "generation").c_str(), rows.size());
-  print_table(stdout, {"#", "NAME", "METHODS", "HOSTS", "MATCH", "UPSTREAM", "TIMEOUT", "POLICIES"},
-              rows, st);
+  print_table(
+      stdout,
+      {"#", "NAME", "METHODS", "HOSTS", "MATCH", "CONDITIONS", "UPSTREAM", "TIMEOUT", "POLICIES"},
+      rows, st);
   return kOk;
 }
 

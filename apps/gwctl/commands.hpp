@@ -105,13 +105,14 @@ int run_key_new(const Global& g, const KeyOptions& o);
 int run_key_hash(const Global& g, const KeyOptions& o); // the key on stdin
 
 struct JwtSignOptions {
-  std::string alg = "RS256";
+  std::string alg;         // "": the key's own algorithm (RS256, ES256, ES384, EdDSA; HS256)
   std::string key;         // private key, PEM
   std::string secret_file; // HMAC secret
   std::string secret_env;
   std::string claims; // JSON object
   std::string subject, issuer, audience, kid;
-  std::string expires_in; // "1h": adds exp
+  std::string expires_in; // sets exp; without it (and no exp in claims) gwctl warns
+  bool no_exp = false;    // no exp, on purpose: no warning
 };
 int run_jwt_sign(const Global& g, const JwtSignOptions& o);
 

@@ -9,6 +9,7 @@
 #include "completion.hpp"
 #include "gw/control/protocol.hpp"
 #include "gw/policy/jwt.hpp"
+#include "help.hpp"
 
 namespace {
 
@@ -22,11 +23,26 @@ constexpr const char* kFooter = R"(Exit codes:
 
 Run `gwctl COMMAND --help` for a command's options.)";
 
+/// An option that may be given several times, one value each time (`-H A -H B`): it never takes
+/// the words after its value, which are positionals.
+CLI::Option* repeatable(CLI::Option* o) {
+  return o->allow_extra_args(false);
+}
+
+/// "HS256|HS384|...": the choices of an option, as its help shows them.
+std::string choices(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names)
+    s += (s.empty() ? "" : "|") + n;
+  return s;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   using namespace gwctl;
   CLI::App app{"gwctl: validate, compile, inspect and test gw route tables", "gwctl"};
+  app.formatter(help_formatter()); // before any subcommand: they copy it
   app.set_version_flag("--version", std::string("gwctl ") + GW_VERSION);
   app.require_subcommand(1);
   app.fallthrough(); // global options (--color) may follow the subcommand
@@ -35,12 +51,13 @@ int main(int argc, char** argv) {
   Global g;
   const std::map<std::string, Color> colors{
       {"auto", Color::automatic}, {"always", Color::always}, {"never", Color::never}};
-  app.add_option("--color", g.color, "Colour output: auto, always or never")
-      ->transform(CLI::CheckedTransformer(colors, CLI::ignore_case))
-      ->default_str("auto");
+  app.add_option("--color", g.color, "Colour output (default: auto, colour on a terminal)")
+      ->transform(CLI::CheckedTransformer(colors, CLI::ignore_case).description(""))
+      ->type_name("auto|always|never");
   g.socket = gw::control::default_socket_path();
   app.add_option("--socket", g.socket,
-                 "gwd's control socket (default: $GW_SOCKET or /run/gw/gwd.sock)");
+                 "gwd's control socket (default: $GW_SOCKET or /run/gw/gwd.sock)")
+      ->type_name("PATH");
 
   // validate
   ValidateOptions vo;
@@ -52,9 +69,9 @@ int main(int argc, char** argv) {
       ->required();
   const std::map<std::string, Format> formats{
       {"text", Format::text}, {"json", Format::json}, {"sarif", Format::sarif}};
-  validate->add_option("--format", vo.format, "Output: text, json or sarif (for CI annotations)")
-      ->transform(CLI::CheckedTransformer(formats, CLI::ignore_case))
-      ->default_str("text");
+  validate->add_option("--format", vo.format, "Output (default: text; sarif for CI annotations)")
+      ->transform(CLI::CheckedTransformer(formats, CLI::ignore_case).description(""))
+      ->type_name("text|json|sarif");
   validate->add_flag("--werror", vo.werror, "Treat warnings as errors");
   validate->add_flag("-q,--quiet", vo.quiet, "Print only the summary line");
 
@@ -63,10 +80,14 @@ int main(int argc, char** argv) {
   auto* compile = app.add_subcommand("compile", "Compile specs into a binary route table (.gwrt)");
   compile->add_option("SPEC", co.inputs, "TOML specs or OpenAPI documents, merged in order")
       ->required();
-  compile->add_option("-o,--output", co.output, "Table to write (atomically)")->required();
-  compile->add_option("--label", co.label, "A label recorded in the table");
-  compile->add_option("--timestamp", co.timestamp,
-                      "Seconds since the epoch to record (default: $SOURCE_DATE_EPOCH, else none)");
+  compile->add_option("-o,--output", co.output, "Table to write (atomically)")
+      ->required()
+      ->type_name("TABLE");
+  compile->add_option("--label", co.label, "A label recorded in the table")->type_name("LABEL");
+  compile
+      ->add_option("--timestamp", co.timestamp,
+                   "Seconds since the epoch to record (default: $SOURCE_DATE_EPOCH, else none)")
+      ->type_name("SECONDS");
   compile->add_flag("--werror", co.werror, "Treat warnings as errors");
 
   // inspect
@@ -84,12 +105,15 @@ int main(int argc, char** argv) {
   explain
       ->add_option(
           "INPUT METHOD URL", eo.positional,
-          "A spec or .gwrt table (not with --live), a method, and http://host/path?query or /path")
+          "A spec or .gwrt table (left out with --live), a method, and http://host/path?query "
+          "or /path")
       ->expected(2, 3)
       ->required();
   explain->add_flag("--live", eo.live, "Ask the running gwd (its current table)");
-  explain->add_option("-H,--header", eo.headers, "A request header, \"Name: value\" (repeatable)");
-  explain->add_option("--with", eo.with, "More spec files merged with INPUT");
+  repeatable(explain->add_option("-H,--header", eo.headers, "A request header"))
+      ->type_name("'NAME: VALUE'");
+  repeatable(explain->add_option("--with", eo.with, "More spec files merged with INPUT"))
+      ->type_name("SPEC");
   explain->add_flag("--json", eo.json, "JSON output");
 
   // test
@@ -97,19 +121,22 @@ int main(int argc, char** argv) {
   auto* test = app.add_subcommand("test", "Run route test cases and report route coverage");
   test->add_option("INPUT", to.input, "A spec or a .gwrt table")->required();
   test->add_option("CASES", to.cases, "A TOML file of [[case]] entries")->required();
-  test->add_option("--with", to.with, "More spec files merged with INPUT");
+  repeatable(test->add_option("--with", to.with, "More spec files merged with INPUT"))
+      ->type_name("SPEC");
   test->add_flag("--json", to.json, "JSON output");
   test->add_flag("--only-failures", to.only_failures, "List failing cases only");
   test->add_option("--fail-under", to.fail_under,
-                   "Fail when route coverage is below this percentage")
-      ->check(CLI::Range(0.0, 100.0));
+                   "Fail when route coverage is below this percentage (0-100)")
+      ->check(CLI::Range(0.0, 100.0).description(""))
+      ->type_name("PERCENT");
 
   // diff
   DiffOptions dopt;
   auto* diff = app.add_subcommand("diff", "Semantic diff of two specs or tables");
   diff->add_option("OLD", dopt.old_input, "The old spec or table")->required();
   diff->add_option("NEW", dopt.new_input, "The new spec or table")->required();
-  diff->add_option("--with", dopt.with, "More spec files merged into both sides");
+  repeatable(diff->add_option("--with", dopt.with, "More spec files merged into both sides"))
+      ->type_name("SPEC");
   diff->add_flag("--json", dopt.json, "JSON output");
   diff->add_flag("--exit-code", dopt.exit_code, "Exit with 1 when there are differences");
 
@@ -122,26 +149,41 @@ int main(int argc, char** argv) {
       key->add_subcommand("hash", "Print the keys-file line for a key read from standard input");
   for (auto* c : {key_new, key_hash}) {
     c->add_option("CONSUMER", ko.consumer, "Consumer name the key identifies")->required();
-    c->add_option("--append", ko.append, "Append the line to this keys file");
+    c->add_option("--append", ko.append, "Append the line to this keys file")->type_name("FILE");
   }
-  key_new->add_option("--bytes", ko.bytes, "Random bytes in the key (16-64, default 32)");
+  key_new->add_option("--bytes", ko.bytes, "Random bytes in the key (16-64, default 32)")
+      ->type_name("N");
   key_new->add_flag("--json", ko.json, "JSON output: consumer, key and line");
 
   JwtSignOptions jso;
   auto* jwt = app.add_subcommand("jwt", "Work with JSON Web Tokens");
   jwt->require_subcommand(1);
   auto* jwt_sign = jwt->add_subcommand("sign", "Sign a token (for tests and service accounts)");
-  jwt_sign->add_option("--alg", jso.alg, "Algorithm (default RS256)")
-      ->check(CLI::IsMember(gw::policy::jwt::alg_names()));
-  jwt_sign->add_option("--key", jso.key, "Private key, PEM (RS*, PS*, ES*, EdDSA)");
-  jwt_sign->add_option("--secret-file", jso.secret_file, "HMAC secret file (HS*)");
-  jwt_sign->add_option("--secret-env", jso.secret_env, "Environment variable with the HMAC secret");
-  jwt_sign->add_option("--claims", jso.claims, "Claims, a JSON object");
-  jwt_sign->add_option("--sub", jso.subject, "Subject (sub)");
-  jwt_sign->add_option("--iss", jso.issuer, "Issuer (iss)");
-  jwt_sign->add_option("--aud", jso.audience, "Audience (aud)");
-  jwt_sign->add_option("--kid", jso.kid, "Key id in the header");
-  jwt_sign->add_option("--expires-in", jso.expires_in, "Lifetime, e.g. 1h: sets exp");
+  jwt_sign
+      ->add_option("--alg", jso.alg,
+                   "Algorithm (default: the key's own: RS256 for RSA, ES256 for EC P-256, ES384 "
+                   "for P-384, EdDSA for Ed25519; HS256 for a secret)")
+      ->check(CLI::IsMember(gw::policy::jwt::alg_names()).description(""))
+      ->type_name(choices(gw::policy::jwt::alg_names()));
+  jwt_sign->add_option("--key", jso.key, "Private key, PEM (RS*, PS*, ES*, EdDSA)")
+      ->type_name("PEM");
+  jwt_sign->add_option("--secret-file", jso.secret_file, "HMAC secret file (HS*)")
+      ->type_name("FILE");
+  jwt_sign->add_option("--secret-env", jso.secret_env, "Environment variable with the HMAC secret")
+      ->type_name("VAR");
+  jwt_sign->add_option("--claims", jso.claims, "Claims, a JSON object")->type_name("JSON");
+  jwt_sign->add_option("--sub", jso.subject, "Subject (sub)")->type_name("SUBJECT");
+  jwt_sign->add_option("--iss", jso.issuer, "Issuer (iss)")->type_name("ISSUER");
+  jwt_sign->add_option("--aud", jso.audience, "Audience (aud)")->type_name("AUDIENCE");
+  jwt_sign->add_option("--kid", jso.kid, "Key id in the header")->type_name("KID");
+  auto* expires_in =
+      jwt_sign
+          ->add_option("--expires-in", jso.expires_in,
+                       "Lifetime, sets exp (without it gwctl warns: gwd refuses tokens without "
+                       "exp unless the policy sets require_exp = false)")
+          ->type_name("DURATION");
+  jwt_sign->add_flag("--no-exp", jso.no_exp, "Mint a token without exp, on purpose (no warning)")
+      ->excludes(expires_in);
 
   // openapi import
   OpenApiImportOptions oio;
@@ -151,11 +193,14 @@ int main(int argc, char** argv) {
       "import", "Turn OpenAPI 3.x / Swagger 2.0 documents into an editable TOML spec");
   openapi_import->add_option("DOC", oio.inputs, "OpenAPI documents (JSON or YAML), merged in order")
       ->required();
-  openapi_import->add_option("--upstream", oio.upstreams,
-                             "NAME=http://HOST:PORT: where upstream NAME lives (repeatable)");
-  openapi_import->add_option(
-      "--with", oio.with, "TOML specs whose upstreams and policies the document uses (not copied)");
-  openapi_import->add_option("-o,--output", oio.output, "TOML spec to write (default: stdout)");
+  repeatable(openapi_import->add_option("--upstream", oio.upstreams, "Where upstream NAME lives"))
+      ->type_name("NAME=http://HOST:PORT");
+  repeatable(openapi_import->add_option(
+                 "--with", oio.with,
+                 "A TOML spec whose upstreams and policies the document uses (not copied)"))
+      ->type_name("SPEC");
+  openapi_import->add_option("-o,--output", oio.output, "TOML spec to write (default: stdout)")
+      ->type_name("FILE");
   openapi_import->add_flag("--strict", oio.strict, "Fail when anything is dropped or approximated");
 
   // Driving a running gwd (control socket).
@@ -166,20 +211,27 @@ int main(int argc, char** argv) {
       ->add_option("INPUT", so.inputs,
                    "TOML specs (compiled next to the socket) or one .gwrt table")
       ->required();
-  start->add_option("--listen", so.listen,
-                    "Address to serve, HOST:PORT (repeatable; default 127.0.0.1:8080)");
-  start->add_option("--workers", so.workers, "Worker threads (default: one per core)");
-  start->add_option("--access-log", so.access_log, "Access log path, or -");
-  start->add_option("--trusted-proxy", so.trusted_proxies,
-                    "CIDR whose forwarding headers are kept (repeatable)");
-  start->add_option("--control-group", so.control_group, "Group allowed to use the control socket");
-  start->add_option("--gwd", so.gwd, "The gwd binary (default: next to gwctl, then $PATH)");
-  start->add_option("--wait", so.wait_s, "Seconds to wait for gwd to serve");
+  repeatable(start->add_option("--listen", so.listen, "Address to serve (default 127.0.0.1:8080)"))
+      ->type_name("HOST:PORT");
+  start->add_option("--workers", so.workers, "Worker threads (default: one per core)")
+      ->type_name("N");
+  start->add_option("--access-log", so.access_log, "Access log file, or - for stdout")
+      ->type_name("PATH");
+  repeatable(start->add_option("--trusted-proxy", so.trusted_proxies,
+                               "A proxy whose forwarding headers are kept"))
+      ->type_name("CIDR");
+  start->add_option("--control-group", so.control_group, "Group allowed to use the control socket")
+      ->type_name("GROUP");
+  start->add_option("--gwd", so.gwd, "The gwd binary (default: next to gwctl, then $PATH)")
+      ->type_name("PATH");
+  start->add_option("--wait", so.wait_s, "Seconds to wait for gwd to serve (default 10)")
+      ->type_name("SECONDS");
 
   StopOptions sto;
   auto* stop = app.add_subcommand(
       "stop", "Stop gwd gracefully: stop accepting, finish in-flight requests, exit");
-  stop->add_option("--timeout", sto.timeout, "How long in-flight requests may take (default 30s)");
+  stop->add_option("--timeout", sto.timeout, "How long in-flight requests may take (default 30s)")
+      ->type_name("DURATION");
   stop->add_flag("--now", sto.now, "Stop immediately, cutting in-flight requests");
 
   ReloadOptions ro;
@@ -216,7 +268,7 @@ int main(int argc, char** argv) {
       ->add_option("STATE", epo.state,
                    "ready, drain (no new requests) or maint (and close pooled connections)")
       ->required()
-      ->check(CLI::IsMember({"ready", "drain", "maint"}));
+      ->check(CLI::IsMember({"ready", "drain", "maint"}).description(""));
   endpoint_set->add_flag("--json", epo.json, "JSON output");
 
   std::string shell;
@@ -224,7 +276,7 @@ int main(int argc, char** argv) {
       app.add_subcommand("completion", "Print the shell completion script (bash, zsh or fish)");
   completion->add_option("SHELL", shell, "bash, zsh or fish")
       ->required()
-      ->check(CLI::IsMember({"bash", "zsh", "fish"}));
+      ->check(CLI::IsMember({"bash", "zsh", "fish"}).description(""));
 
   try {
     app.parse(argc, argv);

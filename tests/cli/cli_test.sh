@@ -2,12 +2,22 @@
 # cli_test.sh GWCTL SOURCE_DIR CASE: end-to-end checks of gwctl's offline commands, one CASE per
 # CTest test. Each case runs gwctl as a user would and asserts on output and exit codes.
 set -uo pipefail
-gwctl=$1 src=$2 case=$3
+gwctl=$(realpath "$1") src=$2 case=$3
 work=$(mktemp -d "${TMPDIR:-/tmp}/gwctl-cli.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 demo=$src/specs/demo.toml
 
 source "$(dirname "$0")/assert.sh"
+
+# start_demo_gwd: gwd on the demo spec (compiled from its absolute path, in $work), stopped on exit.
+start_demo_gwd() {
+  [[ -x $(dirname "$gwctl")/../gwd/gwd ]] || fail "no gwd next to gwctl"
+  local port
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  export GW_SOCKET=$work/run/gwd.sock
+  trap '"$gwctl" stop --now >/dev/null 2>&1; rm -rf "$work"' EXIT
+  (cd "$work" && expect_rc 0 "$gwctl" start "$src/specs/demo.toml" --listen "127.0.0.1:$port" --workers 1) || exit 1
+}
 
 case $case in
 version)
@@ -87,7 +97,6 @@ TOML
 unreadable)
   expect_rc 5 "$gwctl" validate "$work/nope.toml"
   contains "nope.toml: error[input.unreadable]: no such file"
-  expect_rc 5 "$gwctl" compile "$demo" -o "$work/no/such/dir/routes.gwrt"
   ;;
 huge-spec)
   truncate -s 100M "$work/huge.toml"
@@ -300,7 +309,10 @@ assert lines[1].startswith("late sha256:"), lines
 assert lines[2].startswith("later sha256:"), lines
 assert lines[3:] == [""], lines
 PY
-  expect_rc 2 "$gwctl" key new "two words"
+  # A bad consumer name is invalid input (1); a bad option value is a usage error (2).
+  expect_rc 1 "$gwctl" key new "two words"
+  contains "consumer \"two words\": expected 1 to 128 letters"
+  printf 'k' | expect_rc 1 "$gwctl" key hash "bad name"
   expect_rc 2 "$gwctl" key new ci --bytes 8
   ;;
 jwt-sign)
@@ -336,7 +348,7 @@ assert s == want, (s, want)' "$1" "$2"
   hs256_signed_with "$out" s3cret || fail "HS256 signature"
   # From a file, the editor's final newline is not part of the secret (as for gwd's secret_file).
   printf 's3cret\n' > "$work/hs.secret"
-  expect_rc 0 "$gwctl" jwt sign --alg HS256 --secret-file "$work/hs.secret"
+  expect_rc 0 "$gwctl" jwt sign --alg HS256 --secret-file "$work/hs.secret" --expires-in 1h
   hs256_signed_with "$out" s3cret || fail "HS256 signature with the secret file's newline dropped"
   : > "$work/empty.secret"
   expect_rc 1 "$gwctl" jwt sign --alg HS256 --secret-file "$work/empty.secret"
@@ -347,6 +359,246 @@ assert s == want, (s, want)' "$1" "$2"
   contains "exactly one of"
   expect_rc 2 "$gwctl" jwt sign --key "$work/rsa.pem" --claims '[1]'
   expect_rc 2 "$gwctl" jwt sign --alg none --key "$work/rsa.pem"
+  # Without --alg, the key's own algorithm.
+  split_token() { # TOKEN: writes $work/signed and $work/sig (DER for ECDSA), prints "ALG LIFETIME"
+    python3 - "$1" "$work" <<'PY'
+import base64, json, sys
+token, work = sys.argv[1], sys.argv[2]
+h, p, s = token.split(".")
+dec = lambda x: base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))
+head, claims, sig = json.loads(dec(h)), json.loads(dec(p)), dec(s)
+if head["alg"].startswith("ES"):  # JWS carries r || s; OpenSSL wants a DER SEQUENCE
+    def integer(b):
+        b = b.lstrip(b"\0") or b"\0"
+        b = b"\0" + b if b[0] & 0x80 else b
+        return b"\x02" + bytes([len(b)]) + b
+    n = len(sig) // 2
+    body = integer(sig[:n]) + integer(sig[n:])
+    sig = b"\x30" + bytes([len(body)]) + body
+open(work + "/signed", "wb").write((h + "." + p).encode())
+open(work + "/sig", "wb").write(sig)
+print(head["alg"], claims["exp"] - claims["iat"] if "exp" in claims else "none")
+PY
+  }
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/p256.pem" 2>/dev/null || fail "genpkey P-256"
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$work/p384.pem" 2>/dev/null || fail "genpkey P-384"
+  openssl genpkey -algorithm ED25519 -out "$work/ed.pem" 2>/dev/null || fail "genpkey Ed25519"
+  for want in "rsa RS256 -sha256" "p256 ES256 -sha256" "p384 ES384 -sha384" "ed EdDSA"; do
+    read -r k alg digest <<< "$want"
+    openssl pkey -in "$work/$k.pem" -pubout -out "$work/$k.pub" || fail "openssl pkey $k"
+    expect_rc 0 "$gwctl" jwt sign --key "$work/$k.pem" --sub alice --expires-in 1h
+    [[ $(split_token "$out") == "$alg 3600" ]] || fail "$k key: $(split_token "$out"), expected $alg 3600"
+    if [[ $alg == EdDSA ]]; then
+      openssl pkeyutl -verify -pubin -inkey "$work/$k.pub" -rawin -in "$work/signed" -sigfile "$work/sig" >/dev/null ||
+        fail "OpenSSL does not verify the EdDSA signature"
+    else
+      openssl dgst "$digest" -verify "$work/$k.pub" -signature "$work/sig" "$work/signed" >/dev/null ||
+        fail "OpenSSL does not verify the $alg signature"
+    fi
+  done
+  out=$(GW_TEST_SECRET=s3cret "$gwctl" jwt sign --secret-env GW_TEST_SECRET --expires-in 5m) ||
+    fail "HS256 by default"
+  [[ $(split_token "$out") == "HS256 300" ]] || fail "secret: $(split_token "$out")"
+  hs256_signed_with "$out" s3cret || fail "default HS256 signature"
+  # A token without exp, which gwd refuses by default, comes with a warning unless meant.
+  out=$("$gwctl" jwt sign --key "$work/p256.pem" 2>"$work/stderr") || fail "no --expires-in"
+  [[ $(split_token "$out") == "ES256 none" ]] || fail "no exp without --expires-in"
+  grep -q "warning: the token has no exp, so gwd refuses it unless the policy sets require_exp = false" \
+    "$work/stderr" || fail "no warning about the missing exp: $(cat "$work/stderr")"
+  out=$("$gwctl" jwt sign --key "$work/p256.pem" --no-exp 2>"$work/stderr") || fail "--no-exp"
+  [[ $(split_token "$out") == "ES256 none" ]] || fail "--no-exp"
+  [[ ! -s $work/stderr ]] || fail "--no-exp still warns: $(cat "$work/stderr")"
+  out=$("$gwctl" jwt sign --key "$work/p256.pem" --claims '{"iat": 1000, "exp": 1060}' 2>"$work/stderr") ||
+    fail "exp in --claims"
+  [[ $(split_token "$out") == "ES256 60" && ! -s $work/stderr ]] || fail "an exp in --claims stands, unwarned"
+  expect_rc 2 "$gwctl" jwt sign --key "$work/p256.pem" --no-exp --expires-in 1h
+  expect_rc 2 "$gwctl" jwt sign --key "$work/p256.pem" --no-exp --claims '{"exp": 1}'
+  expect_rc 1 "$gwctl" jwt sign --key "$work/p256.pem" --alg ES384
+  contains "cannot sign ES384"
+  ;;
+one-verdict)
+  # What validate refuses, every command that loads specs refuses, with the same diagnostics.
+  cat > "$work/dup.toml" <<'TOML'
+version = 1
+[upstreams.u]
+endpoints = ["127.0.0.1:9"]
+[[routes]]
+name = "a"
+template = "/pets/{id}"
+upstream = "u"
+[[routes]]
+name = "b"
+template = "/pets/{petId}"
+upstream = "u"
+TOML
+  printf '[[case]]\nname = "pet"\nurl = "/pets/1"\nexpect = { route = "a" }\n' > "$work/dup.cases.toml"
+  expect_rc 1 "$gwctl" validate --color never "$work/dup.toml"
+  contains "error[route.duplicate]"
+  want=$(printf '%s\n' "$out" | grep -F ': error[')
+  check_refused() { # CMD...: exits 1 and prints validate's error lines
+    expect_rc 1 "$gwctl" --color never "$@"
+    got=$(printf '%s\n' "$out" | grep -F ': error[')
+    [[ $got == "$want" ]] || { printf '%s\n' "$out" >&2; fail "'$*' did not refuse as validate does"; }
+  }
+  check_refused compile "$work/dup.toml" -o "$work/dup.gwrt"
+  [[ ! -e $work/dup.gwrt ]] || fail "compile wrote a table"
+  check_refused inspect "$work/dup.toml"
+  check_refused explain "$work/dup.toml" GET /pets/1
+  check_refused test "$work/dup.toml" "$work/dup.cases.toml"
+  check_refused diff "$work/dup.toml" "$demo"
+  check_refused diff "$demo" "$work/dup.toml"
+  # Refused locally, before any gwd is asked (none answers on this socket).
+  check_refused --socket "$work/gwd.sock" reload "$work/dup.toml"
+  check_refused --socket "$work/gwd.sock" start "$work/dup.toml"
+  ;;
+golden-update)
+  # An environment variable never turns a golden mismatch into a pass; only --update rewrites.
+  mkdir "$work/golden"
+  printf 'version = 1\n[[routes]]\nname = "r"\nprefix = "/"\nupstream = "nowhere"\n' > "$work/golden/bad.toml"
+  printf 'stale\n' > "$work/golden/bad.expected"
+  GW_UPDATE_GOLDEN=1 expect_rc 1 "$src/tests/cli/golden.sh" "$gwctl" "$work/golden" bad.toml
+  contains "golden mismatch"
+  [[ $(cat "$work/golden/bad.expected") == stale ]] || fail "the environment rewrote the expected file"
+  expect_rc 0 "$src/tests/cli/golden.sh" --update "$gwctl" "$work/golden"
+  contains "updated $work/golden/bad.expected"
+  expect_rc 0 "$src/tests/cli/golden.sh" "$gwctl" "$work/golden" bad.toml
+  grep -q 'error\[ref.unknown-upstream\]' "$work/golden/bad.expected" || fail "updated content"
+  grep -q '^exit: 1$' "$work/golden/bad.expected" || fail "updated exit code"
+  ;;
+help-readable)
+  # Every command's help names values by what they are, never by CLI11's internals.
+  for cmd in "" validate compile inspect explain test diff "key new" "key hash" "jwt sign" \
+    "openapi import" start stop reload rollback status routes upstreams stats "endpoint set" \
+    completion; do
+    # shellcheck disable=SC2086 # the command path is words
+    expect_rc 0 "$gwctl" $cmd --help
+    for internal in TEXT INT UINT FLOAT ENUM REQUIRED "(2x)" " x 2" "->" ":{" "in [0"; do
+      [[ $out != *"$internal"* ]] || { printf '%s\n' "$out" >&2; fail "'gwctl $cmd --help' shows '$internal'"; }
+    done
+  done
+  expect_rc 0 "$gwctl" explain --help
+  contains "Usage: gwctl explain [OPTIONS] INPUT METHOD URL"
+  contains "-H,--header 'NAME: VALUE' (repeatable)"
+  contains "--with SPEC (repeatable)"
+  expect_rc 0 "$gwctl" --help
+  contains "--color auto|always|never"
+  contains "--socket PATH"
+  expect_rc 0 "$gwctl" compile --help
+  contains "-o,--output TABLE (required)"
+  expect_rc 0 "$gwctl" test --help
+  contains "--fail-under PERCENT"
+  expect_rc 0 "$gwctl" jwt sign --help
+  contains "--alg HS256|HS384|HS512|RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|EdDSA"
+  contains "--expires-in DURATION"
+  contains "without it gwctl warns"
+  ;;
+header-then-positionals)
+  # -H takes one value per use, so the positionals after it stay positionals.
+  expect_rc 0 "$gwctl" explain "$demo" -H 'X-Api-Version: 2' POST /users/42/orders
+  contains "route \"orders-v2\""
+  expect_rc 0 "$gwctl" explain -H 'X-Api-Version: 2' "$demo" -H 'X-User-Id: 7' POST /users/42/orders
+  contains "route \"orders-v2\""
+  printf 'version = 1\n[[routes]]\nname = "extra"\npath = "/extra"\nupstream = "catalog"\n' > "$work/extra.toml"
+  expect_rc 0 "$gwctl" explain --with "$work/extra.toml" "$demo" GET /extra --json
+  contains '"name": "extra"'
+  expect_rc 0 "$gwctl" explain "$demo" --with "$work/extra.toml" GET /extra
+  contains 'route "extra"'
+  ;;
+compile-missing-dir)
+  expect_rc 5 "$gwctl" compile "$demo" -o "$work/no/such/dir/routes.gwrt"
+  contains "cannot write $work/no/such/dir/routes.gwrt: directory $work/no/such/dir does not exist"
+  lacks ".tmp."
+  ;;
+compile-portable)
+  # The table depends on the spec's content, not on how its path is spelled or where from.
+  (cd "$src" && "$gwctl" compile specs/demo.toml -o "$work/relative.gwrt") >/dev/null || fail "relative"
+  (cd "$work" && "$gwctl" compile "$src/specs/demo.toml" -o absolute.gwrt) >/dev/null || fail "absolute"
+  (cd "$src/specs" && "$gwctl" compile ./demo.toml -o "$work/dot.gwrt") >/dev/null || fail "./"
+  (cd "$src/tests" && "$gwctl" compile ../specs/../specs/demo.toml -o "$work/dotdot.gwrt") >/dev/null || fail "../"
+  for t in absolute dot dotdot; do
+    cmp "$work/relative.gwrt" "$work/$t.gwrt" || fail "the $t compile differs from the relative one"
+  done
+  expect_rc 0 "$gwctl" inspect "$work/relative.gwrt"
+  contains "source    demo.toml  sha256 $(sha256sum "$demo" | cut -c1-16)"
+  lacks "specs/demo.toml" # the table records no path it was given
+  (cd "$src" && expect_rc 0 "$gwctl" inspect specs/demo.toml
+    contains "source    demo.toml  sha256"
+    contains "(read from specs/demo.toml)"
+    contains "  specs/demo.toml:") || exit 1
+  # Two sources of the same name are told apart by their directories.
+  mkdir -p "$work/a" "$work/b"
+  printf 'version = 1\n[upstreams.u]\nendpoints = ["127.0.0.1:9"]\n' > "$work/a/part.toml"
+  printf 'version = 1\n[[routes]]\nname = "r"\nprefix = "/"\nupstream = "u"\n' > "$work/b/part.toml"
+  expect_rc 0 "$gwctl" compile "$work/a/part.toml" "$work/b/part.toml" -o "$work/parts.gwrt"
+  expect_rc 0 "$gwctl" inspect --json "$work/parts.gwrt"
+  printf '%s' "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert [s["name"] for s in d["table"]["sources"]] == ["a/part.toml", "b/part.toml"], d["table"]["sources"]
+' || fail "source names of two part.toml files"
+  ;;
+inspect-conditions)
+  cat > "$work/cond.toml" <<'TOML'
+version = 1
+[upstreams.u]
+endpoints = ["127.0.0.1:9"]
+[[routes]]
+name = "v2"
+template = "/users/{id}"
+headers = [{ name = "x-api-version", exact = "2" }]
+query = [{ name = "debug", present = true, invert = true }]
+upstream = "u"
+[[routes]]
+name = "cgi"
+regex = "/cgi-bin/[a-z]+\\.cgi"
+priority = 3
+upstream = "u"
+[[routes]]
+name = "legacy"
+regex = "/old/.*"
+upstream = "u"
+TOML
+  expect_rc 0 "$gwctl" compile "$work/cond.toml" -o "$work/cond.gwrt"
+  expect_rc 0 "$gwctl" inspect "$work/cond.gwrt"
+  contains "CONDITIONS"
+  contains 'header x-api-version exact "2"; query !debug present'
+  contains 'regex /cgi-bin/[a-z]+\.cgi (priority 3)'
+  contains 'regex /old/.* (priority 0)'
+  ;;
+diff-declaration-order)
+  route() { printf '[[routes]]\nname = "%s"\ntemplate = "%s"\nupstream = "u"\n' "$1" "$2"; }
+  head='version = 1\n[upstreams.u]\nendpoints = ["127.0.0.1:9"]\n'
+  { printf "$head"; route by-owner '/a/{x}'; route by-kind '/{y}/b'; } > "$work/old.toml"
+  { printf "$head"; route by-kind '/{y}/b'; route by-owner '/a/{x}'; } > "$work/new.toml"
+  expect_rc 0 "$gwctl" diff "$work/old.toml" "$work/new.toml"
+  contains "^ route by-kind precedence"
+  contains "now takes precedence over \"by-owner\" (equal precedence: it is declared first now)"
+  contains "e.g. GET /a/b went to \"by-owner\", now goes to \"by-kind\""
+  lacks "no differences"
+  expect_rc 1 "$gwctl" diff --exit-code "$work/old.toml" "$work/new.toml"
+  expect_rc 0 "$gwctl" diff --json "$work/old.toml" "$work/new.toml"
+  printf '%s' "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+[c] = d["changes"]
+assert (c["kind"], c["name"], c["other"], c["example"]) == ("precedence", "by-kind", "by-owner", "GET /a/b"), c
+' || fail "unexpected diff JSON"
+  ;;
+routes-live)
+  # gwctl routes (the running table) shows conditions and regex priorities, as inspect does.
+  start_demo_gwd
+  expect_rc 0 "$gwctl" routes
+  contains "CONDITIONS"
+  contains 'header x-api-version exact "2"'
+  contains 'regex /cgi-bin/[a-z]+\.cgi (priority 10)'
+  expect_rc 0 "$gwctl" stop
+  ;;
+reload-same-spec)
+  # Reloading the spec gwd serves, spelled differently and from another directory, is a no-op.
+  start_demo_gwd
+  (cd "$src" && expect_rc 0 "$gwctl" reload specs/demo.toml && contains "unchanged: generation 1") || exit 1
+  (cd "$src/specs" && expect_rc 0 "$gwctl" reload ./demo.toml && contains "unchanged: generation 1") || exit 1
+  expect_rc 0 "$gwctl" stop
   ;;
 *)
   fail "unknown case"

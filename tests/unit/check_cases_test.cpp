@@ -2,6 +2,7 @@
 
 #include "gw/check/cases.hpp"
 #include "gw/check/diff.hpp"
+#include "gw/router/explain.hpp"
 #include "support/spec_builder.hpp"
 
 using namespace gw;
@@ -177,4 +178,49 @@ TEST_CASE("diff ignores declaration order but reports precedence changes", "[che
       CHECK(c.details.at(0) == "now takes precedence over \"t\" (it came after before)");
     }
   CHECK(found);
+}
+
+TEST_CASE("diff reports routes of equal precedence whose declaration order flipped", "[check]") {
+  auto spec = [](const std::string& first, const std::string& second) {
+    return gwtest::build_spec(gwtest::spec_of({first, second}));
+  };
+  const std::string owner = "name = \"by-owner\"\ntemplate = \"/a/{x}\"";
+  const std::string kind = "name = \"by-kind\"\ntemplate = \"/{y}/b\"";
+  auto a = spec(owner, kind);
+  auto b = spec(kind, owner);
+  REQUIRE(a.table);
+  REQUIRE(b.table);
+  const auto changes = check::diff(*a.table, *b.table);
+  REQUIRE(changes.size() == 1);
+  const auto& c = changes[0];
+  CHECK(c.kind == check::Change::Kind::precedence);
+  CHECK(c.name == "by-kind");
+  CHECK(c.other == "by-owner");
+  CHECK(c.example == "GET /a/b");
+  CHECK(c.details == std::vector<std::string>{
+                         "now takes precedence over \"by-owner\" (equal precedence: it is declared "
+                         "first now)",
+                         "e.g. GET /a/b went to \"by-owner\", now goes to \"by-kind\""});
+  // The example really switches: the old table routes it to "by-owner", the new to "by-kind".
+  router::SampleRequest s;
+  REQUIRE_FALSE(s.read("GET", "/a/b", {}));
+  CHECK(a.config->routes[a.table->match(s.request()).route].name == "by-owner");
+  CHECK(b.config->routes[b.table->match(s.request()).route].name == "by-kind");
+
+  SECTION("the same path told apart by different conditions") {
+    const std::string v1 =
+        "name = \"v1\"\npath = \"/x\"\nheaders = [{ name = \"v\", exact = \"1\" }]";
+    const std::string t1 =
+        "name = \"t1\"\npath = \"/x\"\nheaders = [{ name = \"t\", exact = \"1\" }]";
+    const auto flips = check::diff(*spec(v1, t1).table, *spec(t1, v1).table);
+    REQUIRE(flips.size() == 1);
+    CHECK(flips[0].name == "t1");
+    CHECK(flips[0].other == "v1");
+    CHECK(flips[0].example == "GET /x with t: 1 with v: 1");
+  }
+  SECTION("not when the two never compete for a request") {
+    const std::string x = "name = \"x\"\ntemplate = \"/x/{id}\"";
+    const std::string y = "name = \"y\"\ntemplate = \"/y/{id}\"";
+    CHECK(check::diff(*spec(x, y).table, *spec(y, x).table).empty());
+  }
 }

@@ -62,6 +62,83 @@ TEST_CASE("a route whose requests all go elsewhere is reported as shadowed", "[r
   }
 }
 
+TEST_CASE("a regex route is shadowed when a more specific route provably takes all it matches",
+          "[router]") {
+  SECTION("every match starts with a path a {rest...} template completes") {
+    auto b = build_spec(spec_of({"name = \"files\"\ntemplate = \"/files/{rest...}\"",
+                                 "name = \"pdf\"\nregex = \"/files/docs/[a-z]+\\\\.pdf\""}));
+    INFO(b.dump());
+    const auto* d = b.find("route.shadowed");
+    REQUIRE(d);
+    CHECK_THAT(d->message, Catch::Contains("route \"pdf\" can never be chosen: route \"files\""));
+    CHECK_THAT(d->message, Catch::Contains("e.g. GET /files/docs/a.pdf"));
+  }
+  SECTION("a regex that matches one path only, which a template accepts") {
+    auto b = build_spec(spec_of({"name = \"get-pet\"\ntemplate = \"/pets/{id}\"",
+                                 "name = \"pet-42\"\nregex = \"/pets/42\""}));
+    INFO(b.dump());
+    const auto* d = b.find("route.shadowed");
+    REQUIRE(d);
+    CHECK_THAT(d->message, Catch::Contains("route \"pet-42\" can never be chosen"));
+    CHECK_THAT(d->message, Catch::Contains("e.g. GET /pets/42"));
+    CHECK_FALSE(b.has("route.likely-shadowed"));
+  }
+  SECTION("not when the lead stops short of the prefix's segment boundary") {
+    // "/staticx" is a match the prefix "/static" does not take.
+    auto b = build_spec(spec_of(
+        {"name = \"static\"\nprefix = \"/static\"", "name = \"re\"\nregex = \"/static.*\""}));
+    INFO(b.dump());
+    CHECK_FALSE(b.has("route.shadowed"));
+    CHECK_FALSE(b.has("route.likely-shadowed"));
+  }
+}
+
+TEST_CASE("a regex route whose every sample request goes to another route is likely shadowed",
+          "[router]") {
+  // Templates outrank regexes, and nothing RE2 shows proves that "[0-9]+" never spans segments,
+  // so this is reported as likely, not as proven.
+  auto b = build_spec(spec_of({"name = \"get-pet\"\ntemplate = \"/pets/{id}\"",
+                               "name = \"pet-by-number\"\nregex = \"/pets/[0-9]+\""}));
+  INFO(b.dump());
+  CHECK_FALSE(b.has("route.shadowed"));
+  const auto* d = b.find("route.likely-shadowed");
+  REQUIRE(d);
+  CHECK(d->severity == gw::Severity::warning);
+  CHECK_THAT(d->message, Catch::Contains("regex route \"pet-by-number\" is likely never chosen"));
+  CHECK_THAT(d->message, Catch::Contains("goes to route \"get-pet\""));
+  CHECK_THAT(d->message, Catch::Contains("e.g. GET /pets/0"));
+  CHECK(d->line == 8);
+  // The example is what the matcher decides.
+  gw::router::SampleRequest s;
+  REQUIRE_FALSE(s.read("GET", "/pets/0", {}));
+  const auto m = b.table->match(s.request());
+  REQUIRE(m.matched());
+  CHECK(b.config->routes[m.route].name == "get-pet");
+}
+
+TEST_CASE("a regex route some sample request reaches is not reported", "[router]") {
+  SECTION("it also matches paths with more segments") {
+    auto b = build_spec(spec_of({"name = \"get-pet\"\ntemplate = \"/pets/{id}\"",
+                                 "name = \"pet-tree\"\nregex = \"/pets/[0-9]+(/.*)?\""}));
+    INFO(b.dump());
+    CHECK(b.diags.empty());
+  }
+  SECTION("the template takes fewer methods") {
+    auto b =
+        build_spec(spec_of({"name = \"get-pet\"\ntemplate = \"/pets/{id}\"\nmethods = [\"GET\"]",
+                            "name = \"pet-by-number\"\nregex = \"/pets/[0-9]+\""}));
+    INFO(b.dump());
+    CHECK(b.diags.empty());
+  }
+  SECTION("the template needs a header the regex route does not") {
+    auto b = build_spec(spec_of({"name = \"get-pet\"\ntemplate = \"/pets/{id}\"\n"
+                                 "headers = [{ name = \"v\", exact = \"2\" }]",
+                                 "name = \"pet-by-number\"\nregex = \"/pets/[0-9]+\""}));
+    INFO(b.dump());
+    CHECK(b.diags.empty());
+  }
+}
+
 TEST_CASE("different templates of equal precedence that overlap are ambiguous", "[router]") {
   auto b = build_spec(spec_of(
       {"name = \"by-owner\"\ntemplate = \"/a/{x}\"", "name = \"by-kind\"\ntemplate = \"/{y}/b\""}));

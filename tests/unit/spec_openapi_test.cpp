@@ -1153,7 +1153,7 @@ header = "X-Real-Key"
         L{"upstream default 127.0.0.1:9000",
           R"(policy key api_key {"header":"X-Real-Key","keys":[]})",
           "route listPets GET path /pets -> default 30000ms retries=1 max_body=0 +key"});
-  CHECK(cfg.sources[cfg.policies.at(0).src.file].name == gw);
+  CHECK(cfg.source_file(cfg.policies.at(0).src.file) == gw);
   CHECK(std::any_of(loaded.diags.begin(), loaded.diags.end(), [](const Diagnostic& d) {
     return d.code == "openapi.note" && d.message.find("policy \"key\"") != std::string::npos;
   }));

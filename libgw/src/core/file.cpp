@@ -25,6 +25,20 @@ struct Fd {
   }
 };
 
+std::string parent_dir(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+}
+
+/// Why `path` cannot be created, in terms of the path asked for (never the temporary file).
+std::string create_error(const std::string& path) {
+  const int err = errno;
+  const std::string dir = parent_dir(path);
+  if (err == ENOENT) return "cannot write " + path + ": directory " + dir + " does not exist";
+  if (err == ENOTDIR) return "cannot write " + path + ": " + dir + " is not a directory";
+  return "cannot write " + path + ": " + std::strerror(err);
+}
+
 } // namespace
 
 Result<std::string> read_all(const std::string& path, std::uint64_t max_bytes) {
@@ -63,20 +77,20 @@ Result<void> write_atomic(const std::string& path, std::span<const unsigned char
   {
     Fd f;
     f.fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (f.fd < 0) return fail(errc::io_error, os_error("cannot create", tmp));
+    if (f.fd < 0) return fail(errc::io_error, create_error(path));
     std::size_t off = 0;
     while (off < data.size()) {
       const ssize_t n = ::write(f.fd, data.data() + off, data.size() - off);
       if (n < 0) {
         if (errno == EINTR) continue;
-        const auto err = fail(errc::io_error, os_error("cannot write", tmp));
+        const auto err = fail(errc::io_error, os_error("cannot write", path));
         ::unlink(tmp.c_str());
         return err;
       }
       off += static_cast<std::size_t>(n);
     }
     if (::fsync(f.fd) != 0) {
-      const auto err = fail(errc::io_error, os_error("cannot fsync", tmp));
+      const auto err = fail(errc::io_error, os_error("cannot write", path));
       ::unlink(tmp.c_str());
       return err;
     }
@@ -87,11 +101,8 @@ Result<void> write_atomic(const std::string& path, std::span<const unsigned char
     return err;
   }
   // Make the rename itself durable.
-  const auto slash = path.find_last_of('/');
-  const std::string dir =
-      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   Fd d;
-  d.fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  d.fd = ::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (d.fd >= 0) ::fsync(d.fd);
   return {};
 }

@@ -1,5 +1,6 @@
 #include "gw/load/load.hpp"
 
+#include <filesystem>
 #include <fstream>
 
 #include "gw/core/file.hpp"
@@ -10,6 +11,27 @@
 #include "gw/table/codec.hpp"
 
 namespace gw::load {
+namespace {
+
+/// Gives the sources the names a table records (model::portable_source_names), so that the same
+/// specs compile to the same bytes from any directory and however their paths are spelled
+/// (`gwctl reload specs/demo.toml` against a gwd serving "$PWD/specs/demo.toml" is then a no-op).
+/// Messages keep naming the paths as given (Source::path).
+void name_sources(model::Config& config) {
+  std::vector<std::string> absolute;
+  absolute.reserve(config.sources.size());
+  for (const auto& s : config.sources) {
+    std::error_code ec;
+    std::filesystem::path p = std::filesystem::absolute(s.path, ec);
+    if (!ec) p = std::filesystem::weakly_canonical(p, ec);
+    absolute.push_back((ec ? std::filesystem::path(s.path) : p).lexically_normal().string());
+  }
+  const auto names = model::portable_source_names(absolute);
+  for (std::size_t i = 0; i < names.size(); ++i)
+    config.sources[i].name = names[i];
+}
+
+} // namespace
 
 bool is_table_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -72,7 +94,9 @@ Loaded load(std::span<const std::string> paths, const Options& opts) {
       out.imports.push_back(std::move(summary));
     }
     // Analyse what is valid even when something else is not: every problem at once.
-    out.config = std::make_shared<const model::Config>(model::validate(doc, out.diags));
+    auto config = model::validate(doc, out.diags);
+    name_sources(config);
+    out.config = std::make_shared<const model::Config>(std::move(config));
     if (opts.document) *opts.document = std::move(doc);
   }
   if (out.config) {
@@ -82,7 +106,7 @@ Loaded load(std::span<const std::string> paths, const Options& opts) {
       out.config.reset();
     } else {
       out.routes.emplace(std::move(*rt));
-      if (opts.analyze && !out.table) router::analyze(*out.routes, out.diags);
+      if (!out.table) router::analyze(*out.routes, out.diags);
     }
   }
   out.diags.sort();

@@ -23,7 +23,49 @@ const Route* Config::find_route(std::string_view name) const {
 
 std::string Config::where(const SourceRef& src) const {
   if (src.file >= sources.size()) return "";
-  return sources[src.file].name + ":" + std::to_string(src.line);
+  return source_file(src.file) + ":" + std::to_string(src.line);
+}
+
+const std::string& Config::source_file(std::uint32_t file) const {
+  const Source& s = sources[file];
+  return s.path.empty() ? s.name : s.path;
+}
+
+namespace {
+
+/// The last `n` components of absolute `path` ("b/c" for "/a/b/c" and n = 2), or "" when it
+/// has fewer.
+std::string_view last_components(std::string_view path, std::size_t n) {
+  std::size_t start = path.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t slash = start == 0 ? std::string_view::npos : path.rfind('/', start - 1);
+    if (slash == std::string_view::npos) return {};
+    start = slash;
+  }
+  return path.substr(start + 1);
+}
+
+} // namespace
+
+std::vector<std::string> portable_source_names(const std::vector<std::string>& paths) {
+  std::vector<std::string> names;
+  names.reserve(paths.size());
+  for (const auto& p : paths) {
+    std::string name = p; // no trailing run is unique: only the whole path tells it apart
+    for (std::size_t n = 1;; ++n) {
+      const std::string_view tail = last_components(p, n);
+      if (tail.empty()) break;
+      const bool shared = std::any_of(paths.begin(), paths.end(), [&](const std::string& o) {
+        return o != p && last_components(o, n) == tail;
+      });
+      if (!shared) {
+        name = std::string(tail);
+        break;
+      }
+    }
+    names.push_back(std::move(name));
+  }
+  return names;
 }
 
 std::string_view to_string(Balance b) noexcept {

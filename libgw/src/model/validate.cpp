@@ -917,7 +917,7 @@ struct Validator {
   void run() {
     for (std::uint32_t i = 0; i < doc.files.size(); ++i) {
       file_index[doc.files[i]->name.data()] = i;
-      cfg.sources.push_back(Source{doc.files[i]->name, doc.files[i]->digest});
+      cfg.sources.push_back(Source{doc.files[i]->name, doc.files[i]->digest, doc.files[i]->name});
     }
     defaults();
     upstreams();

@@ -12,28 +12,52 @@ using namespace gw;
 
 std::string match_text(const model::Route& r) {
   std::string s = std::string(model::to_string(r.kind)) + " " + r.pattern;
-  if (r.kind == model::MatchKind::regex && r.priority != 0)
-    s += " (priority " + std::to_string(r.priority) + ")";
+  // Regexes rank among themselves by priority, so it is part of how a regex route matches.
+  if (r.kind == model::MatchKind::regex) s += " (priority " + std::to_string(r.priority) + ")";
   return s;
 }
 
-std::string hosts_text(const model::Route& r) {
-  return r.hosts.empty() ? "*" : text::join(r.hosts, ", ");
+namespace {
+std::string string_at(const nlohmann::json& j, const char* key) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string("-");
+}
+} // namespace
+
+std::string match_cell(const nlohmann::json& route) {
+  const auto m = route.find("match");
+  if (m == route.end() || !m->is_object()) return "-";
+  std::string s = string_at(*m, "kind") + " " + string_at(*m, "pattern");
+  if (const auto p = m->find("priority"); p != m->end() && p->is_number_integer())
+    s += " (priority " + p->dump() + ")";
+  return s;
 }
 
-std::string conditions_text(const model::Route& r) {
+std::string hosts_cell(const nlohmann::json& route) {
+  const auto h = route.find("hosts");
+  if (h == route.end() || !h->is_array() || h->empty()) return "*";
   std::string s;
-  auto add = [&](const char* what, const model::Matcher& m) {
-    if (!s.empty()) s += "; ";
-    s += std::string(what) + " " + (m.invert ? "!" : "") + m.name;
-    if (m.op != model::MatchOp::present)
-      s += " " + std::string(model::to_string(m.op)) + " " + text::quote(m.value);
-  };
-  for (const auto& m : r.headers)
-    add("header", m);
-  for (const auto& m : r.query)
-    add("query", m);
+  for (const auto& x : *h)
+    if (x.is_string()) s += (s.empty() ? "" : ", ") + x.get<std::string>();
   return s;
+}
+
+std::string conditions_cell(const nlohmann::json& route) {
+  std::string s;
+  for (const auto& [key, what] : {std::pair{"headers", "header "}, std::pair{"query", "query "}}) {
+    const auto list = route.find(key);
+    if (list == route.end() || !list->is_array()) continue;
+    for (const auto& m : *list) {
+      if (!m.is_object()) continue;
+      if (!s.empty()) s += "; ";
+      s += what;
+      if (m.value("invert", false)) s += "!";
+      s += string_at(m, "name");
+      s += " " + string_at(m, "op");
+      if (m.contains("value")) s += " " + text::quote(string_at(m, "value"));
+    }
+  }
+  return s.empty() ? "-" : s;
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include "gw/model/path_template.hpp"
 #include "gw/model/precedence.hpp"
 #include "gw/router/explain.hpp"
+#include "gw/uri/normalize.hpp"
 
 namespace gw::router {
 namespace {
@@ -18,86 +19,42 @@ using model::Matcher;
 using model::MatchOp;
 using model::Route;
 
-/// Fixed header values for example requests.
-class MapHeaders final : public HeaderLookup {
-public:
-  std::map<std::string, std::string> values;
-  bool find(std::string_view name, std::string_view& v) const override {
-    auto it = values.find(std::string(name));
-    if (it == values.end()) return false;
-    v = it->second;
-    return true;
-  }
-};
-
-/// A value satisfying one matcher, or nullopt when none can be made up (regex) or the matcher
-/// is satisfied by absence (inverted), in which case `absent` is set.
-std::optional<std::string> sample_value(const Matcher& m, bool& absent) {
-  absent = false;
-  if (m.invert) {
-    absent = true;
-    return std::nullopt;
-  }
-  switch (m.op) {
-  case MatchOp::exact:
-  case MatchOp::contains:
-  case MatchOp::prefix:
-  case MatchOp::suffix:
-    return m.value;
-  case MatchOp::present:
-    return std::string("1");
-  case MatchOp::regex:
-    return std::nullopt;
-  }
-  return std::nullopt;
+bool is_canonical(const std::string& path) {
+  std::string buf;
+  const auto t = uri::parse_target(path, buf);
+  return t && t->path == path && t->query.empty();
 }
 
-/// An example request satisfying every condition in `conds` (headers) and `qconds` (query).
-struct Example {
-  std::string method, host, path, query;
-  MapHeaders headers;
-  bool complete = true; // false when some condition could not be sampled
-
-  std::string text() const {
-    std::string s = method + " ";
-    s += host.empty() ? path : "http://" + host + path;
-    if (!query.empty()) s += "?" + query;
-    for (const auto& [k, v] : headers.values)
-      s += " with " + k + ": " + v;
-    return s;
-  }
+/// What RE2 can tell about every path a regex matches, without a parse tree. PossibleMatchRange
+/// bounds each match s by min <= s <= max; strings between two that share a prefix share it too,
+/// so every match starts with the common prefix of min and max (`lead`). Equal bounds mean the
+/// regex matches at most that one string (`single`).
+struct RegexBounds {
+  std::string min, lead;
+  bool single = false;
 };
 
-bool add_conditions(Example& ex, const std::vector<Matcher>& hs, const std::vector<Matcher>& qs) {
-  for (const auto& m : hs) {
-    bool absent;
-    auto v = sample_value(m, absent);
-    if (absent) continue;
-    if (!v) {
-      ex.complete = false;
-      continue;
-    }
-    auto [it, fresh] = ex.headers.values.emplace(m.name, *v);
-    if (!fresh && it->second != *v) return false; // contradictory requirements
-  }
-  for (const auto& m : qs) {
-    bool absent;
-    auto v = sample_value(m, absent);
-    if (absent) continue;
-    if (!v) {
-      ex.complete = false;
-      continue;
-    }
-    if (!ex.query.empty()) ex.query += '&';
-    ex.query += m.name + "=" + *v;
-  }
-  return true;
+std::optional<RegexBounds> regex_bounds(const RE2& re) {
+  RegexBounds b;
+  std::string max;
+  if (!re.PossibleMatchRange(&b.min, &max, 64)) return std::nullopt;
+  const auto diff = std::mismatch(b.min.begin(), b.min.end(), max.begin(), max.end());
+  b.lead.assign(b.min.begin(), diff.first);
+  b.single = b.min == max;
+  if (b.single && !RE2::FullMatch(b.min, re)) return std::nullopt; // it matches nothing
+  return b;
 }
 
-std::string host_example(const std::string& label) {
-  if (label == "*") return "";
-  if (label.starts_with("*.")) return "a" + label.substr(1);
-  return label;
+/// Paths to try a regex route with: its smallest match and small variations of it and of its
+/// literal lead (more characters, another segment), those it accepts and that are canonical.
+std::vector<std::string> regex_samples(const RE2& re, const RegexBounds& b) {
+  std::set<std::string> out;
+  for (const std::string& base : {b.min, b.lead})
+    for (const char* more : {"", "/", "1", "x", "a.b", "-", "/1", "/x", "/a.b", "/1/1", "/x/y"}) {
+      std::string p = base + more;
+      if (RE2::FullMatch(p, re) && is_canonical(p)) out.insert(std::move(p));
+    }
+  return {out.begin(), out.end()};
 }
 
 /// Two condition lists that no request can satisfy together (same name, different exact values).
@@ -133,11 +90,12 @@ public:
           model::precedence_key(cfg_.routes[i], templates_[i] ? &*templates_[i] : nullptr));
     for (const auto& [label, ids] : groups_) {
       same_key(label, ids);
-      regex_under_prefix(label, ids);
+      regex_covered(label, ids);
       template_ties(label, ids);
       regex_ties(label, ids);
     }
     report_shadowed();
+    report_likely_shadowed();
     if (suppressed_ambiguous_ > 0)
       diags_.add(Severity::note, "route.ambiguous", SourceLoc{},
                  std::to_string(suppressed_ambiguous_) + " more ambiguous route pairs not shown");
@@ -149,7 +107,7 @@ private:
 
   SourceLoc loc(const Route& r) const {
     SourceLoc l;
-    if (r.src.file < cfg_.sources.size()) l.file = cfg_.sources[r.src.file].name;
+    if (r.src.file < cfg_.sources.size()) l.file = cfg_.source_file(r.src.file);
     l.line = r.src.line;
     l.col = r.src.col;
     return l;
@@ -183,28 +141,14 @@ private:
 
   std::string example_path(std::uint32_t id) const { return router::example_path(route(id)); }
 
-  /// Builds an example of route `b` in group `label`, optionally also satisfying `a`'s conditions.
-  std::optional<Example> example_for(std::uint32_t b, const std::string& label, std::string path,
-                                     model::Method method, const Route* also = nullptr) const {
-    Example ex;
-    ex.method = std::string(model::to_string(method));
-    ex.host = host_example(label);
-    ex.path = std::move(path);
-    if (ex.path.empty()) return std::nullopt;
-    if (!add_conditions(ex, route(b).headers, route(b).query)) return std::nullopt;
-    if (also && !add_conditions(ex, also->headers, also->query)) return std::nullopt;
-    return ex;
+  /// An example request of route `b` in group `label`, also satisfying `also`'s conditions.
+  std::optional<ExampleRequest> example_for(std::uint32_t b, const std::string& label,
+                                            std::string path, model::Method method,
+                                            const Route* also = nullptr) const {
+    return ExampleRequest::build(route(b), label, std::move(path), method, also);
   }
 
-  Match decide(const Example& ex, model::Method method) const {
-    Request req;
-    req.host = ex.host.empty() ? std::string_view("gw.invalid") : std::string_view(ex.host);
-    req.method = method;
-    req.path = ex.path;
-    req.query = ex.query;
-    req.headers = &ex.headers;
-    return table_.match(req);
-  }
+  Match decide(const ExampleRequest& ex) const { return table_.match(ex.request()); }
 
   void same_key(const std::string& label, const std::vector<std::uint32_t>& ids) {
     std::unordered_map<std::string, std::vector<std::uint32_t>> by_key;
@@ -245,29 +189,58 @@ private:
     }
   }
 
-  void regex_under_prefix(const std::string& label, const std::vector<std::uint32_t>& ids) {
-    std::vector<std::uint32_t> prefixes;
+  /// Regex routes that a more specific route provably takes every request of (RegexBounds):
+  /// one that accepts every path starting with the regex's lead, or, for a regex that matches
+  /// a single path, one that accepts that path. Routes equal but for declaration order are left
+  /// to regex_ties (ambiguous, not shadowed).
+  void regex_covered(const std::string& label, const std::vector<std::uint32_t>& ids) {
+    std::vector<std::uint32_t> open_ended; // prefixes and {rest...} templates, in rank order
     for (auto id : ids)
-      if (route(id).kind == model::MatchKind::prefix) prefixes.push_back(id);
-    if (prefixes.empty()) return;
+      if (route(id).kind == model::MatchKind::prefix ||
+          (templates_[id] && templates_[id]->has_rest()))
+        open_ended.push_back(id);
     for (auto b : ids) {
       const Route& B = route(b);
       if (B.kind != model::MatchKind::regex) continue;
-      std::string mn, mx;
-      if (!impl_.routes[b].regex->PossibleMatchRange(&mn, &mx, 64)) continue;
+      const auto& bounds = bounds_of(b);
+      if (!bounds) continue;
       model::MethodSet covering;
       std::optional<std::uint32_t> first;
-      for (auto a : prefixes) {
+      for (auto a : bounds->single ? ids : open_ended) {
+        if (rank(a) >= rank(b)) break; // both lists are in rank order
         const Route& A = route(a);
-        if (!conditions_subset(A, B)) continue;
-        std::string p = A.pattern;
-        if (p.back() != '/') p += '/';
-        if (!(mn.starts_with(p) && mx.starts_with(p))) continue;
+        if (keys_[a].same_rank(keys_[b]) || !conditions_subset(A, B)) continue;
+        const bool takes = bounds->single ? path_matches(A, bounds->min)
+                                          : accepts_every_path_from(a, bounds->lead);
+        if (!takes) continue;
         if (!first && A.methods.intersects(B.methods)) first = a;
         covering = covering | (A.methods & B.methods);
       }
       if (first && B.methods.subset_of(covering)) cover(b, label, *first);
     }
+  }
+
+  /// Whether route `a` accepts every path that starts with `lead`, whatever follows: a prefix
+  /// that `lead` already goes past on a segment boundary, or a {rest...} template whose segments
+  /// `lead` completes (what follows only lengthens the non-empty rest).
+  bool accepts_every_path_from(std::uint32_t a, const std::string& lead) const {
+    const Route& A = route(a);
+    switch (A.kind) {
+    case model::MatchKind::prefix:
+      return lead.starts_with(A.pattern.back() == '/' ? A.pattern : A.pattern + "/");
+    case model::MatchKind::template_:
+      return templates_[a] && templates_[a]->has_rest() && path_matches(A, lead);
+    case model::MatchKind::exact:
+    case model::MatchKind::regex:
+      return false;
+    }
+    return false;
+  }
+
+  const std::optional<RegexBounds>& bounds_of(std::uint32_t b) {
+    auto [it, fresh] = bounds_.try_emplace(b);
+    if (fresh) it->second = regex_bounds(*impl_.routes[b].regex);
+    return it->second;
   }
 
   void cover(std::uint32_t b, const std::string& label, std::uint32_t a) {
@@ -286,11 +259,12 @@ private:
       std::string example;
       const auto method = (A.methods & B.methods).first();
       if (auto ex = example_for(b, label, example_path(b), method)) {
-        const Match m = decide(*ex, method);
-        if (ex->complete && m.matched() && m.route == b)
+        const Match m = decide(*ex);
+        if (ex->complete() && m.matched() && m.route == b)
           continue; // the analysis was wrong: stay quiet
-        example = ex->text();
+        if (ex->complete() && m.matched() && m.route == a) example = ex->text();
       }
+      shadowed_.insert(b);
       if (++reported > cap_) continue;
       auto& d =
           diags_.warning("route.shadowed", loc(B),
@@ -307,10 +281,10 @@ private:
     const Route& A = route(a);
     const Route& B = route(b);
     auto ex = example_for(b, label, std::move(path), method, &A);
-    if (!ex || !ex->complete) return;
+    if (!ex || !ex->complete()) return;
     // Confirm with the matchers: both routes accept it and the earlier one wins.
-    if (!path_matches(B, ex->path) || !path_matches(A, ex->path)) return;
-    const Match m = decide(*ex, method);
+    if (!path_matches(B, ex->path()) || !path_matches(A, ex->path())) return;
+    const Match m = decide(*ex);
     if (!m.matched() || m.route != a) return;
     if (++ambiguous_reported_ > cap_) {
       ++suppressed_ambiguous_;
@@ -322,6 +296,60 @@ private:
                      ex->text() + " with equal precedence; " + text::quote(A.name) +
                      " wins only because it is declared first" + where(A))
         .with_hint("make one of them more specific (a literal segment, a method or a condition)");
+  }
+
+  /// Regex routes not proven shadowed whose sample requests (regex_samples, with every method
+  /// and host the route accepts) all go to one more specific route. A regex may match paths no
+  /// sample tries, so this is reported as likely, under its own code.
+  void report_likely_shadowed() {
+    std::size_t reported = 0;
+    for (std::uint32_t b = 0; b < cfg_.routes.size(); ++b) {
+      const Route& B = route(b);
+      if (B.kind != model::MatchKind::regex || shadowed_.count(b) || duplicates_.count(b)) continue;
+      const auto winner = sampled_winner(b);
+      if (!winner) continue;
+      if (++reported > cap_) continue;
+      const Route& A = route(winner->first);
+      diags_
+          .warning("route.likely-shadowed", loc(B),
+                   "regex route " + text::quote(B.name) +
+                       " is likely never chosen: every request " +
+                       "tried that it accepts goes to route " + text::quote(A.name) + where(A) +
+                       ", e.g. " + winner->second +
+                       "; a regex may match paths that were not tried, so check one with `gwctl "
+                       "explain`")
+          .with_hint("if it is meant for requests " + text::quote(A.name) +
+                     " does not take, make it more specific; otherwise remove it");
+    }
+  }
+
+  /// The one route that took every sample request of regex route `b`, and the first sample;
+  /// nullopt when `b` took one, a route tied with `b` did, the samples went to several routes,
+  /// or no sample could be made (none accepted, or conditions that cannot be sampled).
+  std::optional<std::pair<std::uint32_t, std::string>> sampled_winner(std::uint32_t b) {
+    const Route& B = route(b);
+    const auto& bounds = bounds_of(b);
+    if (!bounds) return std::nullopt;
+    const auto paths = regex_samples(*impl_.routes[b].regex, *bounds);
+    std::optional<std::pair<std::uint32_t, std::string>> winner;
+    const std::vector<std::string> labels =
+        B.hosts.empty() ? std::vector<std::string>{"*"} : B.hosts;
+    for (const auto& label : labels)
+      for (const auto& path : paths)
+        for (int mi = 0; mi < model::kMethodCount; ++mi) {
+          const auto method = static_cast<model::Method>(mi);
+          if (!B.methods.contains(method)) continue;
+          auto ex = example_for(b, label, path, method);
+          if (!ex || !ex->complete()) return std::nullopt;
+          const Match m = decide(*ex);
+          if (!m.matched() || m.route == b || keys_[m.route].same_rank(keys_[b]))
+            return std::nullopt;
+          if (!winner)
+            winner.emplace(m.route, ex->text());
+          else if (winner->first != m.route)
+            return std::nullopt;
+        }
+    return winner;
   }
 
   /// Templates of equal rank that can match a common path, found by partitioning on segments.
@@ -409,6 +437,8 @@ private:
   std::vector<std::optional<model::PathTemplate>> templates_;
   std::vector<model::PrecedenceKey> keys_; // computed once: parsing templates is not free
   std::set<std::uint32_t> duplicates_;
+  std::set<std::uint32_t> shadowed_; // reported as route.shadowed
+  std::unordered_map<std::uint32_t, std::optional<RegexBounds>> bounds_;
   std::map<std::uint32_t, std::set<std::string>> covered_;
   std::map<std::uint32_t, std::pair<std::string, std::uint32_t>> c_first_;
   std::set<std::pair<std::uint32_t, std::uint32_t>> ambiguous_pairs_;

@@ -150,7 +150,93 @@ std::optional<std::string> merge(const Shape& a, const Shape& b) {
   return path;
 }
 
+/// A value satisfying matcher `m`; nullopt when none can be made up (regex), or when absence
+/// satisfies it (inverted), which sets `absent`.
+std::optional<std::string> sample_value(const model::Matcher& m, bool& absent) {
+  absent = m.invert;
+  if (m.invert) return std::nullopt;
+  switch (m.op) {
+  case model::MatchOp::exact:
+  case model::MatchOp::contains:
+  case model::MatchOp::prefix:
+  case model::MatchOp::suffix:
+    return m.value;
+  case model::MatchOp::present:
+    return std::string("1");
+  case model::MatchOp::regex:
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
 } // namespace
+
+bool ExampleRequest::Headers::find(std::string_view name, std::string_view& v) const {
+  const auto it = values.find(std::string(name));
+  if (it == values.end()) return false;
+  v = it->second;
+  return true;
+}
+
+std::optional<ExampleRequest> ExampleRequest::build(const model::Route& r,
+                                                    const std::string& host_label, std::string path,
+                                                    model::Method method,
+                                                    const model::Route* also) {
+  if (path.empty()) return std::nullopt;
+  ExampleRequest ex;
+  ex.method_ = method;
+  if (host_label != "*")
+    ex.host_ = host_label.starts_with("*.") ? "a" + host_label.substr(1) : host_label;
+  ex.path_ = std::move(path);
+  if (!ex.add_conditions(r) || (also && !ex.add_conditions(*also))) return std::nullopt;
+  return ex;
+}
+
+bool ExampleRequest::add_conditions(const model::Route& r) {
+  for (const auto& m : r.headers) {
+    bool absent;
+    auto v = sample_value(m, absent);
+    if (absent) continue;
+    if (!v) {
+      complete_ = false;
+      continue;
+    }
+    auto [it, fresh] = headers_.values.emplace(m.name, *v);
+    if (!fresh && it->second != *v) return false; // contradictory requirements
+  }
+  for (const auto& m : r.query) {
+    bool absent;
+    auto v = sample_value(m, absent);
+    if (absent) continue;
+    if (!v) {
+      complete_ = false;
+      continue;
+    }
+    if (!query_.empty()) query_ += '&';
+    query_ += m.name + "=" + *v;
+  }
+  return true;
+}
+
+Request ExampleRequest::request() const noexcept {
+  Request req;
+  // Any host will do for the any-host group, as long as no host-specific group claims it.
+  req.host = host_.empty() ? std::string_view("gw.invalid") : std::string_view(host_);
+  req.method = method_;
+  req.path = path_;
+  req.query = query_;
+  req.headers = &headers_;
+  return req;
+}
+
+std::string ExampleRequest::text() const {
+  std::string s = std::string(model::to_string(method_)) + " ";
+  s += host_.empty() ? path_ : "http://" + host_ + path_;
+  if (!query_.empty()) s += "?" + query_;
+  for (const auto& [k, v] : headers_.values)
+    s += " with " + k + ": " + v;
+  return s;
+}
 
 std::string example_path(const model::Route& r) {
   switch (r.kind) {

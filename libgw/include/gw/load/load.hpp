@@ -1,7 +1,9 @@
 // load::load: the config path up to a matcher, shared by every gwctl command. Sniffs each input
 // by content (a .gwrt table starts with its magic; an OpenAPI document is JSON or has a top-level
 // `openapi:`/`swagger:` key; anything else is a TOML spec), merges specs, validates, builds the
-// RouteTable and runs the conflict analysis.
+// RouteTable and runs the conflict analysis. Every command that reads specs goes through here, so
+// what `gwctl validate` refuses (conflict errors such as route.duplicate included) no command
+// accepts.
 #pragma once
 
 #include <memory>
@@ -19,16 +21,8 @@
 namespace gw::load {
 
 struct Options {
-  bool analyze = true; // run router::analyze on specs (tables were analysed when compiled)
   spec::OpenApiOptions openapi;
   spec::Document* document = nullptr; // when set, receives the merged spec document (not tables)
-
-  /// For commands that only read a config (inspect, diff, explain): no conflict analysis.
-  static Options reading() {
-    Options o;
-    o.analyze = false;
-    return o;
-  }
 };
 
 struct Loaded {
@@ -42,7 +36,8 @@ struct Loaded {
   bool ok() const noexcept { return config != nullptr && !diags.has_errors(); }
 };
 
-/// Loads one compiled table, or one or more spec files merged in order.
+/// Loads one compiled table, or one or more spec files merged in order. Specs are always
+/// analysed (router::analyze); tables were analysed when they were compiled.
 Loaded load(std::span<const std::string> paths, const Options& opts = {});
 
 /// True when the file at `path` starts with the .gwrt magic (false if unreadable).

@@ -23,10 +23,13 @@ struct SourceRef {
   bool operator==(const SourceRef&) const = default;
 };
 
+/// A source file of the configuration. A table records `name` and `digest` only, so that it
+/// depends on what its sources say, not on where they were compiled from (portable_source_names).
 struct Source {
   std::string name;
   Sha256 digest{};
-  bool operator==(const Source&) const = default;
+  std::string path; // as given to the load that read it, for messages; empty in a decoded table
+  bool operator==(const Source& o) const { return name == o.name && digest == o.digest; }
 };
 
 enum class Balance : std::uint8_t { round_robin, least_request, hash, random };
@@ -112,9 +115,17 @@ struct Config {
 
   const Upstream* find_upstream(std::string_view name) const;
   const Route* find_route(std::string_view name) const;
-  /// "file:line" of a definition, or "" when unknown.
+  /// "file:line" of a definition, or "" when unknown. The file is source_file(src.file).
   std::string where(const SourceRef& src) const;
+  /// How messages name source `file` (< sources.size()): its path as given when read from
+  /// specs, else the name its table recorded.
+  const std::string& source_file(std::uint32_t file) const;
 };
+
+/// The names a table records for sources at these absolute, lexically normal paths: for each,
+/// the shortest run of trailing path components no other (different) path ends with —
+/// "demo.toml", or "a/routes.toml" and "b/routes.toml" — and the whole path if there is none.
+std::vector<std::string> portable_source_names(const std::vector<std::string>& absolute_paths);
 
 std::string_view to_string(Balance b) noexcept;
 std::string_view to_string(HashOn h) noexcept;

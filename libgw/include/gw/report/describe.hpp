@@ -11,10 +11,15 @@
 
 namespace gw::report {
 
-std::string match_text(const gw::model::Route& r); // "template /pets/{id}"
-std::string hosts_text(const gw::model::Route& r); // "api.example.com, *.example.com" or "*"
-std::string conditions_text(const gw::model::Route& r);
+/// "template /pets/{id}", "regex ^/v[0-9]+/ (priority 0)".
+std::string match_text(const gw::model::Route& r);
 nlohmann::json route_json(const gw::model::Config& cfg, const gw::model::Route& r);
+
+/// The cells of a route table, rendered from route_json's view so that `gwctl inspect` (a file)
+/// and `gwctl routes` (the running gwd) show a route alike. Missing members render as "-".
+std::string match_cell(const nlohmann::json& route);      // as match_text
+std::string hosts_cell(const nlohmann::json& route);      // "api.example.com, *.example.com" or "*"
+std::string conditions_cell(const nlohmann::json& route); // header x-v exact "2"; query !debug
 nlohmann::json upstream_json(const gw::model::Config& cfg, const gw::model::Upstream& u);
 
 /// The routing decision for one request, with its reasons (router::explain), as JSON:

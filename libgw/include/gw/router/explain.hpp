@@ -1,8 +1,11 @@
 // router::explain: the match decision with its reasons. Evaluates every route against the
 // request the slow, obvious way, reports why each route whose path matched was or was not
 // chosen, and checks that the trie lookup agrees. For gwctl explain/test, never on the data path.
+// Also the requests tools write down (SampleRequest) or make up (ExampleRequest, for analyze()
+// and check::diff), and the path helpers they share.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -57,6 +60,41 @@ private:
   ListHeaders headers_;
   Request req_;
   bool rejected_ = false;
+};
+
+/// A request made up to exercise routes (conflict analysis, diffs): a method, a host from a host
+/// group's label, a path, and the query parameters and headers the routes' conditions ask for.
+/// Owns what request() views; copies are independent. Immutable once built; any thread.
+class ExampleRequest {
+public:
+  /// A request for `path` that satisfies route `r`'s header and query conditions and, when given,
+  /// `also`'s; nullopt when they contradict each other. `host_label` is a host group ("*": any
+  /// host, "*.example.com": a.example.com). Conditions that cannot be sampled (regex values) are
+  /// left out, and complete() is false: the route may refuse the request.
+  static std::optional<ExampleRequest> build(const model::Route& r, const std::string& host_label,
+                                             std::string path, model::Method method,
+                                             const model::Route* also = nullptr);
+
+  /// The request as the router sees it; views this object.
+  Request request() const noexcept;
+  /// "GET http://a.example.com/pets/1?debug=1 with x-api-version: 2".
+  std::string text() const;
+  bool complete() const noexcept { return complete_; }
+  const std::string& path() const noexcept { return path_; }
+
+private:
+  /// Fixed header values, found by lowercase name.
+  class Headers final : public HeaderLookup {
+  public:
+    std::map<std::string, std::string> values;
+    bool find(std::string_view name, std::string_view& v) const override;
+  };
+  bool add_conditions(const model::Route& r);
+
+  model::Method method_ = model::Method::GET;
+  std::string host_, path_, query_;
+  Headers headers_;
+  bool complete_ = true;
 };
 
 /// Whether route `r` (path part only) matches canonical `path`; captures template parameters.
