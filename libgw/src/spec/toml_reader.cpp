@@ -257,6 +257,16 @@ private:
 };
 
 void Reader::read_root(const toml::table& root) {
+  // A route test-case file given as a spec (`validate specs/*.toml` with cases beside the
+  // specs): one error that says what the file is, rather than one per key it lacks or has.
+  if (const auto* c = root.get("case"); c && !root.get("version") && !root.get("routes")) {
+    diags_
+        .error("spec.cases-file", loc(*c),
+               "this is a file of route test cases ([[case]]), not a spec")
+        .with_hint("test cases run with `gwctl test SPEC " + file_.name +
+                   "`; leave them out of the specs you validate or compile");
+    return;
+  }
   check_keys(root, kRootKeys, "the top level", "");
 
   const toml::node* v = root.get("version");
