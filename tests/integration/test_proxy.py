@@ -15,6 +15,17 @@ from harness import (Backend, Blackhole, Conn, Gateway, GatewayTest, ReservedPor
                      backend_events, backend_requests, control, gwctl, raw, release, request,
                      status_of, wait_until)
 
+# Every request to backend a.
+ALL_TO_A = """
+version = 1
+[upstreams.a]
+endpoints = ["{a}"]
+[[routes]]
+name = "all"
+prefix = "/"
+upstream = "a"
+"""
+
 ROUTES = """
 version = 1
 [upstreams.a]
@@ -564,15 +575,7 @@ retries = 1
 
 
 class UpstreamIdleTimeout(GatewayTest):
-    SPEC = """
-version = 1
-[upstreams.a]
-endpoints = ["{a}"]
-[[routes]]
-name = "all"
-prefix = "/"
-upstream = "a"
-"""
+    SPEC = ALL_TO_A
     GWD_ARGS = ("--upstream-idle-timeout", "1s")
 
     def test_an_idle_pooled_connection_is_closed_after_the_timeout(self):
@@ -706,15 +709,7 @@ retries = 1
 
 
 class TrustedProxy(GatewayTest):
-    SPEC = """
-version = 1
-[upstreams.a]
-endpoints = ["{a}"]
-[[routes]]
-name = "all"
-prefix = "/"
-upstream = "a"
-"""
+    SPEC = ALL_TO_A
     GWD_ARGS = ("--trusted-proxy", "127.0.0.0/8")
 
     def test_a_trusted_peer_extends_the_chain(self):
@@ -727,15 +722,7 @@ upstream = "a"
 
 
 class ClientTimeouts(GatewayTest):
-    SPEC = """
-version = 1
-[upstreams.a]
-endpoints = ["{a}"]
-[[routes]]
-name = "all"
-prefix = "/"
-upstream = "a"
-"""
+    SPEC = ALL_TO_A
     GWD_ARGS = ("--header-timeout", "500ms", "--idle-timeout", "700ms")
 
     def test_slow_request_head_gets_408(self):
