@@ -83,8 +83,7 @@ bool header_safe(std::string_view v) {
 /// Sets an identity header unless an earlier authenticator on the route already did: the first
 /// one names the caller (as in Identity), and the upstream must never see two different values.
 void set_once(Edits& e, const std::string& name, std::string value) {
-  if (std::none_of(e.set.begin(), e.set.end(), [&](const auto& kv) { return kv.first == name; }))
-    e.set.emplace_back(name, std::move(value));
+  e.set_once(name, std::move(value));
 }
 
 } // namespace
@@ -346,15 +345,16 @@ bool origin_allowed(const Cors& c, std::string_view origin) {
                      [&](const std::string& o) { return o == "*" || text::iequals(o, origin); });
 }
 
-void cors_headers(const Cors& c, std::string_view origin, std::string& out) {
+void cors_headers(const Cors& c, std::string_view origin, HeaderList& out) {
   const bool any = std::find(c.origins.begin(), c.origins.end(), "*") != c.origins.end();
-  out += "access-control-allow-origin: ";
-  out += any && !c.credentials ? std::string_view("*") : origin;
-  out += "\r\nvary: origin\r\n";
-  if (c.credentials) out += "access-control-allow-credentials: true\r\n";
-  if (!c.expose.empty())
-    out += "access-control-expose-headers: " + text::join(c.expose, ", ") + "\r\n";
+  out.emplace_back("access-control-allow-origin",
+                   std::string(any && !c.credentials ? std::string_view("*") : origin));
+  out.emplace_back("vary", "origin");
+  if (c.credentials) out.emplace_back("access-control-allow-credentials", "true");
+  if (!c.expose.empty()) out.emplace_back("access-control-expose-headers", text::join(c.expose, ", "));
 }
+
+void append(HeaderList& to, const HeaderList& from) { to.insert(to.end(), from.begin(), from.end()); }
 
 /// Appends `b`'s operations to `a` as if `b` ran after `a`: a later remove or set of a name
 /// replaces an earlier set or add of it.
@@ -388,46 +388,6 @@ void add_transform(Transform& t, const Headers& h) {
 } // namespace
 
 // ---- Edits, scopes
-
-bool replaces(const HeaderOps& ops, std::string_view name) noexcept {
-  return std::any_of(ops.remove.begin(), ops.remove.end(),
-                     [&](const std::string& n) { return text::iequals(n, name); }) ||
-         std::any_of(ops.set.begin(), ops.set.end(),
-                     [&](const auto& kv) { return text::iequals(kv.first, name); });
-}
-
-const std::string* renamed(const HeaderOps& ops, std::string_view name) noexcept {
-  for (const auto& [from, to] : ops.rename)
-    if (text::iequals(from, name)) return &to;
-  return nullptr;
-}
-
-void Edits::clear() {
-  drop.clear();
-  set.clear();
-  drop_query.clear();
-  drop_cookies.clear();
-  protect = nullptr;
-  transform = nullptr;
-  response_headers.clear();
-}
-
-bool Edits::drops(std::string_view name) const noexcept {
-  const auto named = [&](const std::string& n) { return text::iequals(n, name); };
-  return std::any_of(drop.begin(), drop.end(), named) ||
-         std::any_of(set.begin(), set.end(), [&](const auto& kv) { return named(kv.first); }) ||
-         (protect && std::any_of(protect->begin(), protect->end(), named)) ||
-         (transform && replaces(transform->request, name));
-}
-
-bool Edits::drops_param(std::string_view name) const noexcept {
-  if (std::find(drop_query.begin(), drop_query.end(), name) != drop_query.end()) return true;
-  if (!transform) return false;
-  const auto& t = *transform;
-  return std::find(t.query.remove.begin(), t.query.remove.end(), name) != t.query.remove.end() ||
-         std::any_of(t.query.set.begin(), t.query.set.end(),
-                     [&](const auto& kv) { return kv.first == name; });
-}
 
 std::vector<std::string> scopes_of(const nlohmann::json& claims) {
   std::vector<std::string> out;
@@ -488,10 +448,10 @@ Refusal RoutePolicies::preflight(const RequestView& req) const {
   }
   r.status = 204;
   cors_headers(*cors_, *origin, r.headers);
-  r.headers += "access-control-allow-methods: " + text::join(cors_->methods, ", ") + "\r\n";
+  r.headers.emplace_back("access-control-allow-methods", text::join(cors_->methods, ", "));
   if (auto asked = req.header("access-control-request-headers"); asked && !asked->empty())
-    r.headers += "access-control-allow-headers: " + std::string(*asked) + "\r\n";
-  r.headers += "access-control-max-age: " + std::to_string(cors_->max_age.count() / 1000) + "\r\n";
+    r.headers.emplace_back("access-control-allow-headers", std::string(*asked));
+  r.headers.emplace_back("access-control-max-age", std::to_string(cors_->max_age.count() / 1000));
   return r;
 }
 
@@ -500,7 +460,7 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
                                             std::vector<RateCheck>& rate) const {
   if (cors_)
     if (auto origin = req.header("origin"); origin && origin_allowed(*cors_, *origin))
-      cors_headers(*cors_, *origin, edits.response_headers);
+      cors_headers(*cors_, *origin, edits.response_add);
 
   if (!protected_.empty()) edits.protect = &protected_;
   if (!transform_.empty()) edits.transform = &transform_; // after authentication's edits
@@ -508,7 +468,8 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
   // Authentication: each entry must pass; an entry passes when one of its alternatives does.
   for (const auto& alternatives : auth_) {
     bool passed = false, forbidden = false;
-    std::string challenges, why;
+    HeaderList challenges;
+    std::string why;
     for (const auto& step : alternatives) {
       Identity got;
       std::vector<std::pair<const Authenticator*, Authenticator::Outcome>> outcomes;
@@ -518,7 +479,7 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
         if (o.status != Authenticator::Status::ok) {
           all_ok = false;
           if (o.status == Authenticator::Status::invalid && why.empty()) why = o.why;
-          challenges += "www-authenticate: " + a->challenge(o) + "\r\n";
+          challenges.emplace_back("www-authenticate", a->challenge(o));
           break;
         }
         if (!got.authenticated) got.consumer = o.consumer;
@@ -553,7 +514,7 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
       r.message = why.empty() ? "authentication required" : "authentication failed: " + why;
       r.headers = challenges;
     }
-    r.headers += edits.response_headers;
+    append(r.headers, edits.response_add);
     return r;
   }
 
@@ -567,11 +528,12 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
       for (const auto& alternatives : auth_)
         for (const auto& step : alternatives)
           for (const auto* au : step.all) {
-            const std::string line =
-                "www-authenticate: " + au->challenge(Authenticator::Outcome{}) + "\r\n";
-            if (r.headers.find(line) == std::string::npos) r.headers += line;
+            std::pair<std::string, std::string> line{"www-authenticate",
+                                                     au->challenge(Authenticator::Outcome{})};
+            if (std::find(r.headers.begin(), r.headers.end(), line) == r.headers.end())
+              r.headers.push_back(std::move(line));
           }
-      r.headers += edits.response_headers;
+      append(r.headers, edits.response_add);
       return r;
     }
     if (!has_all(id.scopes, a->scopes)) missing = "a required scope";
@@ -596,7 +558,7 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
         a->deny_consumers.end())
       missing = "an allowed consumer";
     if (!missing.empty()) {
-      Refusal r{403, "access denied: the caller lacks " + missing, edits.response_headers};
+      Refusal r{403, "access denied: the caller lacks " + missing, edits.response_add};
       return r;
     }
   }
@@ -640,33 +602,32 @@ std::optional<Refusal> RoutePolicies::check(const RequestView& req, std::string_
 }
 
 namespace {
-std::string limiter_fields(const std::string& name, const RateLimit& rl) {
+std::string limiter_policy(const std::string& name, const RateLimit& rl) {
   const auto window_s = std::max<std::int64_t>(1, (rl.per.count() + 999) / 1000);
-  return "ratelimit-policy: " + qstr(name) + ";q=" + std::to_string(rl.count) +
-         ";w=" + std::to_string(window_s) + "\r\nratelimit: " + qstr(name) + ";r=";
+  return qstr(name) + ";q=" + std::to_string(rl.count) + ";w=" + std::to_string(window_s);
 }
 } // namespace
 
 std::optional<Refusal> RoutePolicies::rate_result(const Limiter& l, const Take& t, Edits& edits) {
-  auto append = [&](std::string& out) {
-    out += l.fields.empty() ? limiter_fields(l.name, l.settings) : l.fields;
-    out += std::to_string(t.remaining);
-    out += ";t=";
-    out += std::to_string((t.reset_ms + 999) / 1000);
-    out += "\r\n";
+  auto append_fields = [&](HeaderList& out) {
+    out.emplace_back("ratelimit-policy", l.policy_field);
+    std::string v = l.field_prefix;
+    v += std::to_string(t.remaining);
+    v += ";t=";
+    v += std::to_string((t.reset_ms + 999) / 1000);
+    out.emplace_back("ratelimit", std::move(v));
   };
   if (t.allowed) {
-    append(edits.response_headers);
+    append_fields(edits.response_add);
     return std::nullopt;
   }
   Refusal r;
   r.status = 429;
   r.message = "rate limit " + l.name + " exceeded";
-  r.headers =
-      "retry-after: " + std::to_string(std::max<std::int64_t>(1, (t.retry_after_ms + 999) / 1000)) +
-      "\r\n";
-  append(r.headers);
-  r.headers += edits.response_headers;
+  r.headers.emplace_back("retry-after",
+                         std::to_string(std::max<std::int64_t>(1, (t.retry_after_ms + 999) / 1000)));
+  append_fields(r.headers);
+  append(r.headers, edits.response_add);
   return r;
 }
 
@@ -775,7 +736,8 @@ Result<std::shared_ptr<const PolicySet>> PolicySet::build(const model::Config& c
         Limiter l;
         l.name = p.name;
         l.settings = *rl;
-        l.fields = limiter_fields(p.name, *rl);
+        l.policy_field = limiter_policy(p.name, *rl);
+        l.field_prefix = qstr(p.name) + ";r=";
         if (rl->redis) {
           l.redis_prefix = "gw:rl:" + p.name + ":";
           l.redis_server = rl->redis_host + ":" + std::to_string(rl->redis_port) + "/" +

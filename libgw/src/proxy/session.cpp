@@ -20,7 +20,7 @@
 #include <optional>
 
 #include "gw/core/text.hpp"
-#include "gw/proxy/local_reply.hpp"
+#include "gw/wire/local_reply.hpp"
 #include "gw/redis/client.hpp"
 #include "gw/router/route_table.hpp"
 #include "gw/uri/normalize.hpp"
@@ -28,6 +28,7 @@
 
 namespace gw::proxy {
 
+using namespace gw::wire;
 namespace http = beast::http;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -244,21 +245,35 @@ void append_ops(std::string& out, const policy::HeaderOps& ops) {
 class HeadView final : public policy::RequestView {
 public:
   HeadView(const http::request<http::buffer_body>& req, std::string_view method,
-           std::string_view query, std::string_view ip)
-      : req_(req), method_(method), query_(query), ip_(ip) {}
+           std::string_view path, std::string_view query, std::string_view host,
+           std::string_view ip, std::string_view id)
+      : req_(req), method_(method), path_(path), query_(query), host_(host), ip_(ip), id_(id) {}
   std::string_view method() const noexcept override { return method_; }
   std::optional<std::string_view> header(std::string_view name) const noexcept override {
     auto it = req_.find(boost::core::string_view(name.data(), name.size()));
     if (it == req_.end()) return std::nullopt;
     return std::string_view(it->value().data(), it->value().size());
   }
+  void for_each_header(const std::function<void(std::string_view, std::string_view)>& fn)
+      const override {
+    for (const auto& f : req_)
+      fn(sv(f.name_string()), sv(f.value()));
+  }
+  std::string_view path() const noexcept override { return path_; }
   std::string_view query() const noexcept override { return query_; }
+  std::string_view host() const noexcept override { return host_; }
   std::string_view client_ip() const noexcept override { return ip_; }
+  std::string_view request_id() const noexcept override { return id_; }
 
 private:
   const http::request<http::buffer_body>& req_;
-  std::string_view method_, query_, ip_;
+  std::string_view method_, path_, query_, host_, ip_, id_;
 };
+
+void append_fields(std::string& out, const policy::HeaderList& fields) {
+  for (const auto& [k, v] : fields)
+    header(out, k, v);
+}
 
 ErrorKind kind_for(unsigned status) {
   switch (status) {
@@ -386,7 +401,8 @@ private:
   /// gwd's own log line for an upstream failure (rate-limited), with the detail.
   void report_upstream_failure(const Request& r, ErrorKind kind);
   net::awaitable<bool> reply_local(Request& r, ErrorKind kind, std::string message,
-                                   std::string_view extra_headers = {}, bool close = false);
+                                   const policy::HeaderList* extra_headers = nullptr,
+                                   bool close = false);
   net::awaitable<std::optional<Failure>> forward(Request& r);
   /// Runs the route's policies (authentication, access, rate limits); fills ident_ and edits_.
   net::awaitable<std::optional<policy::Refusal>> run_policies(Request& r,
@@ -462,7 +478,7 @@ struct Session::Request {
 };
 
 net::awaitable<bool> Session::reply_local(Request& r, ErrorKind kind, std::string message,
-                                          std::string_view extra_headers, bool close) {
+                                          const policy::HeaderList* extra_headers, bool close) {
   r.status = status_of(kind);
   r.error = name_of(kind);
   std::string body;
@@ -477,7 +493,7 @@ net::awaitable<bool> Session::reply_local(Request& r, ErrorKind kind, std::strin
   append_number(out_, body.size());
   out_ += "\r\n";
   if (!r.request_id.empty()) header(out_, "x-request-id", r.request_id);
-  out_ += extra_headers;
+  if (extra_headers) append_fields(out_, *extra_headers);
   if (!keep)
     out_ += "connection: close\r\n";
   else if (r.version == 10)
@@ -557,7 +573,7 @@ net::awaitable<bool> Session::handle_one() {
     co_return false;
   case HeadStatus::timeout: {
     const bool ok = co_await reply_local(r, ErrorKind::request_timeout,
-                                         "the request head did not arrive in time", {}, true);
+                                         "the request head did not arrive in time", nullptr, true);
     log();
     co_return ok;
   }
@@ -566,13 +582,13 @@ net::awaitable<bool> Session::handle_one() {
     // co_await expression (they can be destroyed twice).
     std::string msg =
         "the request head is larger than " + std::to_string(opts.max_header_bytes) + " bytes";
-    co_await reply_local(r, ErrorKind::header_too_large, std::move(msg), {}, true);
+    co_await reply_local(r, ErrorKind::header_too_large, std::move(msg), nullptr, true);
     log();
     co_return false;
   }
   case HeadStatus::malformed: {
     co_await reply_local(r, ErrorKind::bad_request, "malformed line endings in the request head",
-                         {}, true);
+                         nullptr, true);
     log();
     co_return false;
   }
@@ -580,7 +596,7 @@ net::awaitable<bool> Session::handle_one() {
   const std::string_view block(static_cast<const char*>(dbuf_.data().data()), head_len);
   auto bad = [&](ErrorKind k, std::string msg) -> net::awaitable<bool> {
     dbuf_.consume(dbuf_.size()); // the rest of the stream cannot be trusted
-    co_await reply_local(r, k, std::move(msg), {}, true);
+    co_await reply_local(r, k, std::move(msg), nullptr, true);
     log();
     co_return false;
   };
@@ -758,19 +774,22 @@ net::awaitable<bool> Session::handle_one() {
   r.match = r.snap->routes().match(rreq);
 
   // A request whose body we will not read must not leave its body in the stream.
-  auto refuse = [&](ErrorKind k, std::string msg, std::string extra = {}) -> net::awaitable<bool> {
+  auto refuse = [&](ErrorKind k, std::string msg,
+                    policy::HeaderList extra = {}) -> net::awaitable<bool> {
     const bool close = r.body != BodyKind::none;
-    const bool ok = co_await reply_local(r, k, std::move(msg), extra, close);
+    const bool ok = co_await reply_local(r, k, std::move(msg), &extra, close);
     log();
     co_return ok && !close;
   };
   if (r.max_forwards && *r.max_forwards == 0 &&
       (r.method_id == model::Method::OPTIONS || r.method_id == model::Method::TRACE)) {
     // RFC 9110 §7.6.2: the last recipient answers itself.
-    if (r.method_id == model::Method::TRACE)
+    if (r.method_id == model::Method::TRACE) {
+      policy::HeaderList allow;
+      allow.emplace_back("allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
       co_return co_await refuse(ErrorKind::method_not_allowed,
-                                "TRACE is not answered by the gateway",
-                                "allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\n");
+                                "TRACE is not answered by the gateway", std::move(allow));
+    }
     out_.clear();
     out_ += "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n";
     header(out_, "x-request-id", r.request_id);
@@ -798,14 +817,14 @@ net::awaitable<bool> Session::handle_one() {
       if (m.matched() && r.snap->policies().route(m.route).has_cors()) {
         r.match = m;
         r.route = &r.snap->config().routes[m.route];
-        const HeadView view(req, r.method, r.query, r.client);
+        const HeadView view(req, r.method, r.path, r.query, r.host, r.client, r.request_id);
         policy::Refusal pre = r.snap->policies().route(m.route).preflight(view);
         if (pre.status != 204)
           co_return co_await refuse(ErrorKind::forbidden, std::move(pre.message),
                                     std::move(pre.headers));
         out_.clear();
         out_ += "HTTP/1.1 204 No Content\r\n";
-        out_ += pre.headers;
+        append_fields(out_, pre.headers);
         header(out_, "x-request-id", r.request_id);
         out_ += "\r\n";
         r.status = 204;
@@ -819,7 +838,8 @@ net::awaitable<bool> Session::handle_one() {
   if (!r.match.matched()) {
     if (r.match.status == router::MatchStatus::method_not_allowed) {
       std::string msg = "method " + std::string(r.method) + " is not allowed here";
-      std::string allow = "allow: " + r.match.allow.to_string() + "\r\n";
+      policy::HeaderList allow;
+      allow.emplace_back("allow", r.match.allow.to_string());
       co_return co_await refuse(ErrorKind::method_not_allowed, std::move(msg), std::move(allow));
     }
     std::string msg = "no route for " + std::string(r.method) + " " + std::string(r.path);
@@ -857,7 +877,7 @@ net::awaitable<bool> Session::handle_one() {
       co_return false; // the head is out; only closing can signal the failure
     }
     std::string msg(client_message(failure->kind, r.error_detail));
-    const bool ok = co_await reply_local(r, failure->kind, std::move(msg), {}, true);
+    const bool ok = co_await reply_local(r, failure->kind, std::move(msg), nullptr, true);
     log();
     co_return ok;
   }
@@ -888,7 +908,8 @@ redis::Client& Session::redis_for(const policy::Limiter& l) {
 
 net::awaitable<std::optional<policy::Refusal>>
 Session::run_policies(Request& r, const policy::RoutePolicies& rp) {
-  const HeadView view(r.parser->get(), r.method, r.query, r.client);
+  const HeadView view(r.parser->get(), r.method, r.path, r.query, r.host, r.client,
+                      r.request_id);
   const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
@@ -1476,7 +1497,7 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
     header(out_, name, sv(f.value()));
   }
   if (edits_.transform) append_ops(out_, edits_.transform->response);
-  out_ += edits_.response_headers; // CORS, RateLimit
+  append_fields(out_, edits_.response_add); // CORS, RateLimit
   out_ += "via: ";
   if (!rvia.empty()) {
     out_ += rvia;

@@ -14,7 +14,7 @@
 
 #include "gw/observe/access_log.hpp"
 #include "gw/observe/stats.hpp"
-#include "gw/proxy/http_rules.hpp"
+#include "gw/wire/http_rules.hpp"
 #include "gw/redis/client.hpp"
 #include "gw/runtime/overrides.hpp"
 #include "gw/runtime/snapshot.hpp"
@@ -88,8 +88,8 @@ struct WorkerState {
   std::unordered_map<std::string, observe::Counters> upstream_stats;
   observe::Counters unrouted;
   observe::AccessLog log;
-  RequestIdGenerator ids;
-  std::vector<Cidr> trusted;
+  wire::RequestIdGenerator ids;
+  std::vector<wire::Cidr> trusted;
   bool draining = false;
   std::list<SessionHandle> sessions;
   // Distributed rate limits: one Redis connection per server (and timeout) per worker.

@@ -420,7 +420,7 @@ int run_daemon(const DaemonOptions& opts) {
     addrs.push_back(*ep);
   }
   for (const auto& c : opts.trusted_proxies)
-    if (auto cidr = proxy::Cidr::parse(c); !cidr) {
+    if (auto cidr = wire::Cidr::parse(c); !cidr) {
       std::fprintf(stderr, "gwd: --trusted-proxy %s\n", cidr.error().message.c_str());
       return 2;
     }

@@ -18,7 +18,7 @@ Worker::Worker(unsigned id, const DaemonOptions& opts, observe::LogFile* log,
                runtime::SnapshotPtr snap)
     : state_(id, ioc_, opts, log) {
   for (const auto& c : opts.trusted_proxies)
-    if (auto cidr = proxy::Cidr::parse(c)) state_.trusted.push_back(*cidr);
+    if (auto cidr = wire::Cidr::parse(c)) state_.trusted.push_back(*cidr);
   state_.install(std::move(snap), {});
 }
 

@@ -31,70 +31,11 @@ struct Config;
 
 namespace gw::policy {
 
-/// What policies read from a request; the session implements it over its parsed head.
-class RequestView {
-public:
-  virtual ~RequestView() = default;
-  virtual std::string_view method() const noexcept = 0;
-  /// The first value of a header (`name` lowercase), or nullopt.
-  virtual std::optional<std::string_view> header(std::string_view name) const noexcept = 0;
-  virtual std::string_view query() const noexcept = 0; // without '?'
-  virtual std::string_view client_ip() const noexcept = 0;
-};
-
-/// Who the caller is, once authenticated.
-struct Identity {
-  bool authenticated = false;
-  std::string consumer;
-  nlohmann::json claims; // a JWT's claims; null otherwise
-  std::vector<std::string> scopes;
-  void clear() {
-    authenticated = false;
-    consumer.clear();
-    claims = nullptr;
-    scopes.clear();
-  }
-};
-
 /// A reply the gateway gives instead of forwarding: 401, 403, 429, or a preflight's 204.
 struct Refusal {
   unsigned status = 0;
   std::string message;
-  std::string headers; // "name: value\r\n" lines
-};
-
-/// A route's headers policies composed in the route's order, once per table generation: a later
-/// policy's remove or set replaces what an earlier one set or added.
-struct Transform {
-  HeaderOps request, response;
-  HeaderOps query; // set and remove only; parameter names match exactly
-  bool empty() const noexcept { return request.empty() && response.empty() && query.empty(); }
-};
-
-/// Header names as the session meets them (any case) against `ops` (lowercase).
-bool replaces(const HeaderOps& ops, std::string_view name) noexcept; // removed or set
-const std::string* renamed(const HeaderOps& ops, std::string_view name) noexcept;
-
-/// How the forwarded request and its response change. Reused per session (clear()).
-struct Edits {
-  // What authentication changed, per request:
-  std::vector<std::string> drop;                        // credential headers (lowercase)
-  std::vector<std::pair<std::string, std::string>> set; // consumer and claim headers
-  std::vector<std::string> drop_query;                  // credential parameters (exact names)
-  std::vector<std::string> drop_cookies;                // credential cookies (exact names)
-  // Fixed per route and generation:
-  const std::vector<std::string>* protect = nullptr; // headers only the gateway may send
-  const Transform* transform = nullptr;              // applied after the above
-  std::string response_headers;                      // "name: value\r\n" (CORS, RateLimit)
-
-  void clear();
-  /// The client's request header is not forwarded as sent (credential, protected, replaced).
-  bool drops(std::string_view name) const noexcept;
-  /// The client's query parameter (decoded name) is not forwarded.
-  bool drops_param(std::string_view name) const noexcept;
-  bool query_changes() const noexcept {
-    return !drop_query.empty() || (transform && !transform->query.empty());
-  }
+  HeaderList headers;
 };
 
 /// Public keys fetched in the background (jwks_url, OpenID Connect discovery), shared across
@@ -123,7 +64,8 @@ struct Limiter {
   std::shared_ptr<Buckets> local; // null for Redis
   std::string redis_prefix;       // "gw:rl:NAME:"
   std::string redis_server;       // "HOST:PORT/TIMEOUT_MS": a worker's connection for it
-  std::string fields;             // "ratelimit-policy: ...\r\nratelimit: \"NAME\";r=", built once
+  std::string policy_field;       // RateLimit-Policy's value, built once
+  std::string field_prefix;       // RateLimit's value up to the remaining count: "\"NAME\";r="
 };
 
 /// A rate-limit key to count for this request.

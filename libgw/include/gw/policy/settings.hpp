@@ -23,6 +23,7 @@
 #include "gw/core/error.hpp"
 #include "gw/core/sha256.hpp"
 #include "gw/core/units.hpp"
+#include "gw/policy/filter.hpp"
 
 namespace gw::policy {
 
@@ -34,7 +35,8 @@ std::span<const std::string_view> kind_names() noexcept;
 /// The order policies run in on a route, whatever order they are listed in: CORS preflights are
 /// answered first (they carry no credentials), then the caller is authenticated, its rights
 /// checked, its rate counted, and only then is the request transformed.
-enum class Phase : std::uint8_t { cors, authenticate, access, rate_limit, transform };
+/// Plugins (lua) run after the built-in checks and before the headers policies.
+enum class Phase : std::uint8_t { cors, authenticate, access, rate_limit, plugin, transform };
 Phase phase_of(Kind k) noexcept;
 bool authenticates(Kind k) noexcept; // api_key, basic, jwt, any_of
 
@@ -110,14 +112,6 @@ struct RateLimit {
   /// Microseconds between tokens.
   std::int64_t interval_us() const noexcept {
     return per.count() * 1000 / static_cast<std::int64_t>(count);
-  }
-};
-
-struct HeaderOps {
-  std::vector<std::pair<std::string, std::string>> set, add, rename; // names lowercase
-  std::vector<std::string> remove;
-  bool empty() const noexcept {
-    return set.empty() && add.empty() && rename.empty() && remove.empty();
   }
 };
 

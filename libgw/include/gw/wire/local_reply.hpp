@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace gw::proxy {
+namespace gw::wire {
 
 enum class ErrorKind : std::uint8_t {
   bad_request,             // 400 malformed request or framing
@@ -47,4 +47,4 @@ bool upstream_failure(ErrorKind k) noexcept;
 void render_reply_body(ErrorKind k, std::string_view message, std::string_view request_id,
                        std::string& out);
 
-} // namespace gw::proxy
+} // namespace gw::wire

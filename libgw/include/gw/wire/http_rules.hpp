@@ -13,7 +13,7 @@
 
 #include "gw/core/error.hpp"
 
-namespace gw::proxy {
+namespace gw::wire {
 
 /// Why a header block is refused before it reaches the parser.
 enum class BlockError : std::uint8_t {
@@ -102,4 +102,4 @@ private:
   std::uint64_t hi_, lo_;
 };
 
-} // namespace gw::proxy
+} // namespace gw::wire

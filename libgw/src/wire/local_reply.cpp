@@ -1,6 +1,6 @@
-#include "gw/proxy/local_reply.hpp"
+#include "gw/wire/local_reply.hpp"
 
-namespace gw::proxy {
+namespace gw::wire {
 
 unsigned status_of(ErrorKind k) noexcept {
   switch (k) {
@@ -197,4 +197,4 @@ void render_reply_body(ErrorKind k, std::string_view message, std::string_view r
   out += "}\n";
 }
 
-} // namespace gw::proxy
+} // namespace gw::wire

@@ -3,12 +3,12 @@
 #include <set>
 
 #include "gw/observe/access_log.hpp"
-#include "gw/proxy/http_rules.hpp"
-#include "gw/proxy/local_reply.hpp"
+#include "gw/wire/http_rules.hpp"
+#include "gw/wire/local_reply.hpp"
 
-using namespace gw::proxy;
+using namespace gw::wire;
 
-TEST_CASE("header blocks with line tricks are refused before parsing", "[proxy]") {
+TEST_CASE("header blocks with line tricks are refused before parsing", "[wire]") {
   CHECK(check_header_block("GET / HTTP/1.1\r\nHost: a\r\n\r\n") == BlockError::none);
   CHECK(check_header_block("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n") == BlockError::obs_fold);
   CHECK(check_header_block("GET / HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n") == BlockError::obs_fold);
@@ -18,7 +18,7 @@ TEST_CASE("header blocks with line tricks are refused before parsing", "[proxy]"
         BlockError::nul);
 }
 
-TEST_CASE("the end of a header block is found incrementally", "[proxy]") {
+TEST_CASE("the end of a header block is found incrementally", "[wire]") {
   const std::string_view full = "GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY";
   CHECK(find_header_end(full, 0) == full.size() - 4);
   CHECK(find_header_end(full.substr(0, 20), 0) == 0);
@@ -26,7 +26,7 @@ TEST_CASE("the end of a header block is found incrementally", "[proxy]") {
   CHECK(find_header_end("\r\n\r", 0) == 0);
 }
 
-TEST_CASE("only exactly one chunked coding is accepted", "[proxy]") {
+TEST_CASE("only exactly one chunked coding is accepted", "[wire]") {
   CHECK(is_only_chunked("chunked"));
   CHECK(is_only_chunked(" Chunked "));
   CHECK_FALSE(is_only_chunked("gzip, chunked"));
@@ -34,7 +34,7 @@ TEST_CASE("only exactly one chunked coding is accepted", "[proxy]") {
   CHECK_FALSE(is_only_chunked("xchunked"));
 }
 
-TEST_CASE("Content-Length values are plain decimal numbers", "[proxy]") {
+TEST_CASE("Content-Length values are plain decimal numbers", "[wire]") {
   CHECK(parse_content_length("0") == 0u);
   CHECK(parse_content_length(" 42 ") == 42u);
   for (const char* bad : {"", "+1", "-1", "1,1", "0x10", "1 2", "99999999999999999999"}) {
@@ -43,7 +43,7 @@ TEST_CASE("Content-Length values are plain decimal numbers", "[proxy]") {
   }
 }
 
-TEST_CASE("hop-by-hop fields are recognised case-insensitively", "[proxy]") {
+TEST_CASE("hop-by-hop fields are recognised case-insensitively", "[wire]") {
   for (const char* h : {"Connection", "keep-alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
                         "Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate"})
     CHECK(is_hop_by_hop(h));
@@ -51,7 +51,7 @@ TEST_CASE("hop-by-hop fields are recognised case-insensitively", "[proxy]") {
     CHECK_FALSE(is_hop_by_hop(h));
 }
 
-TEST_CASE("trusted-proxy networks match IPv4 and IPv6", "[proxy]") {
+TEST_CASE("trusted-proxy networks match IPv4 and IPv6", "[wire]") {
   auto lan = Cidr::parse("10.0.0.0/8");
   REQUIRE(lan);
   CHECK(lan->contains(*parse_ip("10.1.2.3")));
@@ -69,7 +69,7 @@ TEST_CASE("trusted-proxy networks match IPv4 and IPv6", "[proxy]") {
   CHECK_FALSE(Cidr::parse("nonsense"));
 }
 
-TEST_CASE("forwarding headers trust only trusted peers", "[proxy]") {
+TEST_CASE("forwarding headers trust only trusted peers", "[wire]") {
   Forwarding out;
   ForwardInput in{"10.0.0.5", false,   "http", "api.example.com",
                   "6.6.6.6",  "https", "evil", "for=6.6.6.6"};
@@ -89,7 +89,7 @@ TEST_CASE("forwarding headers trust only trusted peers", "[proxy]") {
   CHECK(out.forwarded == "for=\"[::1]\";proto=http;host=\"[::1]:8080\"");
 }
 
-TEST_CASE("the client address comes from X-Forwarded-For only through trusted proxies", "[proxy]") {
+TEST_CASE("the client address comes from X-Forwarded-For only through trusted proxies", "[wire]") {
   const std::vector<Cidr> trusted{*Cidr::parse("10.0.0.0/8"), *Cidr::parse("127.0.0.1")};
   // An untrusted peer is the client, whatever it claims.
   CHECK(client_address("203.0.113.9", false, "198.51.100.1", trusted) == "203.0.113.9");
@@ -106,7 +106,7 @@ TEST_CASE("the client address comes from X-Forwarded-For only through trusted pr
   CHECK(client_address("127.0.0.1", true, "", trusted) == "127.0.0.1");
 }
 
-TEST_CASE("request ids: client ids are kept when safe, generated ids are unique", "[proxy]") {
+TEST_CASE("request ids: client ids are kept when safe, generated ids are unique", "[wire]") {
   CHECK(acceptable_request_id("abc-123_x.y:z"));
   CHECK_FALSE(acceptable_request_id(""));
   CHECK_FALSE(acceptable_request_id("has space"));
@@ -121,7 +121,7 @@ TEST_CASE("request ids: client ids are kept when safe, generated ids are unique"
   CHECK(seen.size() == 10000);
 }
 
-TEST_CASE("local replies map kinds to statuses and render JSON", "[proxy]") {
+TEST_CASE("local replies map kinds to statuses and render JSON", "[wire]") {
   CHECK(status_of(ErrorKind::no_route) == 404);
   CHECK(status_of(ErrorKind::upstream_timeout) == 504);
   CHECK(status_of(ErrorKind::upstream_connect_failed) == 502);

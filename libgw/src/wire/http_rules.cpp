@@ -1,4 +1,4 @@
-#include "gw/proxy/http_rules.hpp"
+#include "gw/wire/http_rules.hpp"
 
 #include <arpa/inet.h>
 #include <cstring>
@@ -6,7 +6,7 @@
 
 #include "gw/core/text.hpp"
 
-namespace gw::proxy {
+namespace gw::wire {
 namespace {
 
 char lower(char c) {
@@ -251,4 +251,4 @@ void RequestIdGenerator::next(std::span<char, 32> out) noexcept {
     out[static_cast<std::size_t>(16 + i)] = kHex[(b >> (4 * i)) & 15];
 }
 
-} // namespace gw::proxy
+} // namespace gw::wire
