@@ -106,14 +106,14 @@ Reply table_refused(const std::string& path, const Error& e) {
 /// main thread once each worker has answered, with the answers in worker order.
 template <class F>
 auto ask_workers(net::io_context& main, std::vector<std::unique_ptr<Worker>>& workers, F f)
-    -> net::awaitable<std::vector<std::invoke_result_t<F&, proxy::WorkerState&>>> {
-  using T = std::invoke_result_t<F&, proxy::WorkerState&>;
+    -> net::awaitable<std::vector<std::invoke_result_t<F&, WorkerState&>>> {
+  using T = std::invoke_result_t<F&, WorkerState&>;
   auto answers = std::make_shared<std::vector<T>>(workers.size());
   auto remaining = std::make_shared<std::size_t>(workers.size());
   // Cancelled by the last answer. Only the main thread touches it: workers post their answers.
   net::steady_timer done(main, Clock::time_point::max());
   for (std::size_t i = 0; i < workers.size(); ++i)
-    workers[i]->post([f, i, answers, remaining, &done, &main](proxy::WorkerState& st) {
+    workers[i]->post([f, i, answers, remaining, &done, &main](WorkerState& st) {
       net::post(main, [a = f(st), i, answers, remaining, &done]() mutable {
         (*answers)[i] = std::move(a);
         if (--*remaining == 0) done.cancel();
@@ -137,7 +137,7 @@ Daemon::Daemon(const DaemonOptions& opts, net::io_context& main,
 net::awaitable<void> Daemon::publish(runtime::SnapshotPtr s) {
   // RCU through the event loops: every worker installs the new generation between two events
   // and acknowledges; requests already running keep the generation they pinned.
-  auto install = [s, overrides = overrides_](proxy::WorkerState& st) {
+  auto install = [s, overrides = overrides_](WorkerState& st) {
     st.install(s, overrides);
     return true; // installed
   };
@@ -313,7 +313,7 @@ net::awaitable<Reply> Daemon::rollback() {
 }
 
 net::awaitable<observe::StatsView> Daemon::stats() {
-  auto collect = [](proxy::WorkerState& st) { return st.stats(); };
+  auto collect = [](WorkerState& st) { return st.stats(); };
   const auto views = co_await ask_workers(main_, workers_, collect);
   observe::StatsView all;
   for (const auto& v : views)
@@ -339,7 +339,7 @@ Reply Daemon::set_endpoint(const std::string& upstream, const std::string& addre
   else
     overrides_[{upstream, address}] = st;
   for (auto& w : workers_)
-    w->post([upstream, address, st](proxy::WorkerState& ws) {
+    w->post([upstream, address, st](WorkerState& ws) {
       ws.set_override(upstream, address, st);
     });
   Reply r;

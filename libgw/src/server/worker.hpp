@@ -6,8 +6,8 @@
 #include <functional>
 #include <thread>
 
-#include "../proxy/worker_state.hpp"
 #include "gw/server/daemon.hpp"
+#include "worker_state.hpp"
 
 namespace gw::server {
 
@@ -23,7 +23,7 @@ public:
   std::vector<boost::asio::ip::tcp::endpoint> bound() const;
   void start();
   /// Runs `fn` on this worker's thread (worker state is touched nowhere else).
-  void post(std::function<void(proxy::WorkerState&)> fn);
+  void post(std::function<void(WorkerState&)> fn);
   /// Stops accepting, lets in-flight requests finish until `deadline`, then stops. Any thread.
   void drain(std::chrono::steady_clock::time_point deadline);
   void join();
@@ -32,9 +32,11 @@ private:
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& a);
   boost::asio::awaitable<void> housekeeping();
 
+  // Declared before the io_context so that it outlives it: destroying the context destroys the
+  // coroutines still suspended on it, and their sessions refer to this state.
+  std::unique_ptr<WorkerState> state_;
   // One thread runs this context and only it touches its sockets: the reactor needs no locks.
   boost::asio::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
-  proxy::WorkerState state_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::thread thread_;
 };
