@@ -4,6 +4,9 @@
 # both in front of the peers' static nginx backend, driven in interleaved rounds so drift on a
 # noisy machine hits both alike. Prints gwd's CPU µs per request per round, the medians and the
 # median of the paired differences. Loopback only; stops only the processes it started.
+# TABLE (default bench/peers-policies.toml) picks the second table: bench/peers-lua.toml (a
+# trivial Lua plugin) and bench/peers-ext-auth.toml (external authorization against the
+# backend itself) measure those.
 # Environment: ROUNDS (default 10), SECONDS_PER_RUN (default 8), BUILD_DIR (default build),
 # PEERS_CONF (default ../shared/bench/conf), LOADGEN_CPUS (0), SERVER_CPUS (1).
 set -euo pipefail
@@ -28,7 +31,7 @@ sed -e "s#@RUN@#$run#g" -e "s#@BACKEND_PORT@#$backend#g" "$conf/backend-nginx.co
 taskset -c "$scpu" nginx -p "$run" -e "$run/backend.err" -c "$run/backend.conf" -g 'daemon off;' &
 pids+=($!)
 "$build/apps/gwctl/gwctl" compile "$root/bench/peers.toml" -o "$run/plain.gwrt" >/dev/null
-"$build/apps/gwctl/gwctl" compile "$root/bench/peers-policies.toml" -o "$run/policies.gwrt" >/dev/null
+"$build/apps/gwctl/gwctl" compile "${TABLE:-$root/bench/peers-policies.toml}" -o "$run/policies.gwrt" >/dev/null
 start_gwd() { # table port -> pid
   taskset -c "$scpu" "$build/apps/gwd/gwd" --table "$run/$1.gwrt" --listen "127.0.0.1:$2" \
     --workers 1 --control "$run/$1.sock" >"$run/$1.log" 2>&1 &
