@@ -153,10 +153,15 @@ int run_stats(const Global& g, const ViewOptions& o) {
               rows, st);
   std::printf("\n%sconnections%s %s open\n", st.bold(), st.reset(),
               str(*r.result, "connections").c_str());
-  if (const auto it = r.result->find("rate_limit_store_errors");
-      it != r.result->end() && it->is_number_unsigned() && it->get<std::uint64_t>() > 0)
-    std::printf("%srate_limit_store_errors%s %s (rate limit checks the store could not answer)\n",
-                st.bold(), st.reset(), it->dump().c_str());
+  // Filter errors, shown only when there were some.
+  const std::pair<const char*, const char*> errors[] = {
+      {"rate_limit_store_errors", "rate limit checks the store could not answer"},
+      {"ext_auth_errors", "authorization calls that failed or timed out"},
+      {"lua_errors", "Lua plugin hooks that failed"}};
+  for (const auto& [key, what] : errors)
+    if (const auto it = r.result->find(key);
+        it != r.result->end() && it->is_number_unsigned() && it->get<std::uint64_t>() > 0)
+      std::printf("%s%s%s %s (%s)\n", st.bold(), key, st.reset(), it->dump().c_str(), what);
   return kOk;
 }
 

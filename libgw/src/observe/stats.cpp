@@ -95,6 +95,8 @@ void StatsView::merge(const StatsView& o) {
   unrouted.merge(o.unrouted);
   connections += o.connections;
   rate_limit_store_errors += o.rate_limit_store_errors;
+  ext_auth_errors += o.ext_auth_errors;
+  lua_errors += o.lua_errors;
   for (const auto& e : o.endpoints) {
     bool found = false;
     for (auto& mine : endpoints) {

@@ -177,6 +177,8 @@ struct ControlServer::Impl {
       r.result = {{"generation", d.current()->generation()},
                   {"connections", view.connections},
                   {"rate_limit_store_errors", view.rate_limit_store_errors},
+                  {"ext_auth_errors", view.ext_auth_errors},
+                  {"lua_errors", view.lua_errors},
                   {"routes", routes},
                   {"upstreams", ups},
                   {"unrouted", view.unrouted.to_json()}};

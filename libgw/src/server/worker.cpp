@@ -97,6 +97,8 @@ observe::StatsView WorkerState::stats() const {
   v.unrouted = proxy.unrouted;
   v.connections = proxy.sessions.size();
   v.rate_limit_store_errors = proxy.filter_counters.rate_limit_store_errors;
+  v.ext_auth_errors = proxy.filter_counters.ext_auth_errors;
+  v.lua_errors = proxy.filter_counters.lua_errors;
   for (const auto& [k, e] : endpoints) {
     if (e.use_count() == 1) continue; // no table generation lists it and no request holds it
     v.endpoints.push_back(observe::EndpointView{
