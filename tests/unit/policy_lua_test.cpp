@@ -664,6 +664,15 @@ function on_request()
   if string.dump ~= nil or ("").dump ~= nil then error("string.dump is reachable") end
   if pcall(collectgarbage, "stop") then error("the collector can be stopped") end
   if type(collectgarbage("count")) ~= "number" then error("count does not work") end
+  -- Library calls that could spin without allocating, and finalizers (run with hooks off).
+  if string.rep("", 2^62) ~= "" or ("x"):rep(3, "") ~= "xxx" then error("rep") end
+  if pcall(table.move, {}, 1, 1e15, 2) then error("table.move of 1e15 nils ran") end
+  if table.move({ 1, 2 }, 1, 2, 2)[3] ~= 2 then error("table.move") end
+  if pcall(setmetatable, {}, { __gc = function() while true do end end }) then
+    error("a finalizer was accepted")
+  end
+  local obj = setmetatable({}, { __index = function(_, k) return k .. "!" end })
+  if obj.hi ~= "hi!" then error("setmetatable") end
   gw.request.set_header("x-libs", string.upper("ok") .. math.max(1, 2) .. table.concat({ "a", "b" })
                         .. utf8.char(72))
 end

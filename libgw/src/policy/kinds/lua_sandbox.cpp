@@ -52,6 +52,64 @@ int limited_collectgarbage(lua_State* L) {
   return luaL_error(L, "collectgarbage(\"%s\") is not available to plugins", opt);
 }
 
+// Library functions run as C, where the count hook never fires: the two that can loop for as
+// long as a script asks without allocating (so without meeting the memory cap either) get their
+// arguments checked first. Other string searches are bounded by the lengths of their strings.
+
+/// string.rep: repeating an empty string (with an empty separator) 2^62 times allocates nothing
+/// and would spin a worker for ever.
+int checked_rep(lua_State* L) {
+  std::size_t l = 0, lsep = 0;
+  luaL_checklstring(L, 1, &l);
+  const lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_optlstring(L, 3, "", &lsep);
+  if (n > 0 && l + lsep == 0) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+/// table.move: moving nils between absent keys allocates nothing, for any count. No table can
+/// hold more elements than the memory cap has 8-byte words.
+int checked_move(lua_State* L) {
+  const lua_Integer f = luaL_checkinteger(L, 2);
+  const lua_Integer e = luaL_checkinteger(L, 3);
+  const auto most = static_cast<lua_Integer>(Sandbox::of(L).limits().memory / 8);
+  luaL_argcheck(L, e < f || e - f < most, 3, "too many elements to move");
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+/// setmetatable, refusing finalizers: Lua runs __gc with hooks off (during any collection and
+/// at lua_close), so a finalizer could loop beyond every budget.
+int checked_setmetatable(lua_State* L) {
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    const int t = lua_rawget(L, 2);
+    lua_pop(L, 1);
+    if (t != LUA_TNIL) return luaL_error(L, "__gc metamethods are not available to plugins");
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+/// Replaces lib[name] with `fn`, which gets the original as its upvalue.
+void wrap(lua_State* L, const char* lib, const char* name, lua_CFunction fn) {
+  lua_getglobal(L, lib);
+  lua_getfield(L, -1, name);
+  lua_pushcclosure(L, fn, 1);
+  lua_setfield(L, -2, name);
+  lua_pop(L, 1);
+}
+
 int open_libraries(lua_State* L) {
   // Each library by hand, not luaL_openlibs: io, os, package (require), debug and coroutine are
   // never opened. (Coroutines would also each have their own instruction count.)
@@ -77,6 +135,11 @@ int open_libraries(lua_State* L) {
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
   lua_pop(L, 1);
+  lua_getglobal(L, "setmetatable");
+  lua_pushcclosure(L, checked_setmetatable, 1);
+  lua_setglobal(L, "setmetatable");
+  wrap(L, LUA_STRLIBNAME, "rep", checked_rep);
+  wrap(L, LUA_TABLIBNAME, "move", checked_move);
   return 0;
 }
 

@@ -1,8 +1,9 @@
 // Private: a Lua 5.4 state for untrusted plugin code. It has only the safe parts of the standard
 // library (no os, io, package, debug, coroutine; no load, dofile, loadfile, require, string.dump;
-// collectgarbage limited to "count", "step" and "collect"), a memory cap enforced by its own
-// allocator, and an instruction budget per protected run enforced by a count hook. The gw API
-// that plugins call is added by lua.cpp.
+// collectgarbage limited to "collect", "count", "step", "isrunning"; no __gc finalizers; string.rep
+// and table.move checked so that they cannot spin), a memory cap enforced by its own allocator,
+// and an instruction budget per protected run enforced by a count hook. The gw API that plugins
+// call is added by lua.cpp.
 //
 // Errors inside Lua unwind with longjmp (Debian's liblua5.4 is C), which skips C++ destructors:
 // every Lua API call that can raise (anything that allocates) runs inside `run`, and the C
