@@ -718,3 +718,37 @@ end
   CHECK(x.ctx.notes.size() == 51);
   CHECK(has_note(x.ctx, "the rest are dropped"));
 }
+
+TEST_CASE("lua: the README's example plugin does what the README says", "[lua]") {
+  Context ctx;
+  ctx.policy = "tenant";
+  ctx.base_dir = GW_SOURCE_DIR "/tests/readme";
+  gw::Diagnostics diags;
+  auto c = kLuaKind.compile(lua_settings("plugins/tenant.lua"), ctx, diags);
+  INFO(gwtest::dump_diagnostics(diags));
+  REQUIRE(c);
+  CHECK(diags.empty());
+  auto f = build_from(*c, "tenant");
+  SECTION("a known tenant goes on, with its region") {
+    Exchange x;
+    x.req.header("x-tenant", "acme");
+    REQUIRE(f->on_request(x.ctx).type() == Verdict::Type::proceed);
+    CHECK(header_of(x.ctx.edits.set, "x-region") == "eu-1");
+    FakeResponse resp(502);
+    x.ctx.response = &resp;
+    REQUIRE(f->on_response(x.ctx).type() == Verdict::Type::proceed);
+    CHECK(header_of(x.ctx.edits.response_set, "x-served-from") == "eu-1");
+    x.ctx.status = 502;
+    f->on_log(x.ctx);
+    CHECK(has_note(x.ctx, "plugin tenant: tenant acme got 502"));
+  }
+  SECTION("an unknown one is refused") {
+    Exchange x;
+    auto v = f->on_request(x.ctx);
+    REQUIRE(v.type() == Verdict::Type::reply);
+    CHECK(v.reply().effective_status() == 403);
+    REQUIRE(v.reply().body);
+    CHECK(json::parse(*v.reply().body) == json{{"message", "unknown tenant"}});
+    f->on_log(x.ctx);
+  }
+}
