@@ -8,7 +8,7 @@ PACKAGES=(
   libboost1.81-dev libboost-url1.81-dev
   libtomlplusplus-dev nlohmann-json3-dev libcli11-dev catch2 libbenchmark-dev
   libssl-dev libyaml-cpp-dev libnghttp2-dev libhiredis-dev libcrypt-dev
-  libre2-dev libgoogle-perftools-dev libsystemd-dev
+  libre2-dev libgoogle-perftools-dev libsystemd-dev liblua5.4-dev
   redis-server openssl curl python3 python3-jsonschema python3-yaml zsh fish
 )
 

@@ -16,6 +16,8 @@ Every fenced block of README.md is checked by its kind:
   must accept, or a `[[case]]` file that `gwctl test specs/demo.toml` must pass.
 - ```json blocks under the gwd section: the shape of a local reply and of an access log line;
   the `demo` part checks that gwd's real ones carry exactly those fields.
+- ```lua: a plugin script the examples name. Its first line, `-- PATH`, names the file under
+  tests/readme/ that the block must equal, so the toml blocks validate the script shown.
 - ```text blocks are not run (diagrams, protocol sketches, synopses).
 
 The sandbox is a new directory holding a copy of specs/ and completions/, the files in
@@ -102,7 +104,10 @@ def sandbox():
         shutil.copytree(os.path.join(SRC, sub), os.path.join(d, sub))
     fixtures = os.path.join(SRC, "tests", "readme")
     for name in os.listdir(fixtures):
-        if not name.endswith(".py") and name != "CMakeLists.txt":
+        if os.path.isdir(os.path.join(fixtures, name)):
+            if name != "__pycache__":
+                shutil.copytree(os.path.join(fixtures, name), os.path.join(d, name))
+        elif not name.endswith(".py") and name != "CMakeLists.txt":
             shutil.copy(os.path.join(fixtures, name), d)
     corpus = os.path.join(SRC, "tests", "data", "openapi", "corpus")
     shutil.copy(os.path.join(corpus, "petstore.yaml"), os.path.join(d, "petstore.yaml"))
@@ -234,8 +239,24 @@ def check_toml(b):
     return problems
 
 
+def check_lua(b):
+    """A ```lua block is the text of the file its first line names (`-- plugins/x.lua`)."""
+    m = re.match(r"^-- (\S+\.lua)$", b.lines[0] if b.lines else "")
+    if not m:
+        return [f"{b.where()}: a ```lua block must start with `-- PATH` naming its file in tests/readme/"]
+    path = os.path.join(SRC, "tests", "readme", m.group(1))
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        return [f"{b.where()}: {m.group(1)}: {e.strerror}"]
+    if text != "\n".join(b.lines) + "\n":
+        return [f"{b.where()}: the block differs from tests/readme/{m.group(1)}"]
+    return []
+
+
 def examples():
-    problems, counts = [], {"transcripts": 0, "command blocks": 0, "toml blocks": 0}
+    problems, counts = [], {"transcripts": 0, "command blocks": 0, "toml blocks": 0, "lua blocks": 0}
     for b in blocks(os.path.join(SRC, "README.md")):
         if b.lang == "sh" and any(l.startswith("$ ") for l in b.lines):
             counts["transcripts"] += 1
@@ -246,6 +267,9 @@ def examples():
         elif b.lang == "toml":
             counts["toml blocks"] += 1
             problems += check_toml(b)
+        elif b.lang == "lua":
+            counts["lua blocks"] += 1
+            problems += check_lua(b)
         elif b.lang not in ("text", "json", ""):
             problems.append(f"{b.where()}: a ```{b.lang} block: this test does not know how to check it")
     print(", ".join(f"{n} {k}" for k, n in counts.items()) + " checked")
