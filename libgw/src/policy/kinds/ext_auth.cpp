@@ -389,51 +389,40 @@ Result<std::shared_ptr<const Filter>> build(const BuildContext& ctx) {
   return std::make_shared<const ExtAuthFilter>(std::string(ctx.policy), std::move(*s));
 }
 
-// The JSON Schema of the kind's keys (specs/gw.schema.json's policy definition lists the same).
+// The JSON Schema of the kind's keys: specs/gw.schema.json's policy definition declares the same
+// keys, with the same types and limits, each described there as "ext_auth: ...".
 constexpr std::string_view kSchema = R"json({
   "url": {
-    "description": "The authorization service: \"http://IP:PORT/PATH\" (an IP address, since gw does no DNS lookups on the request path; https is not supported yet). Called with GET.",
-    "type": "string",
-    "pattern": "^http://",
-    "examples": ["http://127.0.0.1:9000/auth"]
+    "description": "The authorization service, \"http://IP:PORT/PATH\", called with GET (an IP address: gw does no DNS lookups on the request path; https is not supported yet).",
+    "type": "string", "pattern": "^http://", "examples": ["http://127.0.0.1:9000/auth"]
   },
   "request_headers": {
     "description": "Client headers sent to the service (x-forwarded-method, x-forwarded-uri, x-forwarded-host, x-forwarded-for and x-request-id always are).",
-    "type": ["string", "array"],
-    "items": {"type": "string"},
-    "examples": [["authorization", "cookie"]]
+    "type": ["string", "array"], "items": {"type": "string"}, "examples": [["authorization", "cookie"]]
   },
   "upstream_headers": {
-    "description": "Headers of the service's 2xx answer copied onto the upstream request; a client's own copies are never forwarded.",
-    "type": ["string", "array"],
-    "items": {"type": "string"},
-    "examples": [["x-user", "x-user-roles"]]
+    "description": "Headers of the service's 2xx answer set on the upstream request; a client's own copies are never forwarded.",
+    "type": ["string", "array"], "items": {"type": "string"}, "examples": [["x-user", "x-user-roles"]]
   },
   "client_headers": {
     "description": "Headers of a denial (any answer but 2xx) passed to the client (default: all but hop-by-hop and framing fields).",
-    "type": ["string", "array"],
-    "items": {"type": "string"}
+    "type": ["string", "array"], "items": {"type": "string"}
   },
   "consumer_header": {
-    "description": "A header of the 2xx answer naming the consumer (access log, access control, consumer-keyed rate limits).",
+    "description": "Header of the service's 2xx answer that names the consumer (default none): the access log's consumer, and who access control and consumer-keyed rate limits see.",
     "type": "string"
   },
   "timeout": {
-    "description": "How long the call may take, connecting included (default \"1s\", at most \"1m\").",
-    "type": "string",
-    "examples": ["1s", "250ms"]
+    "description": "How long the call to the service may take, connecting included, e.g. \"300ms\" (default 1s, at most 1m).",
+    "type": "string"
   },
   "on_error": {
-    "description": "When the service cannot answer in time: deny (fail closed, 503 policy_unavailable; default) or allow (fail open).",
-    "type": "string",
-    "enum": ["deny", "allow"]
+    "description": "Deny (fail closed, 503 policy_unavailable; default) or allow (fail open) when the service cannot answer in time.",
+    "type": "string", "enum": ["deny", "allow"]
   },
   "max_body": {
-    "description": "Largest answer body read from the service (a denial's is passed to the client); a longer one is an error (default \"64KiB\").",
-    "type": ["string", "integer"],
-    "pattern": "^[0-9]+(B|KB|MB|GB|KiB|MiB|GiB)?$",
-    "minimum": 1,
-    "maximum": 16777216
+    "description": "Largest answer body read from the service (a denial's goes to the client); a longer one is an error (default 64KiB, at most 16MiB).",
+    "type": ["string", "integer"], "pattern": "^[0-9]+(B|KB|MB|GB|KiB|MiB|GiB)?$", "minimum": 1, "maximum": 16777216, "examples": ["64KiB", 65536]
   }
 })json";
 
