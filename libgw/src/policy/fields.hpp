@@ -27,7 +27,9 @@ using json = nlohmann::json;
 
 constexpr std::uint64_t kMaxPolicyFile = 16ULL << 20;
 
-bool valid_header_value(std::string_view s) {
+// Every kind's reader includes this header and uses some of these helpers, not all of them:
+// [[maybe_unused]] keeps -Wunused-function quiet in the others.
+[[maybe_unused]] bool valid_header_value(std::string_view s) {
   return std::none_of(s.begin(), s.end(), [](char c) {
     const auto u = static_cast<unsigned char>(c);
     return (u < 0x20 && c != '\t') || u == 0x7f;
@@ -35,7 +37,7 @@ bool valid_header_value(std::string_view s) {
 }
 /// Hop-by-hop and framing headers belong to the proxy: no policy sets, drops or renames them. The
 /// hop-by-hop list is the one the session filters with, so nothing a policy adds is dropped.
-bool managed_by_proxy(std::string_view name) {
+[[maybe_unused]] bool managed_by_proxy(std::string_view name) {
   return text::iequals(name, "host") || text::iequals(name, "content-length") ||
          wire::is_hop_by_hop(name);
 }
@@ -189,7 +191,7 @@ private:
   std::string first_error_;
 };
 
-std::filesystem::path resolve(const Context& ctx, const std::string& file) {
+[[maybe_unused]] std::filesystem::path resolve(const Context& ctx, const std::string& file) {
   const std::filesystem::path p(file);
   return p.is_absolute() ? p : ctx.base_dir / p;
 }

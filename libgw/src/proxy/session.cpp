@@ -563,9 +563,9 @@ net::awaitable<policy::IoResult> Session::perform(policy::IoCall& call) {
     out.reset_ms = res->reset_ms;
     co_return out;
   }
-  policy::HttpReply out;
-  out.error = "HTTP calls are not available";
-  co_return out;
+  if (!w_.http) w_.http = std::make_unique<upstream::HttpClient>(w_.ioc.get_executor());
+  // The call is a member of the verdict, which outlives this co_await, as the client requires.
+  co_return co_await w_.http->call(std::get<policy::HttpCall>(call));
 }
 
 // ---- phase: forward (upstream request, select upstream, exchange)

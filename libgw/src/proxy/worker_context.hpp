@@ -20,6 +20,7 @@
 #include "gw/policy/filter.hpp"
 #include "gw/redis/client.hpp"
 #include "gw/runtime/snapshot.hpp"
+#include "gw/upstream/http_client.hpp"
 #include "gw/wire/http_rules.hpp"
 
 namespace gw::proxy {
@@ -72,6 +73,7 @@ struct WorkerContext {
   std::list<SessionHandle> sessions;
   // Filters' I/O: one Redis connection per server (and timeout) per worker.
   std::unordered_map<std::string, std::unique_ptr<redis::Client>> redis;
+  std::unique_ptr<upstream::HttpClient> http; // calls filters ask for (ext_auth), made on first use
   policy::FilterCounters filter_counters;
   std::chrono::steady_clock::time_point last_note_log{};
   std::chrono::steady_clock::time_point last_upstream_error_log{};

@@ -119,6 +119,7 @@ void WorkerState::expire_sessions(Clock::time_point now) {
 }
 
 void WorkerState::sweep_pools(Clock::time_point now) {
+  if (proxy.http) proxy.http->sweep();
   for (auto it = endpoints.begin(); it != endpoints.end();) {
     auto& e = *it->second;
     std::erase_if(e.idle, [&](const std::unique_ptr<upstream::PooledConnection>& c) {
@@ -136,6 +137,7 @@ void WorkerState::release_io() {
   for (auto& [k, e] : endpoints)
     e->idle.clear();
   proxy.redis.clear();
+  proxy.http.reset();
 }
 
 
