@@ -117,7 +117,7 @@ observe::StatsView WorkerState::stats() const {
     v.upstreams[k] = c;
   v.unrouted = unrouted;
   v.connections = sessions.size();
-  v.rate_limit_store_errors = rate_limit_store_errors;
+  v.rate_limit_store_errors = filter_counters.rate_limit_store_errors;
   for (const auto& [k, e] : endpoints) {
     if (e.use_count() == 1) continue; // no table generation lists it and no request holds it
     v.endpoints.push_back(observe::EndpointView{
@@ -275,19 +275,6 @@ void append_fields(std::string& out, const policy::HeaderList& fields) {
     header(out, k, v);
 }
 
-ErrorKind kind_for(unsigned status) {
-  switch (status) {
-  case 401:
-    return ErrorKind::unauthorized;
-  case 403:
-    return ErrorKind::forbidden;
-  case 429:
-    return ErrorKind::rate_limited;
-  default:
-    return ErrorKind::policy_unavailable;
-  }
-}
-
 bool valid_host(std::string_view h) {
   for (const char c : h) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -404,10 +391,15 @@ private:
                                    const policy::HeaderList* extra_headers = nullptr,
                                    bool close = false);
   net::awaitable<std::optional<Failure>> forward(Request& r);
-  /// Runs the route's policies (authentication, access, rate limits); fills ident_ and edits_.
-  net::awaitable<std::optional<policy::Refusal>> run_policies(Request& r,
-                                                              const policy::RoutePolicies& rp);
-  redis::Client& redis_for(const policy::Limiter& l);
+  /// Runs the route's filters' on_request hooks in order, performing the I/O they ask for;
+  /// fills ctx_. Returns the reply of the filter that answered, if one did.
+  net::awaitable<std::optional<policy::LocalReply>> run_filters(Request& r,
+                                                                const policy::RouteChain& chain);
+  /// Writes a filter's reply, with the response fields the filters before it added.
+  net::awaitable<bool> reply_filter(Request& r, policy::LocalReply&& reply, bool close);
+  /// Writes the filters' log lines (ctx_.notes) and forgets them.
+  void write_notes(const Request& r);
+  redis::Client& redis_for(const policy::RedisTake& t);
 
   /// Sets the deadline of the next I/O operations (see SessionHandle).
   void arm(Clock::time_point deadline) {
@@ -437,9 +429,7 @@ private:
   Forwarding fwd_;         // forwarding headers, reused
   std::vector<char> body_; // body relay buffer, reused
   std::string pathbuf_;    // canonical path when it differs from the target
-  policy::Identity ident_; // the caller, as the route's policies found it
-  policy::Edits edits_;    // what the policies change in the request and response
-  std::vector<policy::RateCheck> rate_;
+  policy::FilterContext ctx_; // the caller and the request's edits, as the filters left them
   std::string qbuf_;    // the forwarded query when policies change it
   std::string namebuf_; // a query parameter's decoded name
   std::list<SessionHandle>::iterator handle_;
@@ -529,6 +519,7 @@ net::awaitable<bool> Session::handle_one() {
       u.record_status(r.upstream_status);
       u.latency.add(static_cast<std::uint64_t>(r.upstream_us));
     }
+    write_notes(r);
     if (!w_.log.enabled()) return;
     observe::AccessRecord rec;
     rec.time_us = r.start_us;
@@ -542,8 +533,8 @@ net::awaitable<bool> Session::handle_one() {
     rec.query = r.query;
     if (r.route) {
       rec.route = r.route->name;
-      rec.consumer = ident_.consumer;
-      rec.secret_params = r.snap->policies().route(r.match.route).secret_params();
+      rec.consumer = ctx_.identity.consumer;
+      rec.secret_params = r.snap->policies().route(r.match.route).facts().secret_params;
       rec.upstream = r.snap->config().upstreams[r.route->upstream].name;
     }
     rec.endpoint = r.endpoint;
@@ -802,36 +793,34 @@ net::awaitable<bool> Session::handle_one() {
     log();
     co_return !ec && r.keep_alive && r.body == BodyKind::none;
   }
-  ident_.clear();
-  edits_.clear();
-  rate_.clear();
-  // CORS preflights are answered by the gateway, for the route the real request would take.
+  ctx_.reset();
+  // A filter's answer; like `refuse`, the connection closes when the body stays unread.
+  auto answer = [&](policy::LocalReply reply) -> net::awaitable<bool> {
+    const bool close = r.body != BodyKind::none;
+    const bool ok = co_await reply_filter(r, std::move(reply), close);
+    log();
+    co_return ok && !close;
+  };
+  bool filters_ran = false;
+  // CORS preflights are answered by the route's cors filter, for the route the real request
+  // would take.
   if (r.method_id == model::Method::OPTIONS && req.find(http::field::origin) != req.end()) {
     if (auto acrm = req.find(http::field::access_control_request_method); acrm != req.end()) {
       router::Match m = r.match;
       const auto asked = model::parse_method(sv(acrm->value()));
-      if ((!m.matched() || !r.snap->policies().route(m.route).has_cors()) && asked) {
+      auto preflights = [&](const router::Match& x) {
+        return x.matched() && r.snap->policies().route(x.route).facts().answers_preflight;
+      };
+      if (!preflights(m) && asked) {
         rreq.method = *asked;
         m = r.snap->routes().match(rreq);
       }
-      if (m.matched() && r.snap->policies().route(m.route).has_cors()) {
+      if (preflights(m)) {
         r.match = m;
         r.route = &r.snap->config().routes[m.route];
-        const HeadView view(req, r.method, r.path, r.query, r.host, r.client, r.request_id);
-        policy::Refusal pre = r.snap->policies().route(m.route).preflight(view);
-        if (pre.status != 204)
-          co_return co_await refuse(ErrorKind::forbidden, std::move(pre.message),
-                                    std::move(pre.headers));
-        out_.clear();
-        out_ += "HTTP/1.1 204 No Content\r\n";
-        append_fields(out_, pre.headers);
-        header(out_, "x-request-id", r.request_id);
-        out_ += "\r\n";
-        r.status = 204;
-        auto [ec, n] = co_await net::async_write(down_, net::buffer(out_), kTuple);
-        r.bytes_out += n;
-        log();
-        co_return !ec && r.keep_alive && r.body == BodyKind::none;
+        filters_ran = true;
+        if (auto reply = co_await run_filters(r, r.snap->policies().route(m.route)))
+          co_return co_await answer(std::move(*reply));
       }
     }
   }
@@ -858,13 +847,8 @@ net::awaitable<bool> Session::handle_one() {
   }
 
   // 5. Policies: authentication, access control, rate limits, then transforms (in forward).
-  if (const auto& rp = r.snap->policies().route(r.match.route); !rp.empty()) {
-    auto refusal = co_await run_policies(r, rp);
-    if (refusal) {
-      const ErrorKind k = kind_for(refusal->status);
-      co_return co_await refuse(k, std::move(refusal->message), std::move(refusal->headers));
-    }
-  }
+  if (const auto& chain = r.snap->policies().route(r.match.route); !chain.empty() && !filters_ran)
+    if (auto reply = co_await run_filters(r, chain)) co_return co_await answer(std::move(*reply));
 
   // 6. Forward.
   auto failure = co_await forward(r);
@@ -897,63 +881,107 @@ void Session::report_upstream_failure(const Request& r, ErrorKind kind) {
                static_cast<int>(r.request_id.size()), r.request_id.data());
 }
 
-redis::Client& Session::redis_for(const policy::Limiter& l) {
-  const policy::RateLimit& s = l.settings;
-  auto& c = w_.redis[l.redis_server];
-  if (!c)
-    c = std::make_unique<redis::Client>(w_.ioc.get_executor(), s.redis_host, s.redis_port,
-                                        s.redis_timeout);
+redis::Client& Session::redis_for(const policy::RedisTake& t) {
+  auto& c = w_.redis[t.server];
+  if (!c) c = std::make_unique<redis::Client>(w_.ioc.get_executor(), t.host, t.port, t.timeout);
   return *c;
 }
 
-net::awaitable<std::optional<policy::Refusal>>
-Session::run_policies(Request& r, const policy::RoutePolicies& rp) {
+net::awaitable<std::optional<policy::LocalReply>>
+Session::run_filters(Request& r, const policy::RouteChain& chain) {
   const HeadView view(r.parser->get(), r.method, r.path, r.query, r.host, r.client,
                       r.request_id);
-  const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
-  if (auto refusal = rp.check(view, r.route->name, now_s, ident_, edits_, rate_)) co_return refusal;
-  for (const auto& c : rate_) {
-    const policy::Limiter& l = *c.limiter;
-    policy::Take t;
-    if (l.local) {
-      t = l.local->take(
-          c.key, +[]() -> std::int64_t {
-            return std::chrono::duration_cast<std::chrono::nanoseconds>(
-                       Clock::now().time_since_epoch())
-                .count();
-          });
-    } else {
-      redis::Client& client = redis_for(l);
-      const std::string key = l.redis_prefix + c.key;
-      const std::int64_t interval = l.settings.interval_us();
-      const auto burst = static_cast<std::int64_t>(l.settings.burst);
-      auto res = co_await client.take(key, interval, burst);
-      if (!res) {
-        ++w_.rate_limit_store_errors;
-        // One line per second per worker at most: a dead Redis must not flood the log.
-        const auto now = Clock::now();
-        if (now - w_.last_store_error_log > 1s) {
-          w_.last_store_error_log = now;
-          // The message names the server: "redis HOST:PORT: ...".
-          std::fprintf(stderr, "gwd: rate limit %s: %s (failing %s)\n", l.name.c_str(),
-                       res.error().message.c_str(), l.settings.fail_open ? "open" : "closed");
-        }
-        if (l.settings.fail_open) continue;
-        policy::Refusal down;
-        down.status = 503;
-        down.message = "rate limit " + l.name + " cannot be checked";
-        co_return down;
+  ctx_.request = &view;
+  ctx_.route = r.route->name;
+  ctx_.now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+  ctx_.counters = &w_.filter_counters;
+  chain.begin(ctx_);
+  std::optional<policy::LocalReply> reply;
+  const auto filters = chain.filters();
+  for (std::size_t i = 0; i < filters.size() && !reply; ++i) {
+    ctx_.position = i;
+    policy::Verdict v = filters[i]->on_request(ctx_);
+    while (v.type() == policy::Verdict::Type::call) {
+      auto* take = std::get_if<policy::RedisTake>(&v.call());
+      if (!take) { // HTTP calls have no client here yet
+        policy::LocalReply internal;
+        internal.kind = ErrorKind::internal;
+        internal.message = "the route's policy asked for an HTTP call, which is not supported";
+        v = policy::Verdict::respond(std::move(internal));
+        break;
       }
-      t.allowed = res->allowed;
-      t.remaining = res->remaining;
-      t.retry_after_ms = res->retry_after_ms;
-      t.reset_ms = res->reset_ms;
+      auto res = co_await redis_for(*take).take(take->key, take->interval_us, take->burst);
+      policy::RedisReply got;
+      got.ok = res.has_value();
+      if (res) {
+        got.allowed = res->allowed;
+        got.remaining = res->remaining;
+        got.retry_after_ms = res->retry_after_ms;
+        got.reset_ms = res->reset_ms;
+      } else {
+        got.error = res.error().message;
+      }
+      v = filters[i]->resume(ctx_, policy::IoResult(std::move(got)));
     }
-    if (auto refusal = policy::RoutePolicies::rate_result(l, t, edits_)) co_return refusal;
+    if (v.type() == policy::Verdict::Type::reply) reply = std::move(v.reply());
   }
-  co_return std::nullopt;
+  ctx_.request = nullptr; // the view ends here
+  co_return reply;
+}
+
+net::awaitable<bool> Session::reply_filter(Request& r, policy::LocalReply&& reply, bool close) {
+  // What earlier filters added to the response (CORS, RateLimit) goes on their replies too: a
+  // browser may read a 401 only with the CORS fields on it.
+  reply.headers.insert(reply.headers.end(), ctx_.edits.response_add.begin(),
+                       ctx_.edits.response_add.end());
+  if (!reply.body)
+    co_return co_await reply_local(r, reply.kind, std::move(reply.message), &reply.headers, close);
+  // A body of the filter's own (a preflight's empty 204).
+  r.status = reply.effective_status();
+  if (r.status >= 400) r.error = name_of(reply.kind);
+  const bool keep = r.keep_alive && !close && !w_.draining;
+  // RFC 9110 §6.4.1: 1xx, 204 and 304 responses have no content (and 204 no Content-Length).
+  const bool no_content = r.status < 200 || r.status == 204 || r.status == 304;
+  out_.clear();
+  out_ += "HTTP/1.1 ";
+  append_number(out_, r.status);
+  out_ += ' ';
+  out_ += reason_phrase(r.status);
+  out_ += "\r\n";
+  if (!reply.content_type.empty()) header(out_, "content-type", reply.content_type);
+  if (!no_content) {
+    out_ += "content-length: ";
+    append_number(out_, reply.body->size());
+    out_ += "\r\n";
+  }
+  append_fields(out_, reply.headers);
+  if (!r.request_id.empty()) header(out_, "x-request-id", r.request_id);
+  if (!keep)
+    out_ += "connection: close\r\n";
+  else if (r.version == 10)
+    out_ += "connection: keep-alive\r\n";
+  out_ += "\r\n";
+  if (!r.head && !no_content) out_ += *reply.body;
+  const error_code ec =
+      co_await write_all(down_, net::buffer(out_), Clock::now() + w_.opts.idle_timeout);
+  if (!ec) r.bytes_out += out_.size();
+  co_return !ec && keep;
+}
+
+void Session::write_notes(const Request& r) {
+  for (const auto& [line, limited] : ctx_.notes) {
+    if (limited) {
+      // One line per second per worker at most: a dead store must not flood gwd's log.
+      const auto now = Clock::now();
+      if (now - w_.last_note_log < 1s) continue;
+      w_.last_note_log = now;
+    }
+    std::fprintf(stderr, "gwd: %s (request_id %.*s)\n", line.c_str(),
+                 static_cast<int>(r.request_id.size()), r.request_id.data());
+  }
+  ctx_.notes.clear();
 }
 
 net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
@@ -977,16 +1005,16 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
   head += ' ';
   router::append_rewritten_path(head, route, r.match.params(), r.path);
   std::string_view query = r.query;
-  if (edits_.query_changes()) {
+  if (ctx_.edits.query_changes()) {
     // Parameters policies consume (API keys) or replace are dropped; set ones appended.
     // Names are compared decoded, as policies read them: "api%5Fkey" is the parameter "api_key".
     qbuf_.clear();
     uri::for_each_raw_param(r.query, namebuf_, [&](std::string_view pair, std::string_view name) {
-      if (pair.empty() || edits_.drops_param(name)) return;
+      if (pair.empty() || ctx_.edits.drops_param(name)) return;
       if (!qbuf_.empty()) qbuf_ += '&';
       qbuf_ += pair;
     });
-    if (const policy::Transform* t = edits_.transform)
+    if (const policy::Transform* t = ctx_.edits.transform)
       for (const auto& [k, v] : t->query.set) {
         if (!qbuf_.empty()) qbuf_ += '&';
         uri::append_query_component(qbuf_, k);
@@ -1036,17 +1064,17 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
       break;
     }
     if (hop_by_hop(f.name(), name) || r.conn.lists(name)) continue;
-    if (edits_.drops(name)) continue;
-    if (edits_.transform)
-      if (const std::string* to = policy::renamed(edits_.transform->request, name)) {
+    if (ctx_.edits.drops(name)) continue;
+    if (ctx_.edits.transform)
+      if (const std::string* to = policy::renamed(ctx_.edits.transform->request, name)) {
         header(head, *to, sv(f.value()));
         continue;
       }
-    if (f.name() == http::field::cookie && !edits_.drop_cookies.empty()) {
+    if (f.name() == http::field::cookie && !ctx_.edits.drop_cookies.empty()) {
       const std::size_t mark = head.size();
       head += "cookie: ";
       const std::size_t start = head.size();
-      text::append_cookies_without(head, sv(f.value()), edits_.drop_cookies);
+      text::append_cookies_without(head, sv(f.value()), ctx_.edits.drop_cookies);
       if (head.size() == start)
         head.resize(mark); // nothing left
       else
@@ -1057,9 +1085,10 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
   }
   // The gateway's own headers (consumer, claims), unless a headers policy, which runs later,
   // removes or replaces them.
-  for (const auto& [k, v] : edits_.set)
-    if (!edits_.transform || !policy::replaces(edits_.transform->request, k)) header(head, k, v);
-  if (edits_.transform) append_ops(head, edits_.transform->request);
+  for (const auto& [k, v] : ctx_.edits.set)
+    if (!ctx_.edits.transform || !policy::replaces(ctx_.edits.transform->request, k))
+      header(head, k, v);
+  if (ctx_.edits.transform) append_ops(head, ctx_.edits.transform->request);
   Forwarding& fwd = fwd_;
   build_forwarding(ForwardInput{peer_ip_, peer_trusted_, "http", r.host, in_xff, in_proto, in_host,
                                 in_forwarded},
@@ -1487,7 +1516,7 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
     if (f.name() != http::field::content_length &&
         (hop_by_hop(f.name(), name) || rconn.lists(name)))
       continue;
-    if (const policy::Transform* t = edits_.transform) {
+    if (const policy::Transform* t = ctx_.edits.transform) {
       if (policy::replaces(t->response, name)) continue;
       if (const std::string* to = policy::renamed(t->response, name)) {
         header(out_, *to, sv(f.value()));
@@ -1496,8 +1525,8 @@ net::awaitable<std::optional<Failure>> Session::forward(Request& r) {
     }
     header(out_, name, sv(f.value()));
   }
-  if (edits_.transform) append_ops(out_, edits_.transform->response);
-  append_fields(out_, edits_.response_add); // CORS, RateLimit
+  if (ctx_.edits.transform) append_ops(out_, ctx_.edits.transform->response);
+  append_fields(out_, ctx_.edits.response_add); // CORS, RateLimit
   out_ += "via: ";
   if (!rvia.empty()) {
     out_ += rvia;

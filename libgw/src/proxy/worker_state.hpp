@@ -14,12 +14,13 @@
 
 #include "gw/observe/access_log.hpp"
 #include "gw/observe/stats.hpp"
-#include "gw/wire/http_rules.hpp"
+#include "gw/policy/filter.hpp"
 #include "gw/redis/client.hpp"
 #include "gw/runtime/overrides.hpp"
 #include "gw/runtime/snapshot.hpp"
 #include "gw/server/daemon.hpp"
 #include "gw/upstream/balancer.hpp"
+#include "gw/wire/http_rules.hpp"
 
 namespace gw::proxy {
 
@@ -94,8 +95,8 @@ struct WorkerState {
   std::list<SessionHandle> sessions;
   // Distributed rate limits: one Redis connection per server (and timeout) per worker.
   std::unordered_map<std::string, std::unique_ptr<redis::Client>> redis;
-  std::uint64_t rate_limit_store_errors = 0;
-  std::chrono::steady_clock::time_point last_store_error_log{};
+  policy::FilterCounters filter_counters; // bumped by the route's filters (store errors, ...)
+  std::chrono::steady_clock::time_point last_note_log{}; // filters' rate-limited log lines
   std::chrono::steady_clock::time_point last_upstream_error_log{};
 
   WorkerState(unsigned worker_id, net::io_context& io, const server::DaemonOptions& o,
