@@ -17,8 +17,9 @@
 #include <unistd.h>
 
 #include "gw/policy/buckets.hpp"
-#include "gw/policy/chain.hpp"
 #include "gw/policy/jwt.hpp"
+#include "gw/policy/route_chain.hpp"
+#include "gw/policy/settings.hpp"
 #include "support/spec_builder.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_keys.hpp"
@@ -80,6 +81,24 @@ private:
   std::vector<std::pair<std::string, std::string>> headers_;
 };
 
+/// The steady clock local buckets read in these tests (Registry::clock_ns).
+std::int64_t fake_now_ns = kT;
+std::int64_t fake_clock() {
+  return fake_now_ns;
+}
+
+/// What runtime::Snapshot hands PolicySet::build: the table's policies and each route's list.
+gw::Result<std::shared_ptr<const PolicySet>> build_policies(const gw::model::Config& cfg,
+                                                            const Registry& reg) {
+  std::vector<PolicyDef> defs;
+  for (const auto& p : cfg.policies)
+    defs.push_back(PolicyDef{p.name, p.kind, p.config});
+  std::vector<std::vector<std::uint32_t>> routes;
+  for (const auto& r : cfg.routes)
+    routes.push_back(r.policies);
+  return PolicySet::build(defs, routes, reg);
+}
+
 /// A spec built through the real reader and validator, and its policies ready to run.
 class Gateway {
 public:
@@ -89,12 +108,14 @@ public:
     INFO(b_.dump());
     REQUIRE(b_.config);
     if (!reg.buckets) reg.buckets = &buckets_;
-    auto s = PolicySet::build(*b_.config, reg);
+    if (!reg.clock_ns) reg.clock_ns = &fake_clock;
+    fake_now_ns = kT;
+    auto s = build_policies(*b_.config, reg);
     INFO((s ? std::string() : s.error().message));
     REQUIRE(s);
     set_ = *s;
   }
-  const RoutePolicies& route(const std::string& name) const {
+  const RouteChain& route(const std::string& name) const {
     const auto* r = b_.config->find_route(name);
     REQUIRE(r != nullptr);
     return set_->route(static_cast<std::size_t>(r - b_.config->routes.data()));
@@ -108,16 +129,60 @@ private:
   std::shared_ptr<const PolicySet> set_;
 };
 
+/// What a route's filters made of one request.
 struct Checked {
-  std::optional<Refusal> refusal;
+  std::optional<LocalReply> refusal; // as the filter that answered returned it
   Identity id;
   Edits edits;
-  std::vector<RateCheck> rate;
+  std::vector<RedisTake> takes; // what the filters asked Redis, in order
+  std::vector<std::pair<std::string, bool>> notes;
+  FilterCounters counters;
+  unsigned status() const { return refusal ? refusal->effective_status() : 0u; }
+  /// The reply's fields as the proxy sends them: its own, then what earlier filters added.
+  HeaderList sent() const {
+    HeaderList out = refusal ? refusal->headers : HeaderList{};
+    out.insert(out.end(), edits.response_add.begin(), edits.response_add.end());
+    return out;
+  }
 };
 
-Checked check(const RoutePolicies& rp, const FakeRequest& req, std::string_view route = "r") {
+/// Redis's answer to a take; by default every take is allowed.
+using FakeRedis = std::function<RedisReply(const RedisTake&)>;
+RedisReply redis_allows(const RedisTake&) {
+  RedisReply r;
+  r.ok = true;
+  r.allowed = true;
+  r.remaining = 9;
+  r.reset_ms = 100;
+  return r;
+}
+
+/// Runs a route's on_request hooks as the proxy does: in order until one answers, performing
+/// each Redis take a filter asks for with `redis` and handing the reply to its resume.
+Checked check(const RouteChain& chain, const FakeRequest& req, std::string_view route = "r",
+              const FakeRedis& redis = redis_allows) {
   Checked c;
-  c.refusal = rp.check(req, route, kNow, c.id, c.edits, c.rate);
+  FilterContext ctx;
+  ctx.request = &req;
+  ctx.route = route;
+  ctx.now_s = kNow;
+  ctx.counters = &c.counters;
+  chain.begin(ctx);
+  const auto filters = chain.filters();
+  for (std::size_t i = 0; i < filters.size() && !c.refusal; ++i) {
+    ctx.position = i;
+    Verdict v = filters[i]->on_request(ctx);
+    while (v.type() == Verdict::Type::call) {
+      const auto* take = std::get_if<RedisTake>(&v.call());
+      REQUIRE(take != nullptr);
+      c.takes.push_back(*take);
+      v = filters[i]->resume(ctx, IoResult(redis(*take)));
+    }
+    if (v.type() == Verdict::Type::reply) c.refusal = std::move(v.reply());
+  }
+  c.id = std::move(ctx.identity);
+  c.edits = std::move(ctx.edits);
+  c.notes = std::move(ctx.notes);
   return c;
 }
 
@@ -378,7 +443,7 @@ TEST_CASE("api_key finds the key in a header, the query or a cookie", "[policy]"
                             key_file_line("globex", "globex-key-2") + "\n");
   Gateway gw(api_key_spec(), dir.spec_name());
   const auto& rp = gw.route("r");
-  CHECK(rp.secret_params() == std::vector<std::string>{"api_key"});
+  CHECK(rp.facts().secret_params == std::vector<std::string>{"api_key"});
 
   SECTION("header") {
     auto c = check(rp, FakeRequest().header("X-Api-Key", "acme-key-1"));
@@ -420,7 +485,7 @@ TEST_CASE("api_key refuses a wrong or missing key with 401 and a challenge", "[p
 
   auto wrong = check(rp, FakeRequest().header("x-api-key", "acme-key-2"));
   REQUIRE(wrong.refusal);
-  CHECK(wrong.refusal->status == 401);
+  CHECK(wrong.refusal->effective_status() == 401);
   CHECK(wrong.refusal->message == "authentication failed: unknown API key");
   CHECK(has_line(wrong.refusal->headers, challenge));
   CHECK_FALSE(wrong.id.authenticated);
@@ -428,11 +493,11 @@ TEST_CASE("api_key refuses a wrong or missing key with 401 and a challenge", "[p
 
   auto prefix = check(rp, FakeRequest().header("x-api-key", "acme-key-1 "));
   REQUIRE(prefix.refusal);
-  CHECK(prefix.refusal->status == 401);
+  CHECK(prefix.refusal->effective_status() == 401);
 
   auto missing = check(rp, FakeRequest().header("authorization", "Bearer acme-key-1"));
   REQUIRE(missing.refusal);
-  CHECK(missing.refusal->status == 401);
+  CHECK(missing.refusal->effective_status() == 401);
   CHECK(missing.refusal->message == "authentication required");
   CHECK(has_line(missing.refusal->headers, challenge));
 }
@@ -520,7 +585,7 @@ TEST_CASE("basic checks passwords against bcrypt and SHA-512 crypt hashes", "[po
     INFO(bad);
     auto c = check(rp, basic(bad));
     REQUIRE(c.refusal);
-    CHECK(c.refusal->status == 401);
+    CHECK(c.refusal->effective_status() == 401);
     CHECK(c.refusal->message == "authentication failed: bad credentials");
     CHECK(has_line(c.refusal->headers, challenge));
     CHECK(c.edits.set.empty());
@@ -531,7 +596,7 @@ TEST_CASE("basic checks passwords against bcrypt and SHA-512 crypt hashes", "[po
 
   auto garbage = check(rp, FakeRequest().header("authorization", "Basic !!!!"));
   REQUIRE(garbage.refusal);
-  CHECK(garbage.refusal->status == 401);
+  CHECK(garbage.refusal->effective_status() == 401);
   auto other_scheme = check(rp, FakeRequest().header("authorization", "Bearer abc"));
   REQUIRE(other_scheme.refusal);
   CHECK(other_scheme.refusal->message == "authentication required");
@@ -616,7 +681,7 @@ TEST_CASE("jwt accepts a valid token and forwards its claims", "[policy]") {
                                        token(jwt::Alg::ES256, signer(p256_key()), staff_claims())));
     REQUIRE_FALSE(q.refusal);
     CHECK(q.edits.drop_query == std::vector<std::string>{"access_token"});
-    CHECK(w.gw->route("query").secret_params() == std::vector<std::string>{"access_token"});
+    CHECK(w.gw->route("query").facts().secret_params == std::vector<std::string>{"access_token"});
   }
 }
 
@@ -627,7 +692,7 @@ TEST_CASE("jwt refuses bad tokens with 401 and an invalid_token challenge", "[po
     INFO(why);
     auto c = check(rp, bearer(t));
     REQUIRE(c.refusal);
-    CHECK(c.refusal->status == 401);
+    CHECK(c.refusal->effective_status() == 401);
     CHECK(c.refusal->message == "authentication failed: " + why);
     CHECK(has_line(
         c.refusal->headers,
@@ -676,7 +741,7 @@ TEST_CASE("jwt: an HS256 token keyed with the RSA public key is refused (algorit
   SECTION("a policy with only the public key does not take HS* at all") {
     auto c = check(w.gw->route("rsa"), bearer(forged));
     REQUIRE(c.refusal);
-    CHECK(c.refusal->status == 401);
+    CHECK(c.refusal->effective_status() == 401);
     CHECK(c.refusal->message == "authentication failed: algorithm not allowed");
     CHECK_FALSE(check(w.gw->route("rsa"), bearer(token(jwt::Alg::RS256, signer(rsa_key()), claims)))
                     .refusal);
@@ -727,7 +792,7 @@ TEST_CASE("jwt keys from a key source: fetched keys verify, an unknown kid asks 
   auto rotated = check(gw.route("r"), bearer(token(jwt::Alg::ES256, signer(other_p256_key()),
                                                    claims, {{"kid", "2024-new"}})));
   REQUIRE(rotated.refusal);
-  CHECK(rotated.refusal->status == 401);
+  CHECK(rotated.refusal->effective_status() == 401);
   CHECK(source->refreshes == 1);
 }
 
@@ -769,11 +834,11 @@ consumers = ["acme"]
     c.update(extra);
     return bearer(token(jwt::Alg::ES256, signer(p256_key()), c));
   };
-  auto status = [](const Checked& c) { return c.refusal ? c.refusal->status : 0u; };
+  auto status = [](const Checked& c) { return c.status(); };
 
   auto read_only = check(gw.route("write"), with_claims({{"scope", "orders:read"}}));
   REQUIRE(read_only.refusal);
-  CHECK(read_only.refusal->status == 403);
+  CHECK(read_only.refusal->effective_status() == 403);
   CHECK(read_only.refusal->message == "access denied: the caller lacks a required scope");
   CHECK(status(check(gw.route("write"), with_claims({{"scope", "orders:read orders:write"}}))) ==
         0);
@@ -783,7 +848,7 @@ consumers = ["acme"]
 
   auto t3 = check(gw.route("tenant"), with_claims({{"tenant", "t3"}}));
   REQUIRE(t3.refusal);
-  CHECK(t3.refusal->status == 403);
+  CHECK(t3.refusal->effective_status() == 403);
   CHECK(t3.refusal->message == "access denied: the caller lacks claim tenant");
   CHECK(status(check(gw.route("tenant"), with_claims(json::object()))) == 403);
   CHECK(status(check(gw.route("tenant"), with_claims({{"tenant", "t2"}}))) == 0);
@@ -843,7 +908,7 @@ options = [{ policies = ["staff"], scopes = ["admin"] }]
   SECTION("no option succeeds: 401 with every challenge") {
     auto c = check(gw.route("either"), FakeRequest());
     REQUIRE(c.refusal);
-    CHECK(c.refusal->status == 401);
+    CHECK(c.refusal->effective_status() == 401);
     CHECK(has_line(c.refusal->headers,
                    "www-authenticate: ApiKey realm=\"gw\", in=\"header\", name=\"x-api-key\""));
     CHECK(has_line(c.refusal->headers, "www-authenticate: Bearer realm=\"gw\""));
@@ -860,7 +925,7 @@ options = [{ policies = ["staff"], scopes = ["admin"] }]
   SECTION("an option's scopes: a token without them is 403") {
     auto c = check(gw.route("admins"), bearer(alice));
     REQUIRE(c.refusal);
-    CHECK(c.refusal->status == 403);
+    CHECK(c.refusal->effective_status() == 403);
     json admin = claims;
     admin["scope"] = "read admin";
     CHECK_FALSE(check(gw.route("admins"), bearer(token(jwt::Alg::ES256, signer(p256_key()), admin)))
@@ -896,6 +961,80 @@ keys_file = "keys.txt"
             .refusal); // both must pass
 }
 
+TEST_CASE("a route's chain holds its filters in order and what they are known to do", "[policy]") {
+  TempDir dir;
+  dir.write("ec.pem", p256_key().pub_pem);
+  Gateway gw(std::string(kPrelude) + R"(
+[policies.staff]
+kind = "jwt"
+query = "access_token"
+public_key_file = "ec.pem"
+forward_claims = { email = "x-user-email" }
+[policies.keys]
+kind = "api_key"
+header = "x-api-key"
+query = "api_key"
+keys = []
+consumer_header = "x-partner"
+[policies.either]
+kind = "any_of"
+options = [{ policies = ["keys"] }, { policies = ["staff"] }]
+[policies.browser]
+kind = "cors"
+origins = ["*"]
+[policies.hdrs]
+kind = "headers"
+request = { set = { x-gw = "1" } }
+)" + route_toml("r", "/", "\"hdrs\", \"keys\", \"either\", \"browser\"") +
+                 route_toml("bare", "/bare", ""),
+             dir.spec_name());
+  const auto& rp = gw.route("r");
+  CHECK_FALSE(rp.empty());
+  CHECK(rp.filters().size() == 4);
+  CHECK(rp.response_body() == BodyMode::none);
+  const RouteFacts& f = rp.facts();
+  CHECK(f.answers_preflight);
+  // The route's own api_key and any_of's options, each once.
+  CHECK(f.protect == std::vector<std::string>{"x-partner", "x-consumer", "x-user-email"});
+  CHECK(f.secret_params == std::vector<std::string>{"api_key", "access_token"});
+  CHECK(f.challenges ==
+        std::vector<std::string>{"ApiKey realm=\"gw\", in=\"header\", name=\"x-api-key\"",
+                                 "Bearer realm=\"gw\""});
+  CHECK(f.transform.request.set == Pairs{{"x-gw", "1"}});
+
+  const auto& bare = gw.route("bare");
+  CHECK(bare.empty());
+  FilterContext ctx;
+  bare.begin(ctx);
+  CHECK(ctx.facts == &bare.facts());
+  CHECK(ctx.edits.protect == nullptr);
+  CHECK(ctx.edits.transform == nullptr);
+}
+
+TEST_CASE("a policy set refuses unknown kinds and any_of options that do not authenticate",
+          "[policy]") {
+  BucketRegistry buckets;
+  Registry reg;
+  reg.buckets = &buckets;
+  const std::vector<std::vector<std::uint32_t>> no_routes;
+  const std::vector<PolicyDef> unknown = {{"x", "ratelimit", "{}"}};
+  auto a = PolicySet::build(unknown, no_routes, reg);
+  REQUIRE_FALSE(a);
+  CHECK(a.error().code == make_error_code(gw::errc::unsupported));
+  CHECK(a.error().message == "policy \"x\": unknown kind ratelimit");
+
+  // A table edited by hand: validate would have refused it.
+  const std::vector<PolicyDef> bad_option = {
+      {"either", "any_of", R"({"kind":"any_of","options":[{"policies":["hdrs"]}]})"},
+      {"hdrs", "headers", R"({"kind":"headers","request":{"set":{"x-a":"1"}}})"}};
+  auto b = PolicySet::build(bad_option, no_routes, reg);
+  REQUIRE_FALSE(b);
+  CHECK(b.error().message.find("hdrs, not an authentication policy") != std::string::npos);
+
+  const std::vector<std::vector<std::uint32_t>> out_of_range = {{2}};
+  CHECK_FALSE(PolicySet::build(std::vector<PolicyDef>{}, out_of_range, reg));
+}
+
 // acme's API key (keys.txt), or no credentials at all.
 constexpr const char* kKeyOrAnonymous = R"(
 [policies.keys]
@@ -918,7 +1057,7 @@ consumers = ["acme"]
              dir.spec_name());
   auto anon = check(gw.route("r"), FakeRequest());
   REQUIRE(anon.refusal);
-  CHECK(anon.refusal->status == 401);
+  CHECK(anon.refusal->effective_status() == 401);
   // RFC 9110 §15.5.2: a 401 carries WWW-Authenticate, so the client learns how to authenticate.
   CHECK(has_line(anon.refusal->headers,
                  "www-authenticate: ApiKey realm=\"gw\", in=\"header\", name=\"x-api-key\""));
@@ -961,35 +1100,43 @@ FakeRequest preflight_req(const std::string& origin, const std::string& method,
 TEST_CASE("cors answers allowed preflights and refuses the rest", "[policy]") {
   Gateway gw(cors_spec());
   const auto& app = gw.route("app");
-  CHECK(app.has_cors());
-  CHECK_FALSE(gw.route("plain").has_cors());
+  CHECK(app.facts().answers_preflight);
+  CHECK_FALSE(gw.route("plain").facts().answers_preflight);
 
-  auto ok =
-      app.preflight(preflight_req("https://app.example.com", "POST", "Content-Type, X-Api-Key"));
-  CHECK(ok.status == 204);
-  INFO(text_of(ok.headers));
-  CHECK(has_line(ok.headers, "access-control-allow-origin: https://app.example.com"));
-  CHECK(has_line(ok.headers, "vary: origin"));
-  CHECK(has_line(ok.headers, "access-control-allow-methods: GET, POST"));
-  CHECK(has_line(ok.headers, "access-control-allow-headers: Content-Type, X-Api-Key"));
-  CHECK(has_line(ok.headers, "access-control-max-age: 3600"));
-  CHECK(text_of(ok.headers).find("access-control-allow-credentials") == std::string::npos);
+  // The cors filter runs first and answers: the API key policy never sees a preflight.
+  auto ok = check(app, preflight_req("https://app.example.com", "POST", "Content-Type, X-Api-Key"));
+  REQUIRE(ok.refusal);
+  CHECK(ok.status() == 204);
+  CHECK(ok.refusal->body == std::string()); // its own, empty body: no JSON error body
+  CHECK(ok.refusal->content_type.empty());
+  INFO(text_of(ok.refusal->headers));
+  CHECK(has_line(ok.refusal->headers, "access-control-allow-origin: https://app.example.com"));
+  CHECK(has_line(ok.refusal->headers, "vary: origin"));
+  CHECK(has_line(ok.refusal->headers, "access-control-allow-methods: GET, POST"));
+  CHECK(has_line(ok.refusal->headers, "access-control-allow-headers: Content-Type, X-Api-Key"));
+  CHECK(has_line(ok.refusal->headers, "access-control-max-age: 3600"));
+  CHECK(text_of(ok.refusal->headers).find("access-control-allow-credentials") == std::string::npos);
+  CHECK(ok.edits.response_add.empty());
 
   for (const auto& req : {preflight_req("https://evil.example", "POST"),
                           preflight_req("https://app.example.com", "DELETE"),
                           preflight_req("https://app.example.com", "POST", "content-type, x-admin"),
-                          preflight_req("https://app.example.com.evil.example", "GET"),
-                          FakeRequest().method("OPTIONS")}) {
-    auto r = app.preflight(req);
-    CHECK(r.status == 403);
-    CHECK(text_of(r.headers).find("access-control-allow-origin") == std::string::npos);
+                          preflight_req("https://app.example.com.evil.example", "GET")}) {
+    auto r = check(app, req);
+    REQUIRE(r.refusal);
+    CHECK(r.status() == 403);
+    CHECK(r.refusal->kind == gw::wire::ErrorKind::forbidden);
+    CHECK(text_of(r.sent()).find("access-control-allow-origin") == std::string::npos);
   }
+  // Without Origin and Access-Control-Request-Method an OPTIONS is no preflight: the route's
+  // other policies judge it.
+  auto plain_options = check(app, FakeRequest().method("OPTIONS"));
+  CHECK(plain_options.status() == 401);
 
-  auto any =
-      gw.route("open").preflight(preflight_req("https://whoever.example", "GET", "x-anything"));
-  CHECK(any.status == 204);
-  CHECK(has_line(any.headers, "access-control-allow-origin: *"));
-  CHECK(has_line(any.headers, "access-control-allow-headers: x-anything"));
+  auto any = check(gw.route("open"), preflight_req("https://whoever.example", "GET", "x-anything"));
+  CHECK(any.status() == 204);
+  CHECK(has_line(any.refusal->headers, "access-control-allow-origin: *"));
+  CHECK(has_line(any.refusal->headers, "access-control-allow-headers: x-anything"));
 }
 
 TEST_CASE("cors headers go on actual responses, refusals included, for allowed origins only",
@@ -997,16 +1144,19 @@ TEST_CASE("cors headers go on actual responses, refusals included, for allowed o
   Gateway gw(cors_spec());
   auto refused = check(gw.route("app"), FakeRequest().header("origin", "https://app.example.com"));
   REQUIRE(refused.refusal);
-  CHECK(refused.refusal->status == 401);
-  // The browser may read the 401 only with the CORS headers on it.
-  CHECK(has_line(refused.refusal->headers, "access-control-allow-origin: https://app.example.com"));
-  CHECK(has_line(refused.refusal->headers, "access-control-expose-headers: x-request-id"));
-  CHECK(has_line(refused.refusal->headers,
+  CHECK(refused.status() == 401);
+  // The browser may read the 401 only with the CORS headers on it: the proxy adds what the cors
+  // filter put in response_add to the API key policy's reply.
+  CHECK(has_line(refused.sent(), "access-control-allow-origin: https://app.example.com"));
+  CHECK(has_line(refused.sent(), "access-control-expose-headers: x-request-id"));
+  CHECK(has_line(refused.sent(),
                  "www-authenticate: ApiKey realm=\"gw\", in=\"header\", name=\"x-api-key\""));
+  // Once, not twice: the refusing filter does not copy them itself.
+  CHECK(text_of(refused.refusal->headers).find("access-control-allow-origin") == std::string::npos);
 
   auto evil = check(gw.route("app"), FakeRequest().header("origin", "https://evil.example"));
   REQUIRE(evil.refusal);
-  CHECK(text_of(evil.refusal->headers).find("access-control-allow-origin") == std::string::npos);
+  CHECK(text_of(evil.sent()).find("access-control-allow-origin") == std::string::npos);
 
   auto open = check(gw.route("open"), FakeRequest().header("origin", "https://whoever.example"));
   REQUIRE_FALSE(open.refusal);
@@ -1016,7 +1166,69 @@ TEST_CASE("cors headers go on actual responses, refusals included, for allowed o
 // ---- rate limits and transforms through the chain
 
 TEST_CASE("rate limits: keys per form, 429 with Retry-After and RateLimit fields", "[policy]") {
-  Gateway gw(std::string(kPrelude) + R"(
+  SECTION("the keys a request counts against, in the route's order") {
+    // Redis-backed, so that the takes show the keys.
+    Gateway gw(std::string(kPrelude) + R"(
+[policies.per-tenant]
+kind = "rate_limit"
+rate = "2/s"
+key = "header:X-Tenant"
+redis = "127.0.0.1:6379"
+[policies.slow]
+kind = "rate_limit"
+rate = "1/m"
+key = "route"
+redis = "127.0.0.1:6379"
+[policies.shared]
+kind = "rate_limit"
+rate = "10/s"
+store = "redis"
+redis = "127.0.0.1:6379"
+redis_timeout = "250ms"
+)" + route_toml("r", "/", "\"per-tenant\", \"slow\", \"shared\""));
+    const auto& rp = gw.route("r");
+    REQUIRE(rp.filters().size() == 3);
+
+    auto c = check(rp, FakeRequest().header("x-tenant", "t1").ip("198.51.100.7"));
+    REQUIRE_FALSE(c.refusal);
+    REQUIRE(c.takes.size() == 3);
+    // Limiters follow the route's order: per-tenant, slow, shared.
+    CHECK(c.takes[0].key == "gw:rl:per-tenant:h:t1");
+    CHECK(c.takes[0].interval_us == 500'000);
+    CHECK(c.takes[0].burst == 2);
+    CHECK(c.takes[1].key == "gw:rl:slow:r");
+    CHECK(c.takes[2].key == "gw:rl:shared:ip:198.51.100.7");
+    CHECK(c.takes[2].server == "127.0.0.1:6379/250");
+    CHECK(c.takes[2].host == "127.0.0.1");
+    CHECK(c.takes[2].port == 6379);
+    CHECK(c.takes[2].timeout.count() == 250);
+    CHECK(has_line(c.edits.response_add, "ratelimit: \"shared\";r=9;t=1"));
+    auto no_header = check(rp, FakeRequest().ip("198.51.100.7"));
+    CHECK(no_header.takes.at(0).key == "gw:rl:per-tenant:ip:198.51.100.7");
+    // A caller cannot name an address's bucket through the header.
+    CHECK(check(rp, FakeRequest().header("x-tenant", "ip:198.51.100.7")).takes.at(0).key !=
+          no_header.takes.at(0).key);
+
+    // Redis refuses the second: 429 with its Retry-After, and the first one's fields too.
+    auto refused = check(rp, FakeRequest().header("x-tenant", "t1"), "r", [](const RedisTake& t) {
+      RedisReply r = redis_allows(t);
+      if (t.key.starts_with("gw:rl:slow:")) {
+        r.allowed = false;
+        r.remaining = 0;
+        r.retry_after_ms = 1500;
+        r.reset_ms = 60'000;
+      }
+      return r;
+    });
+    REQUIRE(refused.refusal);
+    CHECK(refused.status() == 429);
+    CHECK(refused.takes.size() == 2); // the third is not counted
+    CHECK(has_line(refused.refusal->headers, "retry-after: 2"));
+    CHECK(has_line(refused.refusal->headers, "ratelimit: \"slow\";r=0;t=60"));
+    CHECK(has_line(refused.sent(), "ratelimit: \"per-tenant\";r=9;t=1"));
+  }
+  SECTION("local buckets") {
+    Gateway gw(std::string(kPrelude) + R"(
 [policies.per-tenant]
 kind = "rate_limit"
 rate = "2/s"
@@ -1025,54 +1237,72 @@ key = "header:X-Tenant"
 kind = "rate_limit"
 rate = "1/m"
 key = "route"
-[policies.shared]
+)" + route_toml("r", "/", "\"per-tenant\"") +
+               route_toml("s", "/s", "\"slow\""));
+    const auto& rp = gw.route("r");
+    auto tenant = [&](const std::string& t) {
+      return check(rp, FakeRequest().header("x-tenant", t));
+    };
+    auto first = tenant("t1");
+    REQUIRE_FALSE(first.refusal);
+    CHECK(first.takes.empty()); // counted inline
+    CHECK(has_line(first.edits.response_add, "ratelimit-policy: \"per-tenant\";q=2;w=1"));
+    CHECK(has_line(first.edits.response_add, "ratelimit: \"per-tenant\";r=1;t=1"));
+    CHECK_FALSE(tenant("t1").refusal);
+    auto refused = tenant("t1");
+    REQUIRE(refused.refusal);
+    CHECK(refused.status() == 429);
+    CHECK(refused.refusal->kind == gw::wire::ErrorKind::rate_limited);
+    CHECK(refused.refusal->message == "rate limit per-tenant exceeded");
+    CHECK(has_line(refused.refusal->headers, "retry-after: 1"));
+    CHECK(has_line(refused.refusal->headers, "ratelimit: \"per-tenant\";r=0;t=1"));
+    CHECK_FALSE(tenant("t2").refusal); // another tenant, another bucket
+
+    const auto& slow = gw.route("s");
+    REQUIRE_FALSE(check(slow, FakeRequest(), "s").refusal);
+    fake_now_ns = kT + 15'000 * kMs;
+    auto slow_refused = check(slow, FakeRequest(), "s");
+    REQUIRE(slow_refused.refusal);
+    CHECK(has_line(slow_refused.refusal->headers, "retry-after: 45"));
+    CHECK(has_line(slow_refused.refusal->headers, "ratelimit-policy: \"slow\";q=1;w=60"));
+  }
+}
+
+TEST_CASE("a rate limit whose Redis fails lets requests through or refuses them, as configured",
+          "[policy]") {
+  Gateway gw(std::string(kPrelude) + R"(
+[policies.soft]
 kind = "rate_limit"
 rate = "10/s"
-store = "redis"
 redis = "127.0.0.1:6379"
-)" + route_toml("r", "/", "\"per-tenant\", \"slow\", \"shared\""));
-  const auto& rp = gw.route("r");
-  REQUIRE(rp.limiters().size() == 3);
+[policies.hard]
+kind = "rate_limit"
+rate = "10/s"
+redis = "127.0.0.1:6379"
+on_redis_error = "deny"
+)" + route_toml("soft", "/soft", "\"soft\"") +
+             route_toml("hard", "/hard", "\"hard\""));
+  const FakeRedis down = [](const RedisTake&) {
+    RedisReply r;
+    r.error = "redis 127.0.0.1:6379: timed out";
+    return r;
+  };
+  auto open = check(gw.route("soft"), FakeRequest(), "soft", down);
+  CHECK_FALSE(open.refusal);
+  CHECK(open.edits.response_add.empty()); // nothing was counted
+  CHECK(open.counters.rate_limit_store_errors == 1);
+  REQUIRE(open.notes.size() == 1);
+  CHECK(open.notes[0].first == "rate limit soft: redis 127.0.0.1:6379: timed out (failing open)");
+  CHECK(open.notes[0].second); // at most a line a second
 
-  auto c = check(rp, FakeRequest().header("x-tenant", "t1").ip("198.51.100.7"));
-  REQUIRE_FALSE(c.refusal);
-  REQUIRE(c.rate.size() == 3);
-  // Limiters follow the route's order: per-tenant, slow, shared.
-  CHECK(c.rate[0].limiter->name == "per-tenant");
-  CHECK(c.rate[0].key == "h:t1");
-  CHECK(c.rate[1].key == "r");
-  CHECK(c.rate[2].limiter->local == nullptr); // counted in Redis by the session
-  CHECK(c.rate[2].limiter->redis_prefix == "gw:rl:shared:");
-  auto no_header = check(rp, FakeRequest().ip("198.51.100.7"));
-  CHECK(no_header.rate[0].key == "ip:198.51.100.7");
-  // A caller cannot name an address's bucket through the header.
-  CHECK(check(rp, FakeRequest().header("x-tenant", "ip:198.51.100.7")).rate[0].key !=
-        no_header.rate[0].key);
-
-  const Limiter& tenant = *c.rate[0].limiter;
-  REQUIRE(tenant.local);
-  Edits edits;
-  CHECK_FALSE(RoutePolicies::rate_result(tenant, tenant.local->take("t1", kT), edits));
-  CHECK(has_line(text_of(edits.response_add), "ratelimit-policy: \"per-tenant\";q=2;w=1"));
-  CHECK(has_line(text_of(edits.response_add), "ratelimit: \"per-tenant\";r=1;t=1"));
-  CHECK_FALSE(RoutePolicies::rate_result(tenant, tenant.local->take("t1", kT), edits));
-  Edits refused_edits;
-  auto refused = RoutePolicies::rate_result(tenant, tenant.local->take("t1", kT), refused_edits);
-  REQUIRE(refused);
-  CHECK(refused->status == 429);
-  CHECK(refused->message == "rate limit per-tenant exceeded");
-  CHECK(has_line(refused->headers, "retry-after: 1"));
-  CHECK(has_line(refused->headers, "ratelimit: \"per-tenant\";r=0;t=1"));
-  CHECK(tenant.local->take("t2", kT).allowed); // another tenant, another bucket
-
-  const Limiter& slow = *c.rate[1].limiter;
-  REQUIRE(slow.local->take("r", kT).allowed);
-  Edits slow_edits;
-  auto slow_refused =
-      RoutePolicies::rate_result(slow, slow.local->take("r", kT + 15'000 * kMs), slow_edits);
-  REQUIRE(slow_refused);
-  CHECK(has_line(slow_refused->headers, "retry-after: 45"));
-  CHECK(has_line(slow_refused->headers, "ratelimit-policy: \"slow\";q=1;w=60"));
+  auto closed = check(gw.route("hard"), FakeRequest(), "hard", down);
+  REQUIRE(closed.refusal);
+  CHECK(closed.status() == 503);
+  CHECK(closed.refusal->kind == gw::wire::ErrorKind::policy_unavailable);
+  CHECK(closed.refusal->message == "rate limit hard cannot be checked");
+  CHECK(closed.counters.rate_limit_store_errors == 1);
+  REQUIRE(closed.notes.size() == 1);
+  CHECK(closed.notes[0].first.ends_with("(failing closed)"));
 }
 
 TEST_CASE("a consumer-keyed rate limit counts anonymous callers by address, not in one bucket",
@@ -1084,19 +1314,20 @@ TEST_CASE("a consumer-keyed rate limit counts anonymous callers by address, not 
 kind = "rate_limit"
 rate = "10/m"
 key = "consumer"
+redis = "127.0.0.1:6379"
 )" + route_toml("r", "/", "\"maybe\", \"per-consumer\""),
              dir.spec_name());
   const auto& rp = gw.route("r");
   auto a = check(rp, FakeRequest().ip("198.51.100.1"));
   auto b = check(rp, FakeRequest().ip("198.51.100.2"));
   auto known = check(rp, FakeRequest().ip("198.51.100.1").header("x-api-key", "acme-key"));
-  REQUIRE(a.rate.size() == 1);
-  REQUIRE(b.rate.size() == 1);
-  REQUIRE(known.rate.size() == 1);
-  CHECK(known.rate[0].key == "c:acme");
+  REQUIRE(a.takes.size() == 1);
+  REQUIRE(b.takes.size() == 1);
+  REQUIRE(known.takes.size() == 1);
+  CHECK(known.takes[0].key == "gw:rl:per-consumer:c:acme");
   // One anonymous caller must not use up every anonymous caller's requests.
-  CHECK(a.rate[0].key != b.rate[0].key);
-  CHECK(a.rate[0].key == "ip:198.51.100.1");
+  CHECK(a.takes[0].key != b.takes[0].key);
+  CHECK(a.takes[0].key == "gw:rl:per-consumer:ip:198.51.100.1");
 }
 
 TEST_CASE("rate limit buckets survive a rebuild of an unchanged policy only", "[policy]") {
@@ -1108,20 +1339,15 @@ TEST_CASE("rate limit buckets survive a rebuild of an unchanged policy only", "[
            "\"\n" + route_toml("r", "/", "\"limit\"");
   };
   Gateway first(spec("2/m"), "test.toml", reg);
-  const auto& l1 = first.route("r").limiters().at(0);
-  CHECK(l1.local->take("192.0.2.1", kT).allowed);
-  CHECK(l1.local->take("192.0.2.1", kT).allowed);
-  CHECK_FALSE(l1.local->take("192.0.2.1", kT).allowed);
+  CHECK_FALSE(check(first.route("r"), FakeRequest()).refusal);
+  CHECK_FALSE(check(first.route("r"), FakeRequest()).refusal);
+  CHECK(check(first.route("r"), FakeRequest()).status() == 429);
 
   Gateway reloaded(spec("2/m"), "test.toml", reg);
-  const auto& l2 = reloaded.route("r").limiters().at(0);
-  CHECK(l2.local == l1.local);
-  CHECK_FALSE(l2.local->take("192.0.2.1", kT).allowed);
+  CHECK(check(reloaded.route("r"), FakeRequest()).status() == 429); // the same bucket
 
   Gateway changed(spec("3/m"), "test.toml", reg);
-  const auto& l3 = changed.route("r").limiters().at(0);
-  CHECK(l3.local != l1.local);
-  CHECK(l3.local->take("192.0.2.1", kT).allowed);
+  CHECK_FALSE(check(changed.route("r"), FakeRequest()).refusal); // a fresh one
 }
 
 TEST_CASE("a local rate limit needs the daemon's bucket registry", "[policy]") {
@@ -1129,7 +1355,7 @@ TEST_CASE("a local rate limit needs the daemon's bucket registry", "[policy]") {
                       "[policies.limit]\nkind = \"rate_limit\"\nrate = \"2/m\"\n" +
                       route_toml("r", "/", "\"limit\""));
   REQUIRE(b.config);
-  auto s = PolicySet::build(*b.config, Registry{});
+  auto s = build_policies(*b.config, Registry{});
   REQUIRE_FALSE(s);
   CHECK(s.error().message.find("limit") != std::string::npos);
 }

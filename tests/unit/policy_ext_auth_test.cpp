@@ -201,29 +201,6 @@ TEST_CASE("ext_auth: the row names the kind, its phase and the schema of its key
   CHECK(c.diags.begin() == c.diags.end());
 }
 
-TEST_CASE("ext_auth: the row's schema agrees with specs/gw.schema.json", "[ext_auth]") {
-  std::ifstream in(GW_SOURCE_DIR "/specs/gw.schema.json");
-  REQUIRE(in.good());
-  const json file = json::parse(in);
-  const json& policy = file.at("definitions").at("policy").at("properties");
-  const auto& kinds = policy.at("kind").at("enum");
-  CHECK(std::find(kinds.begin(), kinds.end(), "ext_auth") != kinds.end());
-  const json row = json::parse(kind().schema);
-  for (auto [key, value] : row.items()) {
-    json mine = value;
-    INFO(key);
-    REQUIRE(policy.contains(key));
-    json theirs = policy.at(key);
-    // The file describes each key with the kinds that take it ("ext_auth: ...").
-    CHECK(theirs.at("description").get<std::string>().find("ext_auth: ") != std::string::npos);
-    theirs.erase("description");
-    mine.erase("description");
-    theirs.erase("examples");
-    mine.erase("examples");
-    CHECK(theirs == mine);
-  }
-}
-
 TEST_CASE("ext_auth: url must be plain http to an IP address, with file:line:col diagnostics",
           "[ext_auth]") {
   SECTION("missing") {

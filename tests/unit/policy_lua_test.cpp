@@ -174,20 +174,6 @@ TEST_CASE("lua: the row is a plugin that authenticates nobody", "[lua]") {
   CHECK(schema.contains("max_memory"));
 }
 
-TEST_CASE("lua: the row's schema is what specs/gw.schema.json says of its keys", "[lua]") {
-  std::ifstream in(GW_SOURCE_DIR "/specs/gw.schema.json");
-  REQUIRE(in.good());
-  const json doc = json::parse(in);
-  const json& policy = doc.at("definitions").at("policy");
-  const json row = json::parse(kLuaKind.schema);
-  for (const auto& [key, schema] : row.items()) {
-    INFO(key);
-    CHECK(policy.at("properties").at(key) == schema);
-  }
-  const auto& kinds = policy.at("properties").at("kind").at("enum");
-  CHECK(std::find(kinds.begin(), kinds.end(), "lua") != kinds.end());
-}
-
 TEST_CASE("lua: compile embeds the script text, its name and the limits", "[lua]") {
   TempDir dir;
   const std::string src = "function on_request() end\n";

@@ -13,6 +13,8 @@
 #include <openssl/pem.h>
 
 #include "gw/core/sha256.hpp"
+#include "gw/policy/kinds.hpp"
+#include "gw/policy/registry.hpp"
 #include "gw/policy/settings.hpp"
 #include "support/spec_builder.hpp"
 #include "support/temp_dir.hpp"
@@ -39,30 +41,48 @@ struct Compiled {
   std::string dump() const { return gwtest::dump_diagnostics(diags); }
 };
 
-Compiled compile_settings(Kind kind, const json& settings, const fs::path& base = {}) {
+const KindInfo& row(std::string_view kind) {
+  const KindInfo* k = find_kind(kind);
+  REQUIRE(k != nullptr);
+  return *k;
+}
+
+Compiled compile_settings(std::string_view kind, const json& settings, const fs::path& base = {}) {
   Compiled c;
   Context ctx;
   ctx.policy = "p";
   ctx.loc = gw::SourceLoc{"inline.toml", 4, 1};
   ctx.base_dir = base;
-  c.canonical = compile(kind, settings, ctx, c.diags);
+  c.canonical = row(kind).compile(settings, ctx, c.diags);
   return c;
 }
 
 /// compile() then parse(): the typed settings gwd would run with.
 template <class T>
-T typed(Kind kind, const json& settings, const fs::path& base = {}) {
+T typed(std::string_view kind, const json& settings, const fs::path& base = {}) {
   auto c = compile_settings(kind, settings, base);
   INFO(c.dump());
   REQUIRE(c.canonical);
-  auto s = parse(kind, c.canonical->dump());
+  auto s = parse<T>(c.canonical->dump());
+  INFO((s ? std::string() : s.error().message));
   REQUIRE(s);
-  REQUIRE(std::holds_alternative<T>(*s));
-  return std::get<T>(*s);
+  return *s;
+}
+
+/// Whether gwd would build a filter from `canonical` (a table's settings, maybe edited by hand).
+bool builds(std::string_view kind, const std::string& canonical) {
+  static BucketRegistry buckets;
+  Registry reg;
+  reg.buckets = &buckets;
+  BuildContext ctx;
+  ctx.policy = "p";
+  ctx.settings = canonical;
+  ctx.registry = &reg;
+  return row(kind).build(ctx).has_value();
 }
 
 /// The first error's message, after checking the code and that it names `key`.
-std::string expect_error(Kind kind, const json& settings, const std::string& code,
+std::string expect_error(std::string_view kind, const json& settings, const std::string& code,
                          const std::string& key) {
   auto c = compile_settings(kind, settings);
   INFO(settings.dump() << "\n" << c.dump());
@@ -72,8 +92,8 @@ std::string expect_error(Kind kind, const json& settings, const std::string& cod
   CHECK(d->severity == gw::Severity::error);
   CHECK(d->message.find("policy \"p\"") != std::string::npos);
   if (!key.empty()) CHECK(d->message.find(key) != std::string::npos);
-  // parse() refuses the same settings (a table edited by hand cannot smuggle them into gwd).
-  CHECK_FALSE(parse(kind, settings.dump()));
+  // The factory refuses the same settings (a table edited by hand cannot smuggle them into gwd).
+  CHECK_FALSE(builds(kind, settings.dump()));
   return d->message;
 }
 
@@ -102,29 +122,32 @@ std::vector<std::string> route_policy_names(const gwtest::Built& b, const std::s
 // ---- kinds and phases
 
 TEST_CASE("policy kinds are known by name and run in a fixed phase order", "[policy]") {
-  for (auto n : kind_names()) {
-    auto k = kind_from_name(n);
-    REQUIRE(k);
-    CHECK(name(*k) == n);
+  for (const auto* k : kinds()) {
+    const KindInfo* found = find_kind(k->name);
+    REQUIRE(found);
+    CHECK(found == k);
   }
-  CHECK_FALSE(kind_from_name("ratelimit"));
-  CHECK_FALSE(kind_from_name("API_KEY"));
-  CHECK(phase_of(Kind::cors) < phase_of(Kind::jwt));
-  CHECK(phase_of(Kind::any_of) < phase_of(Kind::access));
-  CHECK(phase_of(Kind::access) < phase_of(Kind::rate_limit));
-  CHECK(phase_of(Kind::rate_limit) < phase_of(Kind::headers));
-  CHECK(authenticates(Kind::api_key));
-  CHECK(authenticates(Kind::basic));
-  CHECK(authenticates(Kind::any_of));
-  CHECK_FALSE(authenticates(Kind::access));
-  CHECK_FALSE(authenticates(Kind::cors));
+  CHECK_FALSE(find_kind("ratelimit"));
+  CHECK_FALSE(find_kind("API_KEY"));
+  auto phase = [](std::string_view kind) { return row(kind).phase; };
+  CHECK(phase("cors") < phase("jwt"));
+  CHECK(phase("any_of") < phase("access"));
+  CHECK(phase("access") < phase("rate_limit"));
+  CHECK(phase("rate_limit") < phase("headers"));
+  CHECK(phase("rate_limit") < Phase::plugin);
+  CHECK(Phase::plugin < phase("headers"));
+  CHECK(row("api_key").authenticates);
+  CHECK(row("basic").authenticates);
+  CHECK(row("any_of").authenticates);
+  CHECK_FALSE(row("access").authenticates);
+  CHECK_FALSE(row("cors").authenticates);
 }
 
 // ---- every kind: unknown settings
 
 TEST_CASE("an unknown setting is an error with a did-you-mean hint", "[policy]") {
   SECTION("close to a known setting") {
-    auto c = compile_settings(Kind::api_key, {{"header", "x-api-key"}, {"keys_fil", "k.txt"}});
+    auto c = compile_settings("api_key", {{"header", "x-api-key"}, {"keys_fil", "k.txt"}});
     INFO(c.dump());
     CHECK_FALSE(c.canonical);
     const auto* d = c.find("spec.unknown-key");
@@ -134,7 +157,7 @@ TEST_CASE("an unknown setting is an error with a did-you-mean hint", "[policy]")
     CHECK(d->pointer == "/keys_fil");
   }
   SECTION("nothing close: the hint lists what the kind takes") {
-    auto c = compile_settings(Kind::cors, {{"origins", "*"}, {"zzzzzzzz", true}});
+    auto c = compile_settings("cors", {{"origins", "*"}, {"zzzzzzzz", true}});
     const auto* d = c.find("spec.unknown-key");
     REQUIRE(d);
     CHECK(d->hint.starts_with("cors takes: "));
@@ -142,11 +165,11 @@ TEST_CASE("an unknown setting is an error with a did-you-mean hint", "[policy]")
     CHECK(d->hint.find("max_age") != std::string::npos);
   }
   SECTION("each kind rejects another kind's settings") {
-    CHECK(compile_settings(Kind::rate_limit, {{"rate", "1/s"}, {"origins", "*"}})
+    CHECK(compile_settings("rate_limit", {{"rate", "1/s"}, {"origins", "*"}})
               .find("spec.unknown-key"));
-    CHECK(compile_settings(Kind::basic, {{"users", json::array()}, {"header", "x"}})
+    CHECK(compile_settings("basic", {{"users", json::array()}, {"header", "x"}})
               .find("spec.unknown-key"));
-    CHECK(compile_settings(Kind::access, {{"scopes", "a"}, {"keys", json::array()}})
+    CHECK(compile_settings("access", {{"scopes", "a"}, {"keys", json::array()}})
               .find("spec.unknown-key"));
   }
 }
@@ -196,7 +219,7 @@ TEST_CASE("api_key: inline keys become canonical digests and typed settings", "[
                             json{{"consumer", "globex"}, {"sha256", hex_of("k-globex")}}})},
       {"consumer_header", "X-Who"},
       {"strip", false}};
-  auto c = compile_settings(Kind::api_key, in);
+  auto c = compile_settings("api_key", in);
   INFO(c.dump());
   REQUIRE(c.canonical);
   CHECK(c.diags.empty());
@@ -209,7 +232,7 @@ TEST_CASE("api_key: inline keys become canonical digests and typed settings", "[
   }
   CHECK(keys[0]["sha256"].get<std::string>() < keys[1]["sha256"].get<std::string>());
 
-  auto a = typed<ApiKey>(Kind::api_key, in);
+  auto a = typed<ApiKey>("api_key", in);
   REQUIRE(a.from.size() == 3);
   CHECK(a.from[0] == Credential{Credential::In::header, "x-api-key"});
   CHECK(a.from[1] == Credential{Credential::In::query, "api_key"});
@@ -288,41 +311,39 @@ TEST_CASE("api_key: a bad keys-file line is reported with the file's line", "[po
 
 TEST_CASE("api_key: bad settings are refused", "[policy]") {
   const json key = json::array({json{{"consumer", "acme"}, {"sha256", hex_of("k")}}});
-  expect_error(Kind::api_key, {{"keys", key}}, "policy.invalid", "header, query or cookie");
-  expect_error(Kind::api_key, {{"header", "x api key"}, {"keys", key}}, "policy.invalid",
+  expect_error("api_key", {{"keys", key}}, "policy.invalid", "header, query or cookie");
+  expect_error("api_key", {{"header", "x api key"}, {"keys", key}}, "policy.invalid",
                "\"x api key\"");
-  expect_error(Kind::api_key, {{"header", 5}, {"keys", key}}, "policy.invalid",
+  expect_error("api_key", {{"header", 5}, {"keys", key}}, "policy.invalid",
                "header must be a string");
-  expect_error(Kind::api_key, {{"header", "x-k"}, {"keys", "abc"}}, "policy.invalid",
+  expect_error("api_key", {{"header", "x-k"}, {"keys", "abc"}}, "policy.invalid",
                "keys must be an array");
-  expect_error(Kind::api_key, {{"header", "x-k"}, {"keys", json::array({json{{"consumer", "a"}}})}},
+  expect_error("api_key", {{"header", "x-k"}, {"keys", json::array({json{{"consumer", "a"}}})}},
                "policy.invalid", "keys[1]");
   expect_error(
-      Kind::api_key,
+      "api_key",
       {{"header", "x-k"}, {"keys", json::array({json{{"consumer", "a"}, {"sha256", "abcd"}}})}},
       "policy.invalid", "64 hex digits");
-  expect_error(Kind::api_key,
+  expect_error("api_key",
                {{"header", "x-k"},
                 {"keys", json::array({json{{"consumer", "a"}, {"sha256", hex_of("same")}},
                                       json{{"consumer", "b"}, {"sha256", hex_of("same")}}})}},
                "policy.invalid", "the same key is listed for \"a\" and \"b\"");
-  expect_error(Kind::api_key, {{"header", "x-k"}, {"keys", key}, {"strip", "yes"}},
-               "policy.invalid", "strip must be true or false");
+  expect_error("api_key", {{"header", "x-k"}, {"keys", key}, {"strip", "yes"}}, "policy.invalid",
+               "strip must be true or false");
 }
 
 TEST_CASE("consumer and user names must be fit for the consumer header", "[policy]") {
   // They are sent upstream as x-consumer: a control character would break the request head.
   expect_error(
-      Kind::api_key,
+      "api_key",
       {{"header", "x-k"},
        {"keys", json::array({json{{"consumer", "acme\r\nx-admin: 1"}, {"sha256", hex_of("k")}}})}},
       "policy.invalid", "consumer");
-  expect_error(Kind::basic, {{"users", json::array({"al\x01ice:$6$x$y"})}}, "policy.invalid",
-               "user");
+  expect_error("basic", {{"users", json::array({"al\x01ice:$6$x$y"})}}, "policy.invalid", "user");
   TempDir dir;
   dir.write("keys.txt", "ac\x7fme sha256:" + hex_of("k") + "\n");
-  auto c =
-      compile_settings(Kind::api_key, {{"header", "x-k"}, {"keys_file", "keys.txt"}}, dir.path());
+  auto c = compile_settings("api_key", {{"header", "x-k"}, {"keys_file", "keys.txt"}}, dir.path());
   REQUIRE(c.find("policy.invalid"));
   CHECK(c.find("policy.invalid")->message.find("keys.txt:1") != std::string::npos);
 }
@@ -330,27 +351,26 @@ TEST_CASE("consumer and user names must be fit for the consumer header", "[polic
 TEST_CASE("identity and credential headers cannot be the proxy's own headers", "[policy]") {
   // A consumer name in Content-Length or Transfer-Encoding would corrupt the upstream request.
   const json key = json::array({json{{"consumer", "acme"}, {"sha256", hex_of("k")}}});
-  expect_error(Kind::api_key,
-               {{"header", "x-k"}, {"keys", key}, {"consumer_header", "Content-Length"}},
+  expect_error("api_key", {{"header", "x-k"}, {"keys", key}, {"consumer_header", "Content-Length"}},
                "policy.invalid", "\"Content-Length\" is managed by the proxy");
-  expect_error(Kind::basic, {{"users", json::array()}, {"consumer_header", "transfer-encoding"}},
+  expect_error("basic", {{"users", json::array()}, {"consumer_header", "transfer-encoding"}},
                "policy.invalid", "managed by the proxy");
-  expect_error(Kind::jwt, {{"jwks_url", "https://idp/jwks"}, {"forward_claims", {{"sub", "Host"}}}},
+  expect_error("jwt", {{"jwks_url", "https://idp/jwks"}, {"forward_claims", {{"sub", "Host"}}}},
                "policy.invalid", "\"Host\" is managed by the proxy");
-  expect_error(Kind::jwt, {{"jwks_url", "https://idp/jwks"}, {"consumer_header", "connection"}},
+  expect_error("jwt", {{"jwks_url", "https://idp/jwks"}, {"consumer_header", "connection"}},
                "policy.invalid", "managed by the proxy");
   // Stripping Host would break the request; reading it is harmless.
   expect_error(
-      Kind::api_key, {{"header", "Host"}, {"keys", key}}, "policy.invalid",
+      "api_key", {{"header", "Host"}, {"keys", key}}, "policy.invalid",
       "\"Host\" is managed by the proxy and cannot be stripped; set strip = false to read it");
-  CHECK(typed<ApiKey>(Kind::api_key, {{"header", "Host"}, {"keys", key}, {"strip", false}}).from ==
+  CHECK(typed<ApiKey>("api_key", {{"header", "Host"}, {"keys", key}, {"strip", false}}).from ==
         std::vector<Credential>{{Credential::In::header, "host"}});
-  CHECK(typed<ApiKey>(Kind::api_key, {{"header", "x-k"}, {"keys", key}, {"consumer_header", ""}})
+  CHECK(typed<ApiKey>("api_key", {{"header", "x-k"}, {"keys", key}, {"consumer_header", ""}})
             .consumer_header.empty());
 }
 
 TEST_CASE("api_key without keys compiles with a policy.no-keys warning", "[policy]") {
-  auto c = compile_settings(Kind::api_key, {{"header", "x-api-key"}});
+  auto c = compile_settings("api_key", {{"header", "x-api-key"}});
   INFO(c.dump());
   REQUIRE(c.canonical);
   CHECK((*c.canonical)["keys"] == json::array());
@@ -373,15 +393,15 @@ TEST_CASE("api_key without keys compiles with a policy.no-keys warning", "[polic
 TEST_CASE("an empty keys file or list warns policy.no-keys at that key", "[policy]") {
   TempDir dir;
   dir.write("keys.txt", "# nobody yet\n");
-  auto file = compile_settings(Kind::api_key, {{"header", "x-api-key"}, {"keys_file", "keys.txt"}},
-                               dir.path());
+  auto file =
+      compile_settings("api_key", {{"header", "x-api-key"}, {"keys_file", "keys.txt"}}, dir.path());
   REQUIRE(file.find("policy.no-keys"));
   CHECK(file.find("policy.no-keys")->pointer == "/keys_file");
   CHECK(file.find("policy.no-keys")->message.find("lists no keys") != std::string::npos);
-  auto list = compile_settings(Kind::api_key, {{"header", "x-api-key"}, {"keys", json::array()}});
+  auto list = compile_settings("api_key", {{"header", "x-api-key"}, {"keys", json::array()}});
   REQUIRE(list.find("policy.no-keys"));
   CHECK(list.find("policy.no-keys")->pointer == "/keys");
-  auto users = compile_settings(Kind::basic, {{"users", json::array()}});
+  auto users = compile_settings("basic", {{"users", json::array()}});
   REQUIRE(users.find("policy.no-keys"));
   CHECK(users.find("policy.no-keys")->message.find("lists no users") != std::string::npos);
 }
@@ -395,7 +415,7 @@ TEST_CASE("basic: users and htpasswd files are embedded with their hashes", "[po
   TempDir dir;
   dir.write("htpasswd", "# users\nzed:" + sha512 + "\r\n\nyuri:$y$j9T$abc$def\n");
   auto a = typed<Basic>(
-      Kind::basic,
+      "basic",
       {{"users", json::array({"bob:" + bcrypt})}, {"htpasswd_file", "htpasswd"}, {"realm", "shop"}},
       dir.path());
   REQUIRE(a.users.size() == 3);
@@ -406,7 +426,7 @@ TEST_CASE("basic: users and htpasswd files are embedded with their hashes", "[po
   CHECK(a.strip);
   CHECK(a.consumer_header == "x-consumer");
 
-  auto c = compile_settings(Kind::basic, {{"htpasswd_file", "htpasswd"}}, dir.path());
+  auto c = compile_settings("basic", {{"htpasswd_file", "htpasswd"}}, dir.path());
   REQUIRE(c.canonical);
   CHECK_FALSE(c.canonical->contains("htpasswd_file"));
   CHECK((*c.canonical)["users"] == json::array({"yuri:$y$j9T$abc$def", "zed:" + sha512}));
@@ -414,16 +434,16 @@ TEST_CASE("basic: users and htpasswd files are embedded with their hashes", "[po
 
 TEST_CASE("basic: weak or unsupported hashes are refused", "[policy]") {
   const auto msg =
-      expect_error(Kind::basic, {{"users", json::array({"alice:$apr1$abc$defdefdefdefdefdefdef"})}},
+      expect_error("basic", {{"users", json::array({"alice:$apr1$abc$defdefdefdefdefdefdef"})}},
                    "policy.invalid", "\"alice\"");
   CHECK(msg.find("is not bcrypt, SHA-crypt or yescrypt") != std::string::npos);
-  expect_error(Kind::basic, {{"users", json::array({"alice:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M="})}},
+  expect_error("basic", {{"users", json::array({"alice:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M="})}},
                "policy.invalid", "\"alice\"");
-  expect_error(Kind::basic, {{"users", json::array({"alice:plaintext"})}}, "policy.invalid",
+  expect_error("basic", {{"users", json::array({"alice:plaintext"})}}, "policy.invalid",
                "\"alice\"");
-  expect_error(Kind::basic, {{"users", json::array({"alice"})}}, "policy.invalid",
+  expect_error("basic", {{"users", json::array({"alice"})}}, "policy.invalid",
                "expected \"user:hash\"");
-  expect_error(Kind::basic, {{"users", json::array({"a:$6$x$y", "a:$6$x$z"})}}, "policy.invalid",
+  expect_error("basic", {{"users", json::array({"a:$6$x$y", "a:$6$x$z"})}}, "policy.invalid",
                "user \"a\" is listed twice");
 
   SECTION("in an htpasswd file, with the file's line") {
@@ -444,7 +464,7 @@ TEST_CASE("basic: weak or unsupported hashes are refused", "[policy]") {
 }
 
 TEST_CASE("basic without users warns policy.no-keys", "[policy]") {
-  auto c = compile_settings(Kind::basic, json::object());
+  auto c = compile_settings("basic", json::object());
   REQUIRE(c.canonical);
   REQUIRE(c.find("policy.no-keys"));
   CHECK(c.find("policy.no-keys")->severity == gw::Severity::warning);
@@ -457,7 +477,7 @@ TEST_CASE("jwt: algorithms are checked against the keys the policy has", "[polic
   SECTION("unknown algorithm, with the list as a hint") {
     json s = url;
     s["algorithms"] = json::array({"RS256", "RS1024"});
-    auto c = compile_settings(Kind::jwt, s);
+    auto c = compile_settings("jwt", s);
     const auto* d = c.find("policy.invalid");
     REQUIRE(d);
     CHECK(d->message == "policy \"p\": unknown algorithm \"RS1024\"");
@@ -468,29 +488,28 @@ TEST_CASE("jwt: algorithms are checked against the keys the policy has", "[polic
   SECTION("none is refused however it is spelled in the list") {
     json s = url;
     s["algorithms"] = "none";
-    CHECK(expect_error(Kind::jwt, s, "policy.invalid", "\"none\"")
+    CHECK(expect_error("jwt", s, "policy.invalid", "\"none\"")
               .find("unsigned tokens are never accepted") != std::string::npos);
   }
   SECTION("an HS algorithm needs a secret") {
     json s = url;
     s["algorithms"] = json::array({"HS256"});
-    expect_error(Kind::jwt, s, "policy.invalid", "HS256 needs an HMAC secret");
+    expect_error("jwt", s, "policy.invalid", "HS256 needs an HMAC secret");
   }
   SECTION("a public-key algorithm needs a public key") {
-    expect_error(Kind::jwt,
+    expect_error("jwt",
                  {{"secret_env", "JWT_SECRET"}, {"algorithms", json::array({"HS256", "ES256"})}},
                  "policy.invalid", "ES256 needs a public key");
   }
   SECTION("secret_env and secret_file together") {
-    expect_error(Kind::jwt, {{"secret_env", "A"}, {"secret_file", "/b"}}, "policy.invalid",
-                 "not both");
+    expect_error("jwt", {{"secret_env", "A"}, {"secret_file", "/b"}}, "policy.invalid", "not both");
   }
   SECTION("defaults: HMAC only with a secret, public-key algorithms only with keys") {
-    auto keys_only = typed<Jwt>(Kind::jwt, url);
+    auto keys_only = typed<Jwt>("jwt", url);
     CHECK(keys_only.algorithms == std::vector<std::string>{"RS256", "RS384", "RS512", "PS256",
                                                            "PS384", "PS512", "ES256", "ES384",
                                                            "EdDSA"});
-    auto secret_only = typed<Jwt>(Kind::jwt, {{"secret_env", "JWT_SECRET"}});
+    auto secret_only = typed<Jwt>("jwt", {{"secret_env", "JWT_SECRET"}});
     CHECK(secret_only.algorithms == std::vector<std::string>{"HS256", "HS384", "HS512"});
     CHECK(secret_only.secret_env == "JWT_SECRET");
   }
@@ -504,7 +523,7 @@ TEST_CASE("jwt: key files are read relative to the spec and embedded", "[policy]
   dir.write("keys/idp.jwks", jwks);
   dir.write("staff.pem", gwtest::p256_key().pub_pem);
   dir.write("hmac.txt", "s3cret\n");
-  auto c = compile_settings(Kind::jwt,
+  auto c = compile_settings("jwt",
                             {{"jwks_file", "keys/idp.jwks"},
                              {"public_key_file", "staff.pem"},
                              {"issuer", "https://idp.example/"},
@@ -524,7 +543,7 @@ TEST_CASE("jwt: key files are read relative to the spec and embedded", "[policy]
   CHECK((*c.canonical)["secret_file"] == (dir.path() / "hmac.txt").string());
   CHECK(c.canonical->dump().find("s3cret") == std::string::npos);
 
-  auto j = typed<Jwt>(Kind::jwt, *c.canonical);
+  auto j = typed<Jwt>("jwt", *c.canonical);
   CHECK(j.jwks == jwks);
   CHECK(j.pems == std::vector<std::string>{gwtest::p256_key().pub_pem});
   CHECK(j.issuers == std::vector<std::string>{"https://idp.example/"});
@@ -544,11 +563,11 @@ TEST_CASE("jwt: key files are read relative to the spec and embedded", "[policy]
 TEST_CASE("jwt: a relative secret_file is stored as an absolute path", "[policy]") {
   // gwd reads it when it loads the table, from whatever directory it runs in: a path relative to
   // where gwctl ran would name another file, or none.
-  auto j = typed<Jwt>(Kind::jwt, {{"secret_file", "secrets/hmac.txt"}}, "specs");
+  auto j = typed<Jwt>("jwt", {{"secret_file", "secrets/hmac.txt"}}, "specs");
   const fs::path p(j.secret_file);
   CHECK(p.is_absolute());
   CHECK(p == fs::current_path() / "specs" / "secrets" / "hmac.txt");
-  CHECK(typed<Jwt>(Kind::jwt, {{"secret_file", "/etc/gw/hmac"}}, "specs").secret_file ==
+  CHECK(typed<Jwt>("jwt", {{"secret_file", "/etc/gw/hmac"}}, "specs").secret_file ==
         "/etc/gw/hmac");
 }
 
@@ -576,30 +595,28 @@ TEST_CASE("jwt: bad key material and URLs are refused", "[policy]") {
   TempDir dir;
   dir.write("private.pem", gwtest::p256_key().priv_pem);
   dir.write("bad.jwks", R"({"key": []})");
-  auto c = compile_settings(Kind::jwt, {{"public_key_file", "private.pem"}}, dir.path());
+  auto c = compile_settings("jwt", {{"public_key_file", "private.pem"}}, dir.path());
   REQUIRE(c.find("policy.invalid"));
   CHECK(c.find("policy.invalid")->message.find("holds a private key") != std::string::npos);
   CHECK(c.find("policy.invalid")->pointer == "/public_key_file");
-  expect_error(Kind::jwt, {{"public_keys", "-----BEGIN PUBLIC KEY-----\nAAAA\n"}}, "policy.invalid",
+  expect_error("jwt", {{"public_keys", "-----BEGIN PUBLIC KEY-----\nAAAA\n"}}, "policy.invalid",
                "public_keys[1]: not a public key or certificate PEM");
 
-  auto j = compile_settings(Kind::jwt, {{"jwks_file", "bad.jwks"}}, dir.path());
+  auto j = compile_settings("jwt", {{"jwks_file", "bad.jwks"}}, dir.path());
   REQUIRE(j.find("policy.invalid"));
   CHECK(j.find("policy.invalid")->message.find("not a JWKS document") != std::string::npos);
 
-  CHECK(compile_settings(Kind::jwt, {{"jwks_file", "missing.jwks"}}, dir.path())
+  CHECK(compile_settings("jwt", {{"jwks_file", "missing.jwks"}}, dir.path())
             .find("input.unreadable"));
-  expect_error(Kind::jwt, {{"jwks_url", "ftp://idp.example/jwks"}}, "policy.invalid",
+  expect_error("jwt", {{"jwks_url", "ftp://idp.example/jwks"}}, "policy.invalid",
                "jwks_url must be an http");
-  expect_error(Kind::jwt, {{"jwks_url", "https://idp/jwks"}, {"jwks_refresh", "0s"}},
-               "policy.invalid", "jwks_refresh must be at least 100ms");
-  CHECK_FALSE(
-      compile_settings(Kind::jwt, {{"jwks_url", "https://idp/jwks"}, {"jwks_refresh", "1s"}})
-          .diags.has_errors());
-  expect_error(Kind::jwt,
-               {{"jwks_url", "https://idp/jwks"}, {"forward_claims", {{"sub", "x user"}}}},
+  expect_error("jwt", {{"jwks_url", "https://idp/jwks"}, {"jwks_refresh", "0s"}}, "policy.invalid",
+               "jwks_refresh must be at least 100ms");
+  CHECK_FALSE(compile_settings("jwt", {{"jwks_url", "https://idp/jwks"}, {"jwks_refresh", "1s"}})
+                  .diags.has_errors());
+  expect_error("jwt", {{"jwks_url", "https://idp/jwks"}, {"forward_claims", {{"sub", "x user"}}}},
                "policy.invalid", "\"x user\" is not a header name");
-  expect_error(Kind::jwt, {{"jwks_url", "https://idp/jwks"}, {"leeway", "soon"}}, "policy.invalid",
+  expect_error("jwt", {{"jwks_url", "https://idp/jwks"}, {"leeway", "soon"}}, "policy.invalid",
                "leeway");
 }
 
@@ -613,7 +630,7 @@ TEST_CASE("jwt: a public key gwd would refuse is an error", "[policy]") {
   dir.write("weak.pem", weak.pub_pem);
   dir.write("k256.pem", k256.pub_pem);
   for (const auto* file : {"weak.pem", "k256.pem"}) {
-    auto c = compile_settings(Kind::jwt, {{"public_key_file", file}}, dir.path());
+    auto c = compile_settings("jwt", {{"public_key_file", file}}, dir.path());
     INFO(c.dump());
     CHECK_FALSE(c.canonical);
     const auto* d = c.find("policy.invalid");
@@ -626,7 +643,7 @@ TEST_CASE("jwt: a public key gwd would refuse is an error", "[policy]") {
     else
       CHECK(d->message.find("is not supported (P-256 or P-384)") != std::string::npos);
   }
-  expect_error(Kind::jwt, {{"public_keys", weak.pub_pem}}, "policy.invalid",
+  expect_error("jwt", {{"public_keys", weak.pub_pem}}, "policy.invalid",
                "public_keys[1]: RSA key has 1024 bits");
 }
 
@@ -637,7 +654,7 @@ TEST_CASE("jwt: JWKS keys gwd would skip are reported", "[policy]") {
   const std::string jwks = json{{"keys", json::array({bad_ec, x25519})}}.dump();
 
   SECTION("with no usable key left, every request would be refused") {
-    auto c = compile_settings(Kind::jwt, {{"jwks", jwks}});
+    auto c = compile_settings("jwt", {{"jwks", jwks}});
     INFO(c.dump());
     REQUIRE(c.canonical); // gwd loads it: a warning, not an error
     CHECK(c.diags.error_count() == 0);
@@ -653,8 +670,7 @@ TEST_CASE("jwt: JWKS keys gwd would skip are reported", "[policy]") {
     CHECK(skipped[1].find("keys[1] (kid \"k2\")") != std::string::npos);
   }
   SECTION("beside a usable key, each skipped key still warns") {
-    auto c =
-        compile_settings(Kind::jwt, {{"jwks", jwks}, {"public_keys", gwtest::p256_key().pub_pem}});
+    auto c = compile_settings("jwt", {{"jwks", jwks}, {"public_keys", gwtest::p256_key().pub_pem}});
     REQUIRE(c.canonical);
     CHECK_FALSE(c.find("policy.no-keys"));
     CHECK(c.find("policy.key-skipped"));
@@ -662,7 +678,7 @@ TEST_CASE("jwt: JWKS keys gwd would skip are reported", "[policy]") {
 }
 
 TEST_CASE("jwt without any key warns policy.no-keys", "[policy]") {
-  auto c = compile_settings(Kind::jwt, json::object());
+  auto c = compile_settings("jwt", json::object());
   REQUIRE(c.canonical);
   REQUIRE(c.find("policy.no-keys"));
   CHECK(c.diags.error_count() == 0);
@@ -671,7 +687,7 @@ TEST_CASE("jwt without any key warns policy.no-keys", "[policy]") {
 // ---- access, any_of
 
 TEST_CASE("access and any_of settings", "[policy]") {
-  auto a = typed<Access>(Kind::access,
+  auto a = typed<Access>("access",
                          {{"scopes", "orders:write"},
                           {"claims", {{"tenant", json::array({"t1", "t2"})}, {"plan", "gold"}}},
                           {"deny_consumers", json::array({"mallory"})}});
@@ -680,20 +696,20 @@ TEST_CASE("access and any_of settings", "[policy]") {
   CHECK(a.claims[0] == std::pair<std::string, std::vector<std::string>>{"plan", {"gold"}});
   CHECK(a.claims[1] == std::pair<std::string, std::vector<std::string>>{"tenant", {"t1", "t2"}});
   CHECK(a.deny_consumers == std::vector<std::string>{"mallory"});
-  expect_error(Kind::access, json::object(), "policy.invalid", "checks nothing");
-  expect_error(Kind::access, {{"claims", {{"tenant", 5}}}}, "policy.invalid", "claims.tenant");
+  expect_error("access", json::object(), "policy.invalid", "checks nothing");
+  expect_error("access", {{"claims", {{"tenant", 5}}}}, "policy.invalid", "claims.tenant");
 
   const json options =
       json::array({json{{"policies", json::array({"keys"})}},
                    json{{"policies", json::array({"staff"})}, {"scopes", json::array({"admin"})}},
                    json::object()});
-  auto any = typed<AnyOf>(Kind::any_of, {{"options", options}});
+  auto any = typed<AnyOf>("any_of", {{"options", options}});
   REQUIRE(any.options.size() == 3);
   CHECK(any.options[1].policies == std::vector<std::string>{"staff"});
   CHECK(any.options[1].scopes == std::vector<std::string>{"admin"});
   CHECK(any.options[2].policies.empty()); // anonymous
-  expect_error(Kind::any_of, json::object(), "policy.invalid", "options must be a non-empty array");
-  expect_error(Kind::any_of, {{"options", json::array({json{{"policy", json::array({"keys"})}}})}},
+  expect_error("any_of", json::object(), "policy.invalid", "options must be a non-empty array");
+  expect_error("any_of", {{"options", json::array({json{{"policy", json::array({"keys"})}}})}},
                "policy.invalid", "options[1]");
 }
 
@@ -709,7 +725,7 @@ TEST_CASE("rate_limit: rate forms", "[policy]") {
        {Case{"100/s", 100, 1000}, Case{"6000/m", 6000, 60'000}, Case{"10/10s", 10, 10'000},
         Case{"10/h", 10, 3'600'000}, Case{"5/500ms", 5, 500}, Case{"1/1m30s", 1, 90'000}}) {
     INFO(c.rate);
-    auto r = typed<RateLimit>(Kind::rate_limit, {{"rate", c.rate}});
+    auto r = typed<RateLimit>("rate_limit", {{"rate", c.rate}});
     CHECK(r.count == c.count);
     CHECK(r.per.count() == c.per_ms);
     CHECK(r.burst == c.count); // default burst: the count
@@ -720,26 +736,26 @@ TEST_CASE("rate_limit: rate forms", "[policy]") {
   for (const char* bad :
        {"abc", "0/s", "10", "10/", "/s", "-1/s", "10/0s", "10/x", "10/sec", "1e3/s", " 10/s"}) {
     INFO(bad);
-    expect_error(Kind::rate_limit, {{"rate", bad}}, "policy.invalid",
+    expect_error("rate_limit", {{"rate", bad}}, "policy.invalid",
                  std::string("rate \"") + bad + "\"");
   }
-  expect_error(Kind::rate_limit, {{"rate", 100}}, "policy.invalid", "rate must be a string");
-  expect_error(Kind::rate_limit, json::object(), "spec.missing-key", "has no rate");
-  expect_error(Kind::rate_limit, {{"rate", "2000000/s"}}, "policy.invalid", "rate is too high");
+  expect_error("rate_limit", {{"rate", 100}}, "policy.invalid", "rate must be a string");
+  expect_error("rate_limit", json::object(), "spec.missing-key", "has no rate");
+  expect_error("rate_limit", {{"rate", "2000000/s"}}, "policy.invalid", "rate is too high");
 }
 
 TEST_CASE("rate_limit: burst", "[policy]") {
-  CHECK(typed<RateLimit>(Kind::rate_limit, {{"rate", "10/s"}, {"burst", 25}}).burst == 25);
-  CHECK(typed<RateLimit>(Kind::rate_limit, {{"rate", "10/s"}, {"burst", 1}}).burst == 1);
+  CHECK(typed<RateLimit>("rate_limit", {{"rate", "10/s"}, {"burst", 25}}).burst == 25);
+  CHECK(typed<RateLimit>("rate_limit", {{"rate", "10/s"}, {"burst", 1}}).burst == 1);
   for (const json& bad : {json(0), json(-3), json("5"), json(2.5)}) {
     INFO(bad.dump());
-    expect_error(Kind::rate_limit, {{"rate", "10/s"}, {"burst", bad}}, "policy.invalid",
+    expect_error("rate_limit", {{"rate", "10/s"}, {"burst", bad}}, "policy.invalid",
                  "burst must be an integer from 1");
   }
   // A bucket deeper than anything sensible would overflow the nanosecond arithmetic.
-  expect_error(Kind::rate_limit, {{"rate", "1/h"}, {"burst", 1'000'000'000}}, "policy.invalid",
+  expect_error("rate_limit", {{"rate", "1/h"}, {"burst", 1'000'000'000}}, "policy.invalid",
                "burst");
-  CHECK(typed<RateLimit>(Kind::rate_limit, {{"rate", "1/h"}, {"burst", 1000}}).burst == 1000);
+  CHECK(typed<RateLimit>("rate_limit", {{"rate", "1/h"}, {"burst", 1000}}).burst == 1000);
 }
 
 TEST_CASE("rate_limit: key forms", "[policy]") {
@@ -754,41 +770,39 @@ TEST_CASE("rate_limit: key forms", "[policy]") {
                         Case{"header:X-Tenant", K::header, "x-tenant"},
                         Case{"claim:tenant_id", K::claim, "tenant_id"}}) {
     INFO(c.key);
-    auto r = typed<RateLimit>(Kind::rate_limit, {{"rate", "1/s"}, {"key", c.key}});
+    auto r = typed<RateLimit>("rate_limit", {{"rate", "1/s"}, {"key", c.key}});
     CHECK(r.key == c.kind);
     CHECK(r.key_name == c.name);
   }
   for (const char* bad : {"ip", "header:", "header:x tenant", "claim:", "Consumer", "cookie:sid"}) {
     INFO(bad);
-    expect_error(Kind::rate_limit, {{"rate", "1/s"}, {"key", bad}}, "policy.invalid",
+    expect_error("rate_limit", {{"rate", "1/s"}, {"key", bad}}, "policy.invalid",
                  std::string("key \"") + bad + "\"");
   }
 }
 
 TEST_CASE("rate_limit: the redis store needs an IP literal address", "[policy]") {
   SECTION("IPv4 and bracketed IPv6") {
-    auto r = typed<RateLimit>(Kind::rate_limit, {{"rate", "1/s"},
-                                                 {"store", "redis"},
-                                                 {"redis", "10.0.0.7:6380"},
-                                                 {"redis_timeout", "50ms"},
-                                                 {"on_redis_error", "deny"}});
+    auto r = typed<RateLimit>("rate_limit", {{"rate", "1/s"},
+                                             {"store", "redis"},
+                                             {"redis", "10.0.0.7:6380"},
+                                             {"redis_timeout", "50ms"},
+                                             {"on_redis_error", "deny"}});
     CHECK(r.redis);
     CHECK(r.redis_host == "10.0.0.7");
     CHECK(r.redis_port == 6380);
     CHECK(r.redis_timeout.count() == 50);
     CHECK_FALSE(r.fail_open);
-    auto v6 = typed<RateLimit>(Kind::rate_limit, {{"rate", "1/s"}, {"redis", "[::1]:6379"}});
+    auto v6 = typed<RateLimit>("rate_limit", {{"rate", "1/s"}, {"redis", "[::1]:6379"}});
     CHECK(v6.redis); // an address alone implies the redis store
     CHECK(v6.redis_host == "::1");
     CHECK(v6.redis_port == 6379);
     CHECK(v6.fail_open);
-    auto default_port =
-        typed<RateLimit>(Kind::rate_limit, {{"rate", "1/s"}, {"redis", "127.0.0.1"}});
+    auto default_port = typed<RateLimit>("rate_limit", {{"rate", "1/s"}, {"redis", "127.0.0.1"}});
     CHECK(default_port.redis_host == "127.0.0.1");
     CHECK(default_port.redis_port == 6379);
-    CHECK(
-        typed<RateLimit>(Kind::rate_limit, {{"rate", "1/s"}, {"redis", "[fd00::7]"}}).redis_host ==
-        "fd00::7");
+    CHECK(typed<RateLimit>("rate_limit", {{"rate", "1/s"}, {"redis", "[fd00::7]"}}).redis_host ==
+          "fd00::7");
   }
   SECTION("host names and malformed addresses are refused") {
     for (const char* bad :
@@ -796,18 +810,18 @@ TEST_CASE("rate_limit: the redis store needs an IP literal address", "[policy]")
           "127.0.0.1:99999999999", "127.0.0.1:", ":6379", "::1:6379", "::1", "[::1]:", "[::1",
           "[redis]:6379", "127.0.0.1:63x9", "300.0.0.1:6379"}) {
       INFO(bad);
-      expect_error(Kind::rate_limit, {{"rate", "1/s"}, {"store", "redis"}, {"redis", bad}},
+      expect_error("rate_limit", {{"rate", "1/s"}, {"store", "redis"}, {"redis", bad}},
                    "policy.invalid", "redis must be");
     }
   }
   SECTION("store and redis settings must agree") {
-    expect_error(Kind::rate_limit, {{"rate", "1/s"}, {"store", "redis"}}, "policy.invalid",
+    expect_error("rate_limit", {{"rate", "1/s"}, {"store", "redis"}}, "policy.invalid",
                  "needs redis = ");
-    expect_error(Kind::rate_limit, {{"rate", "1/s"}, {"store", "memcached"}}, "policy.invalid",
+    expect_error("rate_limit", {{"rate", "1/s"}, {"store", "memcached"}}, "policy.invalid",
                  "store must be");
-    expect_error(Kind::rate_limit, {{"rate", "1/s"}, {"redis_timeout", "1s"}}, "policy.invalid",
+    expect_error("rate_limit", {{"rate", "1/s"}, {"redis_timeout", "1s"}}, "policy.invalid",
                  "applies only with store = \"redis\"");
-    expect_error(Kind::rate_limit,
+    expect_error("rate_limit",
                  {{"rate", "1/s"}, {"redis", "127.0.0.1:6379"}, {"on_redis_error", "maybe"}},
                  "policy.invalid", "on_redis_error must be");
   }
@@ -817,15 +831,14 @@ TEST_CASE("rate_limit: the redis store needs an IP literal address", "[policy]")
 
 TEST_CASE("headers: operations are typed with lowercase names", "[policy]") {
   auto h = typed<Headers>(
-      Kind::headers,
-      {{"request",
-        {{"set", {{"X-Gateway", "gw"}}},
-         {"add", {{"Via-Note", "a b"}}},
-         {"remove", json::array({"X-Internal"})},
-         {"rename", {{"X-Old", "X-New"}}}}},
-       {"response",
-        {{"remove", json::array({"Server"})}, {"set", {{"Cache-Control", "no-store"}}}}},
-       {"query", {{"set", {{"v", "2"}}}, {"remove", json::array({"debug"})}}}});
+      "headers", {{"request",
+                   {{"set", {{"X-Gateway", "gw"}}},
+                    {"add", {{"Via-Note", "a b"}}},
+                    {"remove", json::array({"X-Internal"})},
+                    {"rename", {{"X-Old", "X-New"}}}}},
+                  {"response",
+                   {{"remove", json::array({"Server"})}, {"set", {{"Cache-Control", "no-store"}}}}},
+                  {"query", {{"set", {{"v", "2"}}}, {"remove", json::array({"debug"})}}}});
   CHECK(h.request.set == std::vector<std::pair<std::string, std::string>>{{"x-gateway", "gw"}});
   CHECK(h.request.add == std::vector<std::pair<std::string, std::string>>{{"via-note", "a b"}});
   CHECK(h.request.remove == std::vector<std::string>{"x-internal"});
@@ -838,35 +851,35 @@ TEST_CASE("headers: operations are typed with lowercase names", "[policy]") {
 }
 
 TEST_CASE("headers: bad operations are refused", "[policy]") {
-  expect_error(Kind::headers, json::object(), "policy.invalid", "changes nothing");
-  expect_error(Kind::headers, {{"request", {{"set", {{"Host", "evil"}}}}}}, "policy.invalid",
+  expect_error("headers", json::object(), "policy.invalid", "changes nothing");
+  expect_error("headers", {{"request", {{"set", {{"Host", "evil"}}}}}}, "policy.invalid",
                "\"host\" is managed by the proxy");
-  expect_error(Kind::headers, {{"request", {{"remove", json::array({"Content-Length"})}}}},
+  expect_error("headers", {{"request", {{"remove", json::array({"Content-Length"})}}}},
                "policy.invalid", "\"content-length\" is managed");
-  expect_error(Kind::headers, {{"request", {{"rename", {{"x-a", "Transfer-Encoding"}}}}}},
+  expect_error("headers", {{"request", {{"rename", {{"x-a", "Transfer-Encoding"}}}}}},
                "policy.invalid", "\"transfer-encoding\"");
   // Every hop-by-hop field the proxy drops: a value set here would reach the upstream after it.
   for (const char* hop : {"Proxy-Authorization", "proxy-authenticate", "Proxy-Connection", "TE",
                           "keep-alive", "upgrade", "trailer"}) {
     INFO(hop);
-    expect_error(Kind::headers, {{"request", {{"set", {{hop, "x"}}}}}}, "policy.invalid",
+    expect_error("headers", {{"request", {{"set", {{hop, "x"}}}}}}, "policy.invalid",
                  "is managed by the proxy and cannot be changed here");
-    expect_error(Kind::headers, {{"response", {{"add", {{hop, "x"}}}}}}, "policy.invalid",
+    expect_error("headers", {{"response", {{"add", {{hop, "x"}}}}}}, "policy.invalid",
                  "is managed by the proxy");
   }
   expect_error(
-      Kind::jwt,
+      "jwt",
       {{"jwks_url", "https://idp/jwks"}, {"forward_claims", {{"sub", "Proxy-Authorization"}}}},
       "policy.invalid", "\"Proxy-Authorization\" is managed by the proxy");
-  expect_error(Kind::headers, {{"response", {{"set", {{"x-a", "1\r\nx-b: 2"}}}}}}, "policy.invalid",
+  expect_error("headers", {{"response", {{"set", {{"x-a", "1\r\nx-b: 2"}}}}}}, "policy.invalid",
                "not a valid header value");
-  expect_error(Kind::headers, {{"request", {{"set", {{"x a", "1"}}}}}}, "policy.invalid",
+  expect_error("headers", {{"request", {{"set", {{"x a", "1"}}}}}}, "policy.invalid",
                "\"x a\" is not a header name");
-  expect_error(Kind::headers, {{"request", {{"replace", {{"x-a", "1"}}}}}}, "policy.invalid",
+  expect_error("headers", {{"request", {{"replace", {{"x-a", "1"}}}}}}, "policy.invalid",
                "unknown operation \"request.replace\"");
-  expect_error(Kind::headers, {{"request", {{"set", {{"x-a", 1}}}}}}, "policy.invalid",
+  expect_error("headers", {{"request", {{"set", {{"x-a", 1}}}}}}, "policy.invalid",
                "request.set.x-a must be a string");
-  expect_error(Kind::headers, {{"query", {{"drop", json::array({"a"})}}}}, "policy.invalid",
+  expect_error("headers", {{"query", {{"drop", json::array({"a"})}}}}, "policy.invalid",
                "query.drop");
 }
 
@@ -874,39 +887,37 @@ TEST_CASE("headers: bad operations are refused", "[policy]") {
 
 TEST_CASE("cors: origins and defaults", "[policy]") {
   auto c = typed<Cors>(
-      Kind::cors, {{"origins", json::array({"https://App.Example.com", "http://localhost:3000"})},
-                   {"headers", json::array({"Content-Type", "X-Api-Key"})},
-                   {"expose_headers", "X-Request-Id"},
-                   {"credentials", true},
-                   {"max_age", "1h"}});
+      "cors", {{"origins", json::array({"https://App.Example.com", "http://localhost:3000"})},
+               {"headers", json::array({"Content-Type", "X-Api-Key"})},
+               {"expose_headers", "X-Request-Id"},
+               {"credentials", true},
+               {"max_age", "1h"}});
   CHECK(c.origins == std::vector<std::string>{"https://app.example.com", "http://localhost:3000"});
   CHECK(c.methods == std::vector<std::string>{"GET", "HEAD", "POST"});
   CHECK(c.headers == std::vector<std::string>{"content-type", "x-api-key"});
   CHECK(c.expose == std::vector<std::string>{"x-request-id"});
   CHECK(c.credentials);
   CHECK(c.max_age.count() == 3'600'000);
-  CHECK(typed<Cors>(Kind::cors, {{"origins", "*"}}).max_age.count() == 600'000);
+  CHECK(typed<Cors>("cors", {{"origins", "*"}}).max_age.count() == 600'000);
 }
 
 TEST_CASE("cors: bad settings are refused", "[policy]") {
-  expect_error(Kind::cors, json::object(), "spec.missing-key", "has no origins");
+  expect_error("cors", json::object(), "spec.missing-key", "has no origins");
   // Browsers refuse credentialed responses with "Access-Control-Allow-Origin: *", so the
   // combination is an error rather than a policy that silently never works.
   auto msg = expect_error(
-      Kind::cors, {{"origins", json::array({"https://a.example", "*"})}, {"credentials", true}},
+      "cors", {{"origins", json::array({"https://a.example", "*"})}, {"credentials", true}},
       "policy.invalid", "credentials = true cannot be combined with origin \"*\"");
-  auto c = compile_settings(Kind::cors, {{"origins", "*"}, {"credentials", true}});
+  auto c = compile_settings("cors", {{"origins", "*"}, {"credentials", true}});
   REQUIRE(c.find("policy.invalid"));
   CHECK(c.find("policy.invalid")->pointer == "/credentials");
-  expect_error(Kind::cors, {{"origins", "app.example.com"}}, "policy.invalid",
+  expect_error("cors", {{"origins", "app.example.com"}}, "policy.invalid",
                "must be \"*\" or scheme://host[:port]");
-  expect_error(Kind::cors, {{"origins", "https://app.example.com/"}}, "policy.invalid",
-               "has a path");
-  expect_error(Kind::cors, {{"origins", "https://a.example"}, {"max_age", "10"}}, "policy.invalid",
+  expect_error("cors", {{"origins", "https://app.example.com/"}}, "policy.invalid", "has a path");
+  expect_error("cors", {{"origins", "https://a.example"}, {"max_age", "10"}}, "policy.invalid",
                "max_age");
   // A lower-case method would never equal what a browser sends in a preflight.
-  expect_error(Kind::cors,
-               {{"origins", "https://a.example"}, {"methods", json::array({"GET", "put"})}},
+  expect_error("cors", {{"origins", "https://a.example"}, {"methods", json::array({"GET", "put"})}},
                "policy.invalid", "method \"put\" must be an upper-case method name");
 }
 

@@ -82,7 +82,7 @@ TEST_CASE("request heads: one way to read the framing, or a refusal", "[proxy][h
         K::uri_too_long);
   CHECK(refused_as("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n") == K::not_implemented);
   CHECK(refused_as("GET * HTTP/1.1\r\nHost: a\r\n\r\n") == K::bad_request);
-  CHECK(refused_as("GET /a/../b HTTP/1.1\r\nHost: a\r\n\r\n") == K::bad_request);
+  CHECK(refused_as("GET /../etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n") == K::bad_request);
 }
 
 TEST_CASE("request heads: framing, target and fields as the proxy needs them", "[proxy][heads]") {
@@ -175,7 +175,7 @@ TEST_CASE("the upstream head: hop-by-hop out, edits applied, forwarding fields o
   CHECK(out.find("TE:") == std::string::npos);
   CHECK(out.find("secret") == std::string::npos);
   CHECK(out.find("X-Keep: yes\r\n") != std::string::npos);
-  CHECK(out.find("Cookie: a=1\r\n") != std::string::npos);
+  CHECK(out.find("cookie: a=1\r\n") != std::string::npos);
   CHECK(out.find("x-consumer: acme\r\n") != std::string::npos);
   CHECK(out.find("x-forwarded-for: 192.0.2.1\r\n") != std::string::npos); // untrusted peer
   CHECK(out.find("x-request-id: gw-id\r\n") != std::string::npos);

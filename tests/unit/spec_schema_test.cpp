@@ -17,6 +17,7 @@
 #include "gw/model/config.hpp"
 #include "gw/model/method.hpp"
 #include "gw/model/validate.hpp"
+#include "gw/policy/kinds.hpp"
 #include "gw/spec/openapi_reader.hpp"
 #include "gw/spec/toml_reader.hpp"
 
@@ -26,7 +27,8 @@ using json = nlohmann::json;
 namespace {
 
 // Tables whose reader keys are only a minimum: a policy's other keys depend on its kind and are
-// checked by the policy, so the schema must leave them open (and may document some of them).
+// checked by the policy, so the schema leaves them to one if/then per kind, whose keys are the
+// kind's row's schema (checked below).
 constexpr std::string_view kOpenTables[] = {"/policies/*"};
 
 bool is_open(std::string_view path) {
@@ -211,9 +213,10 @@ TEST_CASE("JSON Schema names the policy kinds, methods and balances the validato
           "[spec]") {
   const json root = load_schema();
 
-  const auto kinds = model::policy_kinds();
-  CHECK(enum_at(root, "/definitions/policy/properties/kind") ==
-        std::set<std::string>(kinds.begin(), kinds.end()));
+  std::set<std::string> kinds;
+  for (const auto* k : policy::kinds())
+    kinds.emplace(k->name);
+  CHECK(enum_at(root, "/definitions/policy/properties/kind") == kinds);
 
   std::set<std::string> methods;
   for (int i = 0; i < model::kMethodCount; ++i) {
@@ -231,6 +234,48 @@ TEST_CASE("JSON Schema names the policy kinds, methods and balances the validato
     balances.emplace(name);
   }
   CHECK(enum_at(root, "/definitions/upstream/properties/balance") == balances);
+}
+
+// Each kind's keys are written once, in its row (libgw/src/policy/kinds/); the schema file holds
+// a copy per kind, which must not drift.
+TEST_CASE("JSON Schema gives each policy kind exactly the keys of its row's schema", "[spec]") {
+  const json root = load_schema();
+  const json& policy = root.at("definitions").at("policy");
+  json names = json::array();
+  for (const auto* k : policy::kinds())
+    names.push_back(k->name);
+  CHECK(policy.at("properties").at("kind").at("enum") == names);
+
+  const json& branches = policy.at("allOf");
+  CHECK(branches.size() == policy::kinds().size());
+  for (std::size_t i = 0; i < policy::kinds().size(); ++i) {
+    const policy::KindInfo& k = *policy::kinds()[i];
+    const json fragment = json::parse(k.schema);
+    json keys = json::array({"kind"});
+    for (const auto& [key, _] : fragment.items())
+      keys.push_back(key);
+    const json expected = {
+        {"if",
+         {{"properties", {{"kind", {{"const", k.name}}}}}, {"required", json::array({"kind"})}}},
+        {"then", {{"properties", fragment}, {"propertyNames", {{"enum", keys}}}}}};
+    INFO("kind " << k.name << ": the schema's allOf[" << i << "] should be " << expected.dump(2));
+    REQUIRE(i < branches.size());
+    json got = branches[i];
+    // The enum lists the keys in the file's order; compare them as a set.
+    if (got.contains("then") && got["then"].contains("propertyNames")) {
+      auto& e = got["then"]["propertyNames"]["enum"];
+      std::vector<std::string> sorted = e.get<std::vector<std::string>>();
+      std::sort(sorted.begin(), sorted.end());
+      e = sorted;
+      std::vector<std::string> want = expected["then"]["propertyNames"]["enum"];
+      std::sort(want.begin(), want.end());
+      CHECK(e == json(want));
+      got["then"].erase("propertyNames");
+    }
+    json want = expected;
+    want["then"].erase("propertyNames");
+    CHECK(got == want);
+  }
 }
 
 TEST_CASE("every property in the JSON Schema has a description for editors", "[spec]") {

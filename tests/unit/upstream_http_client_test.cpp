@@ -242,7 +242,7 @@ TEST_CASE("http client: chunked and close-delimited bodies are read whole", "[ht
   CHECK(client.idle_connections() == 0); // a close-delimited answer ends its connection
 }
 
-TEST_CASE("http client: interim 1xx answers are skipped; a HEAD answer has no body",
+TEST_CASE("http client: interim 1xx answers are skipped, and a HEAD answer has no body",
           "[http_client]") {
   net::io_context ioc;
   Server srv(ioc, [](const Seen& s) {

@@ -15,7 +15,7 @@
 #include "gw/core/units.hpp"
 #include "gw/model/path_template.hpp"
 #include "gw/model/precedence.hpp"
-#include "gw/policy/settings.hpp"
+#include "gw/policy/kinds.hpp"
 #include "gw/uri/normalize.hpp"
 
 namespace gw::model {
@@ -52,9 +52,10 @@ struct Validator {
   std::map<std::string, std::uint32_t> upstream_index; // filled after sorting
   std::map<std::string, std::uint32_t> policy_index;
   std::vector<std::string> upstream_names, policy_names;
-  // By index into cfg.policies: the typed settings of the kinds the route checks read (rate_limit,
-  // any_of); empty for other kinds.
-  std::vector<std::optional<policy::Settings>> policy_settings;
+  // By index into cfg.policies: its kind's row, and its canonical settings for the rows' checks
+  // (needs_identity, references); null JSON for kinds without them.
+  std::vector<const policy::KindInfo*> policy_kinds;
+  std::vector<nlohmann::json> policy_settings;
 
   // Effective defaults.
   std::uint32_t def_timeout = kDefaultTimeoutMs, def_per_try = 0;
@@ -304,11 +305,11 @@ struct Validator {
             .with_hint("kinds: " + kinds_list());
         continue;
       }
-      const auto kind = policy::kind_from_name(*p.kind);
+      const policy::KindInfo* kind = policy::find_kind(*p.kind);
       if (!kind) {
         auto& d =
             diags.error("value.enum", p.kind.loc, "unknown policy kind " + text::quote(*p.kind));
-        if (auto s = text::suggest(*p.kind, policy::kind_names()))
+        if (auto s = text::suggest(*p.kind, kind_names()))
           d.with_hint("did you mean \"" + *s + "\"?");
         else
           d.with_hint("kinds: " + kinds_list());
@@ -320,7 +321,7 @@ struct Validator {
       ctx.loc = p.loc;
       ctx.locs = &p.locs;
       ctx.base_dir = std::filesystem::path(std::string(p.loc.file)).parent_path();
-      auto canonical = policy::compile(*kind, p.config, ctx, diags);
+      auto canonical = kind->compile(p.config, ctx, diags);
       if (!canonical) {
         policy_names.push_back(p.name); // known, so routes naming it get no second error
         continue;
@@ -336,18 +337,18 @@ struct Validator {
               [](const Policy& a, const Policy& b) { return a.name < b.name; });
     for (std::uint32_t i = 0; i < cfg.policies.size(); ++i)
       policy_index[cfg.policies[i].name] = i;
-    // Read back from the canonical JSON as gwd will read it. compile() and parse() share one
-    // reader, so every policy compile() accepted parses. Only the kinds checked below: parsing a
-    // jwt policy again would import its keys a second time.
+    // The canonical JSON as gwd will read it, for the kinds whose rows check routes and
+    // references.
+    policy_kinds.resize(cfg.policies.size());
     policy_settings.resize(cfg.policies.size());
     for (std::size_t i = 0; i < cfg.policies.size(); ++i) {
-      const auto kind = policy::kind_from_name(cfg.policies[i].kind);
-      if (kind != policy::Kind::rate_limit && kind != policy::Kind::any_of) continue;
-      if (auto s = policy::parse(*kind, cfg.policies[i].config)) policy_settings[i] = std::move(*s);
+      policy_kinds[i] = policy::find_kind(cfg.policies[i].kind);
+      if (policy_kinds[i]->needs_identity || policy_kinds[i]->references)
+        policy_settings[i] = nlohmann::json::parse(cfg.policies[i].config, nullptr, false);
     }
     for (const auto& [name, _] : seen)
       policy_names.push_back(name);
-    any_of_references();
+    references();
   }
 
   struct Attach {
@@ -422,44 +423,39 @@ struct Validator {
           if (std::find(list.begin(), list.end(), idx) == list.end()) list.push_back(idx);
     for (auto idx : out.policies)
       if (std::find(list.begin(), list.end(), idx) == list.end()) list.push_back(idx);
-    auto kind_of = [&](std::uint32_t idx) {
-      return *policy::kind_from_name(cfg.policies[idx].kind);
-    };
     std::stable_sort(list.begin(), list.end(), [&](std::uint32_t a, std::uint32_t b) {
-      return policy::phase_of(kind_of(a)) < policy::phase_of(kind_of(b));
+      return policy_kinds[a]->phase < policy_kinds[b]->phase;
     });
     out.policies = std::move(list);
 
-    bool ok = true, authenticated = false, jwt = false;
-    int cors = 0;
+    bool ok = true, authenticated = false, claims = false;
+    std::map<const policy::KindInfo*, int> once; // kinds a route may hold one policy of
     const SourceLoc at = r.policies ? r.policies.loc : r.loc;
     for (auto idx : out.policies) {
-      const auto k = kind_of(idx);
+      const policy::KindInfo& k = *policy_kinds[idx];
       const auto& name = cfg.policies[idx].name;
-      if (policy::authenticates(k)) authenticated = true;
-      if (k == policy::Kind::jwt || k == policy::Kind::any_of) jwt = true;
-      if (k == policy::Kind::cors && ++cors == 2) {
-        diags.error("policy.conflict", at, "route " + label + " has more than one cors policy");
+      // Phases put the authentication policies first, so these see every one on the route.
+      if (k.authenticates) authenticated = true;
+      if (k.carries_claims) claims = true;
+      if (k.one_per_route && ++once[&k] == 2) {
+        diags.error("policy.conflict", at,
+                    "route " + label + " has more than one " + std::string(k.name) + " policy");
         ok = false;
       }
-      if (k == policy::Kind::access && !authenticated) {
-        diags
-            .error(
-                "policy.needs-authentication", at,
-                "route " + label + ": access policy " + text::quote(name) +
-                    " needs an authentication policy (api_key, basic, jwt or any_of) on the route")
-            .with_hint("add one to the route's policies, or [[attach]] it");
-        ok = false;
-      }
-      if (const auto* limit = settings_of<policy::RateLimit>(idx)) {
-        const bool by_consumer = limit->key == policy::RateLimit::Key::consumer;
-        const bool by_claim = limit->key == policy::RateLimit::Key::claim;
-        if ((by_consumer && !authenticated) || (by_claim && !jwt)) {
-          const std::string key = by_consumer ? "consumer" : "claim:" + limit->key_name;
-          diags.error("policy.needs-authentication", at,
-                      "route " + label + ": rate_limit " + text::quote(name) + " counts by " + key +
-                          ", which needs " + (by_consumer ? "an authentication" : "a jwt") +
-                          " policy on the route");
+      if (k.needs_identity && k.needs_identity(policy_settings[idx])) {
+        policy::IdentityNeed need;
+        if (k.identity_need) {
+          need = k.identity_need(name, policy_settings[idx]);
+        } else {
+          need.message = std::string(k.name) + " policy " + text::quote(name) +
+                         " needs an authentication policy (" + authenticating_kinds(true, "or") +
+                         ") on the route";
+          need.hint = "add one to the route's policies, or [[attach]] it";
+        }
+        if (!authenticated || (need.claims && !claims)) {
+          auto& d = diags.error("policy.needs-authentication", at,
+                                "route " + label + ": " + need.message);
+          if (!need.hint.empty()) d.with_hint(need.hint);
           ok = false;
         }
       }
@@ -467,41 +463,32 @@ struct Validator {
     return ok;
   }
 
-  /// Policy `idx`'s typed settings if they are a T; null for kinds policies() did not read.
-  template <class T>
-  const T* settings_of(std::uint32_t idx) const {
-    const auto& s = policy_settings[idx];
-    return s ? std::get_if<T>(&*s) : nullptr;
-  }
-
-  /// An any_of policy's options name authentication policies defined in the spec.
-  void any_of_references() {
+  /// The policies a policy names (any_of's options) are authentication policies defined in the
+  /// spec, and not composite ones themselves.
+  void references() {
     for (std::uint32_t i = 0; i < cfg.policies.size(); ++i) {
-      const auto* alternatives = settings_of<policy::AnyOf>(i);
-      if (!alternatives) continue;
+      if (!policy_kinds[i]->references) continue;
       const auto& p = cfg.policies[i];
-      for (const auto& opt : alternatives->options) {
-        for (const auto& name : opt.policies) {
-          const SourceLoc at = where_defined(p.name);
-          auto it = policy_index.find(name);
-          if (it == policy_index.end()) {
-            if (std::find(policy_names.begin(), policy_names.end(), name) != policy_names.end())
-              continue; // reported already
-            auto& d = diags.error("ref.unknown-policy", at,
-                                  "policy " + text::quote(p.name) + " names unknown policy " +
-                                      text::quote(name) + " in its options");
-            if (auto s = text::suggest(name, policy_names))
-              d.with_hint("did you mean \"" + *s + "\"?");
-            continue;
-          }
-          const auto& target = cfg.policies[it->second];
-          const auto k = policy::kind_from_name(target.kind);
-          if (!k || !policy::authenticates(*k) || *k == policy::Kind::any_of)
-            diags.error("policy.invalid", at,
-                        "policy " + text::quote(p.name) + ": option policy " + text::quote(name) +
-                            " is a " + target.kind +
-                            " policy; options name api_key, basic or jwt policies");
+      for (const auto& name : policy_kinds[i]->references(policy_settings[i])) {
+        const SourceLoc at = where_defined(p.name);
+        auto it = policy_index.find(name);
+        if (it == policy_index.end()) {
+          if (std::find(policy_names.begin(), policy_names.end(), name) != policy_names.end())
+            continue; // reported already
+          auto& d = diags.error("ref.unknown-policy", at,
+                                "policy " + text::quote(p.name) + " names unknown policy " +
+                                    text::quote(name) + " in its options");
+          if (auto s = text::suggest(name, policy_names))
+            d.with_hint("did you mean \"" + *s + "\"?");
+          continue;
         }
+        const auto& target = cfg.policies[it->second];
+        const policy::KindInfo& k = *policy_kinds[it->second];
+        if (!k.authenticates || k.composite || k.performs_io)
+          diags.error("policy.invalid", at,
+                      "policy " + text::quote(p.name) + ": option policy " + text::quote(name) +
+                          " is a " + target.kind + " policy; options name " +
+                          authenticating_kinds(false, "or") + " policies");
       }
     }
   }
@@ -514,8 +501,30 @@ struct Validator {
 
   static std::string kinds_list() {
     std::string s;
-    for (auto k : policy::kind_names())
-      s += (s.empty() ? "" : ", ") + std::string(k);
+    for (const auto* k : policy::kinds())
+      s += (s.empty() ? "" : ", ") + std::string(k->name);
+    return s;
+  }
+
+  static std::vector<std::string> kind_names() {
+    std::vector<std::string> out;
+    for (const auto* k : policy::kinds())
+      out.emplace_back(k->name);
+    return out;
+  }
+
+  /// "api_key, basic, jwt, any_of or ext_auth": the kinds that authenticate; `any`: all of them,
+  /// else those an any_of option may name (not composite, no I/O).
+  static std::string authenticating_kinds(bool any, std::string_view last_sep) {
+    std::vector<std::string_view> names;
+    for (const auto* k : policy::kinds())
+      if (k->authenticates && (any || (!k->composite && !k->performs_io)))
+        names.push_back(k->name);
+    std::string s;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (i) s += i + 1 == names.size() ? " " + std::string(last_sep) + " " : std::string(", ");
+      s += names[i];
+    }
     return s;
   }
 
@@ -934,10 +943,6 @@ struct Validator {
 };
 
 } // namespace
-
-std::span<const std::string_view> policy_kinds() {
-  return policy::kind_names();
-}
 
 std::string check_host(std::string_view host) {
   if (host.empty()) return "empty host";

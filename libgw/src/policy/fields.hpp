@@ -1,6 +1,8 @@
 // Private: what every policy kind's settings reader uses. Typed getters over a policy's JSON
-// settings that report wrong types and values at the key's file:line:col, and a final check
-// that reports every key nobody asked for.
+// settings that report wrong types and values at the key's file:line:col, a final check that
+// reports every key nobody asked for, the credential and header options several kinds share, and
+// the two ways a reader runs: `compile` (a spec's settings, with diagnostics, to canonical JSON)
+// and `parse` (canonical JSON to typed settings, for a filter's factory).
 #pragma once
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gw/core/diagnostics.hpp"
+#include "gw/core/error.hpp"
 #include "gw/core/text.hpp"
 #include "gw/core/units.hpp"
 #include "gw/policy/settings.hpp"
@@ -27,9 +30,7 @@ using json = nlohmann::json;
 
 constexpr std::uint64_t kMaxPolicyFile = 16ULL << 20;
 
-// Every kind's reader includes this header and uses some of these helpers, not all of them:
-// [[maybe_unused]] keeps -Wunused-function quiet in the others.
-[[maybe_unused]] bool valid_header_value(std::string_view s) {
+inline bool valid_header_value(std::string_view s) {
   return std::none_of(s.begin(), s.end(), [](char c) {
     const auto u = static_cast<unsigned char>(c);
     return (u < 0x20 && c != '\t') || u == 0x7f;
@@ -37,7 +38,7 @@ constexpr std::uint64_t kMaxPolicyFile = 16ULL << 20;
 }
 /// Hop-by-hop and framing headers belong to the proxy: no policy sets, drops or renames them. The
 /// hop-by-hop list is the one the session filters with, so nothing a policy adds is dropped.
-[[maybe_unused]] bool managed_by_proxy(std::string_view name) {
+inline bool managed_by_proxy(std::string_view name) {
   return text::iequals(name, "host") || text::iequals(name, "content-length") ||
          wire::is_hop_by_hop(name);
 }
@@ -191,9 +192,100 @@ private:
   std::string first_error_;
 };
 
-[[maybe_unused]] std::filesystem::path resolve(const Context& ctx, const std::string& file) {
+inline std::filesystem::path resolve(const Context& ctx, const std::string& file) {
   const std::filesystem::path p(file);
   return p.is_absolute() ? p : ctx.base_dir / p;
+}
+
+/// `header`, `query`, `cookie` (each a name or a list of names): where a credential is read.
+inline std::vector<Credential> credentials(Fields& f, bool strip_default) {
+  using namespace std::string_view_literals;
+  std::vector<Credential> out;
+  // Reading a header the proxy owns (Host, say) is harmless; removing it is not.
+  const json* strip_value = f.get("strip");
+  const bool strip =
+      strip_value && strip_value->is_boolean() ? strip_value->get<bool>() : strip_default;
+  for (auto [key, in] :
+       {std::pair{"header"sv, Credential::In::header}, std::pair{"query"sv, Credential::In::query},
+        std::pair{"cookie"sv, Credential::In::cookie}}) {
+    auto names = f.strings(key);
+    if (!names) continue;
+    for (auto& n : *names) {
+      if (in == Credential::In::header && !text::is_token(n)) {
+        f.error(key, "header name " + text::quote(n) + " is not a valid field name");
+        continue;
+      }
+      if (in == Credential::In::header && strip && managed_by_proxy(n)) {
+        f.error(
+            key,
+            "header " + text::quote(n) +
+                " is managed by the proxy and cannot be stripped; set strip = false to read it");
+        continue;
+      }
+      if (n.empty()) {
+        f.error(key, std::string(key) + " names must not be empty");
+        continue;
+      }
+      out.push_back(Credential{in, in == Credential::In::header ? text::lower(n) : n});
+    }
+  }
+  return out;
+}
+
+/// A header the gateway sets (the consumer header): a field name the proxy does not own.
+inline std::string header_option(Fields& f, std::string_view key, std::string fallback) {
+  auto v = f.str(key);
+  if (!v) return fallback;
+  if (!v->empty() && !text::is_token(*v))
+    f.error(key, text::quote(*v) + " is not a header name");
+  else if (managed_by_proxy(*v))
+    f.error(key, text::quote(*v) + " is managed by the proxy and cannot be set here");
+  return text::lower(*v);
+}
+
+/// A kind's reader: reads `f`'s settings into T, reporting through `f`; with `canonical`, also
+/// rewrites the JSON to store (files read and embedded).
+template <class T>
+using Reader = T (*)(Fields& f, json* canonical);
+
+/// Runs `read` over one policy's settings, then reports the keys it did not ask for.
+template <class T>
+std::optional<T> run_reader(std::string_view kind, Reader<T> read, const json& j, Fields& f,
+                            json* canonical) {
+  f.kind_ = std::string(kind);
+  if (!j.is_object()) {
+    f.error("", "settings must be a table");
+    return std::nullopt;
+  }
+  T s = read(f, canonical);
+  f.finish();
+  if (!f.ok()) return std::nullopt;
+  return s;
+}
+
+/// A row's `compile`: the canonical JSON to store, or nullopt after reporting every problem.
+template <class T>
+std::optional<json> compile_with(std::string_view kind, Reader<T> read, const json& settings,
+                                 const Context& ctx, Diagnostics& diags) {
+  Fields f(settings, ctx, &diags);
+  json canonical = settings;
+  if (!run_reader(kind, read, settings, f, &canonical)) return std::nullopt;
+  return canonical;
+}
+
+/// Typed settings from canonical JSON (a table's): what a factory builds its filter from.
+template <class T>
+Result<T> parse_with(std::string_view kind, Reader<T> read, std::string_view canonical,
+                     std::string_view policy) {
+  const json j = json::parse(canonical, nullptr, false);
+  Context ctx;
+  ctx.policy = policy;
+  Fields f(j, ctx, nullptr);
+  auto s = run_reader(kind, read, j, f, nullptr);
+  if (!s)
+    return fail(errc::invalid_argument,
+                f.first_error().empty() ? "bad policy settings" : f.first_error());
+  return std::move(*s);
 }
 
 } // namespace

@@ -1,4 +1,4 @@
-// The filter API's small shared pieces: header operations and the request edits.
+// The filter API's small shared pieces: header operations, the request edits, scopes.
 #include "gw/policy/filter.hpp"
 
 #include <algorithm>
@@ -62,6 +62,31 @@ void Edits::set_header(std::string name, std::string value) {
       return;
     }
   set.emplace_back(std::move(name), std::move(value));
+}
+
+std::vector<std::string> scopes_of(const nlohmann::json& claims) {
+  std::vector<std::string> out;
+  if (!claims.is_object()) return out;
+  auto split = [&](const std::string& s) {
+    std::size_t pos = 0;
+    while (pos < s.size()) {
+      const auto sp = s.find(' ', pos);
+      if (sp != pos)
+        out.push_back(s.substr(pos, sp == std::string::npos ? std::string::npos : sp - pos));
+      if (sp == std::string::npos) break;
+      pos = sp + 1;
+    }
+  };
+  for (const char* key : {"scope", "scp"}) {
+    auto it = claims.find(key);
+    if (it == claims.end()) continue;
+    if (it->is_string())
+      split(it->get<std::string>());
+    else if (it->is_array())
+      for (const auto& s : *it)
+        if (s.is_string()) out.push_back(s.get<std::string>());
+  }
+  return out;
 }
 
 } // namespace gw::policy

@@ -506,12 +506,9 @@ net::awaitable<bool> Session::route_request(RequestContext& r) {
 
 net::awaitable<bool> Session::request_filters(RequestContext& r) {
   policy::FilterContext& ctx = r.filters;
-  const policy::RouteFacts& facts = r.chain->facts();
-  ctx.facts = &facts;
+  r.chain->begin(ctx); // the route's facts, and the fixed parts of the edits
   ctx.route = r.route->name;
   ctx.counters = &w_.filter_counters;
-  if (!facts.protect.empty()) ctx.edits.protect = &facts.protect;
-  if (!facts.transform.empty()) ctx.edits.transform = &facts.transform;
   if (r.chain->empty()) co_return true;
   ctx.request = &r.view.emplace(r.msg(), r.head);
   ctx.now_s = std::chrono::duration_cast<std::chrono::seconds>(
@@ -929,6 +926,15 @@ net::awaitable<Pumped> Session::pump(BodyReader<isRequest>& rd, tcp::socket& fro
                                      std::uint64_t& written, std::string* sink,
                                      RequestContext* tap) {
   bool eof = false;
+  // A response whose body breaks off still gets its head (it was committed to when the head was
+  // read), then the connection closes; a request whose body is bad never reaches the upstream.
+  const auto failed = [&](Pumped p) -> net::awaitable<Pumped> {
+    if (!isRequest && !prefix.empty() && to) {
+      if (!co_await write_all(*to, net::buffer(prefix), dl.write())) written += prefix.size();
+      prefix = {};
+    }
+    co_return p;
+  };
   // Response filters that asked for the body as it streams, in reverse order.
   const auto tap_piece = [&](std::string& piece, bool last) {
     const auto filters = tap->chain->filters();
@@ -962,14 +968,22 @@ net::awaitable<Pumped> Session::pump(BodyReader<isRequest>& rd, tcp::socket& fro
       continue;
     }
     case S::need_input: {
-      if (eof) co_return Pumped{Pumped::What::early_end, {}, false};
+      if (eof) co_return co_await failed(Pumped{Pumped::What::early_end, {}, false});
+      // The head goes out now if nothing came with it: a client waits for a streamed
+      // response's head, an upstream for the head of a request whose body is slow to come.
+      if (!prefix.empty() && to) {
+        if (auto ec = co_await write_all(*to, net::buffer(prefix), dl.write()))
+          co_return Pumped{Pumped::What::write_failed, ec, false};
+        written += prefix.size();
+        prefix = {};
+      }
       arm(dl.read());
       auto [ec, n] = co_await from.async_read_some(in.prepare(16384), kTuple);
       if (ec == net::error::eof) {
         eof = true;
         continue;
       }
-      if (ec) co_return Pumped{Pumped::What::read_failed, ec, timed_out()};
+      if (ec) co_return co_await failed(Pumped{Pumped::What::read_failed, ec, timed_out()});
       in.commit(n);
       continue;
     }
@@ -995,9 +1009,9 @@ net::awaitable<Pumped> Session::pump(BodyReader<isRequest>& rd, tcp::socket& fro
       co_return Pumped{};
     }
     case S::malformed:
-      co_return Pumped{Pumped::What::malformed, step.ec, false};
+      co_return co_await failed(Pumped{Pumped::What::malformed, step.ec, false});
     case S::too_large:
-      co_return Pumped{Pumped::What::too_large, {}, false};
+      co_return co_await failed(Pumped{Pumped::What::too_large, {}, false});
     }
   }
 }
@@ -1042,11 +1056,13 @@ void Session::log_request(RequestContext& r) {
     }
   }
   for (const auto& [line, limited] : ctx.notes) {
-    // A dead store or service must not flood gwd's log: limited lines once a second per worker.
+    // A dead store or service must not flood gwd's log: limited lines once a second per worker
+    // and subject.
     if (limited) {
       const auto now = Clock::now();
-      if (now - w_.last_note_log < 1s) continue;
-      w_.last_note_log = now;
+      auto& last = w_.last_note_log[line.substr(0, line.find(':'))];
+      if (last != Clock::time_point{} && now - last < 1s) continue;
+      last = now;
     }
     std::fprintf(stderr, "gwd: %s (request_id %.*s)\n", line.c_str(),
                  static_cast<int>(r.head.request_id.size()), r.head.request_id.data());

@@ -75,7 +75,9 @@ struct WorkerContext {
   std::unordered_map<std::string, std::unique_ptr<redis::Client>> redis;
   std::unique_ptr<upstream::HttpClient> http; // calls filters ask for (ext_auth), made on first use
   policy::FilterCounters filter_counters;
-  std::chrono::steady_clock::time_point last_note_log{};
+  /// When a limited note was last written, by what it is about (its text up to the first ':',
+  /// "rate limit NAME", "plugin NAME failed"): one failing policy does not silence another.
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> last_note_log;
   std::chrono::steady_clock::time_point last_upstream_error_log{};
 
   WorkerContext(unsigned worker_id, net::io_context& io, Limits l, observe::LogFile* log_file)

@@ -60,7 +60,15 @@ Snapshot::load(const std::string& path, std::uint64_t generation, std::string so
     sources.push_back(fetcher);
     return fetcher;
   };
-  auto policies = policy::PolicySet::build(*config, reg);
+  std::vector<policy::PolicyDef> defs;
+  defs.reserve(config->policies.size());
+  for (const auto& p : config->policies)
+    defs.push_back(policy::PolicyDef{p.name, p.kind, p.config});
+  std::vector<std::vector<std::uint32_t>> route_policies;
+  route_policies.reserve(config->routes.size());
+  for (const auto& r : config->routes)
+    route_policies.push_back(r.policies); // in phase order (model::validate)
+  auto policies = policy::PolicySet::build(defs, route_policies, reg);
   if (!policies) return std::unexpected(policies.error());
   std::shared_ptr<Snapshot> s(new Snapshot(std::move(*routes)));
   s->policies_ = std::move(*policies);

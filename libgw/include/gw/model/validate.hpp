@@ -17,9 +17,6 @@ namespace gw::model {
 /// Config is only usable when `diags` has no errors.
 Config validate(const spec::Document& doc, Diagnostics& diags);
 
-/// Policy kinds a spec may name in `[policies.NAME] kind = ...`.
-std::span<const std::string_view> policy_kinds();
-
 /// Host names as routes store them: lowercase, no trailing dot; "*.example.com" wildcards.
 /// Returns an error message, or empty when `host` is acceptable.
 std::string check_host(std::string_view host);

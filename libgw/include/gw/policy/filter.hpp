@@ -88,6 +88,9 @@ struct Identity {
   }
 };
 
+/// Scopes granted by JWT claims: "scope" (space-separated) or "scp" (array or string).
+std::vector<std::string> scopes_of(const nlohmann::json& claims);
+
 /// A headers policy's operations on one header block (names lowercase).
 struct HeaderOps {
   std::vector<std::pair<std::string, std::string>> set, add, rename;

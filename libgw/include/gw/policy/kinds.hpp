@@ -11,7 +11,9 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -22,7 +24,7 @@
 
 namespace gw::policy {
 
-struct Registry; // chain.hpp: state that outlives generations (buckets, key sources)
+struct Registry; // registry.hpp: state that outlives generations (buckets, key sources)
 
 /// What a factory gets: the policy as the table holds it, and gwd's long-lived state.
 struct BuildContext {
@@ -32,6 +34,13 @@ struct BuildContext {
   /// A filter already built for this generation, by policy name (null if none): any_of's
   /// options refer to authentication policies this way.
   std::function<const Filter*(std::string_view name)> find;
+};
+
+/// What a policy needs of the authentication policies on its route (KindInfo::identity_need).
+struct IdentityNeed {
+  bool claims = false; // a token's claims, not only a consumer: a kind that carries_claims
+  std::string message; // validate's error for a route that lacks it, after "route NAME: "
+  std::string hint;    // "" = none
 };
 
 /// One policy kind. Constant-initialised: rows are plain data and function pointers.
@@ -55,6 +64,18 @@ struct KindInfo {
   /// Optional: policies this one names (any_of's options), checked by validate to exist and
   /// to authenticate.
   std::vector<std::string> (*references)(const nlohmann::json& canonical);
+
+  // The members below have defaults, so a row may leave them out.
+  /// Optional, for a policy needs_identity accepts: what exactly it needs, and how validate says
+  /// so. Null: any authentication policy, named by a sentence listing the kinds that authenticate.
+  IdentityNeed (*identity_need)(std::string_view policy, const nlohmann::json& canonical) = nullptr;
+  /// Its filter can hand on a token's claims (jwt; any_of through its options).
+  bool carries_claims = false;
+  /// A route may hold at most one policy of this kind (cors: one answer to a preflight).
+  bool one_per_route = false;
+  /// Its filter asks the proxy for I/O (Verdict::await), so it cannot be one of any_of's options,
+  /// which are tried one after another without suspending.
+  bool performs_io = false;
 };
 
 /// Every kind, in a fixed order.

@@ -3,7 +3,9 @@
 // Files a policy names (API key hashes, htpasswd, public keys) are read when the spec is compiled
 // and embedded, so a table is self-contained and `gwctl diff` sees key changes; secrets (HMAC keys)
 // are never embedded: gwd reads them from the environment or a file when it loads the table.
-// Read next: chain.hpp (how a route's policies run).
+// Each kind's reader lives in its own file (src/policy/kinds/) and is reached through its row in
+// the table of kinds (kinds.hpp); the typed settings of the built-in kinds are declared here for
+// tests and tools. Read next: kinds.hpp, route_chain.hpp (how a route's policies run).
 #pragma once
 
 #include <cstdint>
@@ -14,7 +16,6 @@
 #include <string>
 #include <string_view>
 #include <utility>
-#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -27,18 +28,11 @@
 
 namespace gw::policy {
 
-enum class Kind : std::uint8_t { api_key, basic, jwt, access, any_of, rate_limit, headers, cors };
-std::optional<Kind> kind_from_name(std::string_view s) noexcept;
-std::string_view name(Kind k) noexcept;
-std::span<const std::string_view> kind_names() noexcept;
-
 /// The order policies run in on a route, whatever order they are listed in: CORS preflights are
 /// answered first (they carry no credentials), then the caller is authenticated, its rights
 /// checked, its rate counted, and only then is the request transformed.
 /// Plugins (lua) run after the built-in checks and before the headers policies.
 enum class Phase : std::uint8_t { cors, authenticate, access, rate_limit, plugin, transform };
-Phase phase_of(Kind k) noexcept;
-bool authenticates(Kind k) noexcept; // api_key, basic, jwt, any_of
 
 /// Where a credential is read from. Header names are lowercase.
 struct Credential {
@@ -128,8 +122,6 @@ struct Cors {
   units::Millis max_age{std::chrono::minutes(10)};
 };
 
-using Settings = std::variant<ApiKey, Basic, Jwt, Access, AnyOf, RateLimit, Headers, Cors>;
-
 /// Where a policy was written, for diagnostics, and where its files are.
 struct Context {
   std::string_view policy;                                // its name
@@ -138,13 +130,27 @@ struct Context {
   std::filesystem::path base_dir;                         // relative file names start here
 };
 
-/// Checks a policy's settings and returns the canonical JSON to store in the table, with the
-/// files it names read and embedded; nullopt after reporting every problem.
-std::optional<nlohmann::json> compile(Kind kind, const nlohmann::json& settings, const Context& ctx,
-                                      Diagnostics& diags);
-
-/// Typed settings from canonical JSON (a table's), for gwd and gwctl inspect.
-Result<Settings> parse(Kind kind, std::string_view canonical);
+/// Typed settings from canonical JSON (a table's), read as the kind's filter reads them: the
+/// same reader as its row's `compile`, so what compile accepted parses. Each kind's file defines
+/// its own; errors name the policy as errc::invalid_argument.
+template <class T>
+Result<T> parse(std::string_view canonical, std::string_view policy = {});
+template <>
+Result<ApiKey> parse<ApiKey>(std::string_view, std::string_view);
+template <>
+Result<Basic> parse<Basic>(std::string_view, std::string_view);
+template <>
+Result<Jwt> parse<Jwt>(std::string_view, std::string_view);
+template <>
+Result<Access> parse<Access>(std::string_view, std::string_view);
+template <>
+Result<AnyOf> parse<AnyOf>(std::string_view, std::string_view);
+template <>
+Result<RateLimit> parse<RateLimit>(std::string_view, std::string_view);
+template <>
+Result<Headers> parse<Headers>(std::string_view, std::string_view);
+template <>
+Result<Cors> parse<Cors>(std::string_view, std::string_view);
 
 /// The HMAC secret of a jwt policy (or of `gwctl jwt sign`), from the environment variable
 /// `env_name` or else from `file` (at most 64 KiB, trailing CR and LF dropped so that an editor's

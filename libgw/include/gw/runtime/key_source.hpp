@@ -4,7 +4,7 @@
 // 5 s), then every `refresh`, and sooner when a token names a key it lacks (at most every 10 s),
 // keeping the last good keys when a fetch fails. Symmetric ("oct") keys in a fetched set are
 // ignored: a JWKS served over HTTP is public. Fetches run on the fetcher's own thread, never on a
-// worker. Read next: policy/chain.hpp (KeySource, Registry), runtime/snapshot.hpp.
+// worker. Read next: policy/registry.hpp (KeySource, Registry), runtime/snapshot.hpp.
 #pragma once
 
 #include <memory>
@@ -12,7 +12,7 @@
 #include <string>
 
 #include "gw/core/units.hpp"
-#include "gw/policy/chain.hpp"
+#include "gw/policy/registry.hpp"
 
 namespace gw::runtime {
 

@@ -12,7 +12,7 @@
 #include "gw/core/error.hpp"
 #include "gw/core/sha256.hpp"
 #include "gw/model/config.hpp"
-#include "gw/policy/chain.hpp"
+#include "gw/policy/route_chain.hpp"
 #include "gw/router/route_table.hpp"
 #include "gw/table/format.hpp"
 

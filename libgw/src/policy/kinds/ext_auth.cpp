@@ -179,7 +179,7 @@ ExtAuth read_ext_auth(Fields& f) {
       f.error("upstream_headers",
               text::quote(n) + " is managed by the proxy and cannot be set here");
 
-  if (f.has("client_headers")) {
+  if (f.get("client_headers") != nullptr) { // get(): listed among the keys it takes
     a.client_headers = header_names(f, "client_headers");
     for (const auto& n : *a.client_headers)
       if (managed_by_proxy(n))
@@ -440,6 +440,7 @@ constinit const KindInfo kExtAuthKind{
     .build = build,
     .needs_identity = nullptr,
     .references = nullptr,
+    .performs_io = true,
 };
 
 } // namespace gw::policy
