@@ -1,0 +1,470 @@
+// The upstream exchange: the head, the attempts (select an endpoint, connect or take a pooled
+// connection, send, read the response head), the response filters, the response, and the body
+// relay that both directions use.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "gw/core/text.hpp"
+#include "session.hpp"
+
+namespace gw::proxy {
+
+using namespace gw::wire;
+using namespace std::chrono_literals;
+using upstream::EndpointRuntime;
+using upstream::PooledConnection;
+
+// ---- phase: forward (upstream request, select upstream, exchange)
+
+struct Session::Exchange {
+  std::unique_ptr<PooledConnection> conn;
+  std::shared_ptr<EndpointRuntime> ep; // held across awaits: a reload may drop it from the table
+  std::optional<http::response_parser<http::buffer_body>> parser;
+  bool reused = false;
+  bool body_sent = false;
+};
+
+net::awaitable<std::optional<ProxyError>> Session::forward(RequestContext& r) {
+  const model::Route& route = *r.route;
+  const model::Upstream& up = r.snap->config().upstreams[route.upstream];
+  upstream::UpstreamRuntime& ur = *r.ws->upstreams[route.upstream]; // held by the pinned generation
+
+  // on_upstream_request: the head, built once for every attempt.
+  uphead_.clear();
+  build_upstream_head(UpstreamRequest{r.head, r.msg(), route, r.match, r.filters.edits, peer_ip_,
+                                      peer_trusted_},
+                      heads_, uphead_);
+
+  // select_upstream's key for hash balancing.
+  std::uint64_t hash = 0;
+  if (up.balance == model::Balance::hash) {
+    std::string_view key;
+    const auto& msg = r.msg();
+    if (up.hash_on == model::HashOn::client_ip) {
+      key = r.head.client;
+    } else if (up.hash_on == model::HashOn::header) {
+      auto it = msg.find(boost::core::string_view(up.hash_key.data(), up.hash_key.size()));
+      if (it != msg.end()) key = sv(it->value());
+    } else if (up.hash_on == model::HashOn::cookie) {
+      auto it = msg.find(http::field::cookie);
+      if (it != msg.end())
+        if (auto v = text::cookie_value(sv(it->value()), up.hash_key)) key = *v;
+    }
+    hash = upstream::hash_key(key);
+  }
+
+  // Attempts: retry only where it is safe (see README): a connect failure (nothing was sent),
+  // or a reused pooled connection that fails before any response byte, for idempotent requests
+  // without a body (a streamed body cannot be sent twice).
+  const auto route_deadline = r.start + std::chrono::milliseconds(route.timeout_ms);
+  const std::uint32_t max_attempts = 1 + route.retries;
+  upstream::Excluded tried;
+  Exchange x;
+  std::optional<ProxyError> last;
+  const auto upstream_start = Clock::now();
+  for (std::uint32_t n = 0; n < max_attempts; ++n) {
+    if (Clock::now() >= route_deadline) {
+      last = upstream_error(ErrorKind::upstream_timeout, "the route timeout expired");
+      break;
+    }
+    auto picked = ur.balancer->pick(ur.loads, hash, tried);
+    if (!picked)
+      co_return upstream_error(ErrorKind::no_healthy_upstream,
+                               "no usable endpoint in upstream \"" + up.name + "\"");
+    tried.add(*picked);
+    x.ep = ur.endpoints[*picked];
+    ++x.ep->requests;
+    if (n > 0) ++ur.stats->retries;
+    r.out.endpoint = x.ep->address;
+    ++r.out.attempts;
+    const auto try_deadline =
+        route.per_try_timeout_ms
+            ? std::min(route_deadline,
+                       Clock::now() + std::chrono::milliseconds(route.per_try_timeout_ms))
+            : route_deadline;
+    last = co_await attempt(r, x, try_deadline, route_deadline);
+    if (!last) break;
+    if (last->source == ProxyError::Source::client) co_return last;
+    ++x.ep->failures;
+    if (last->kind == ErrorKind::upstream_timeout)
+      ++ur.stats->timeouts;
+    else if (last->kind == ErrorKind::upstream_connect_failed)
+      ++ur.stats->connect_failures;
+    else
+      ++ur.stats->protocol_errors;
+    if (!last->retryable) break;
+    if (last->kind == ErrorKind::upstream_timeout && Clock::now() >= route_deadline) break;
+  }
+  if (last) {
+    handle_->up = nullptr;
+    co_return last;
+  }
+  r.out.upstream_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - upstream_start).count();
+  co_return co_await respond(r, x);
+}
+
+/// One attempt: a connection, the request, the response head. Errors say whether another
+/// attempt is safe.
+net::awaitable<std::optional<ProxyError>> Session::attempt(RequestContext& r, Exchange& x,
+                                                           Clock::time_point try_deadline,
+                                                           Clock::time_point route_deadline) {
+  const Limits& lim = w_.limits;
+  EndpointRuntime& ep = *x.ep;
+  const model::Upstream& up = r.snap->config().upstreams[r.route->upstream];
+  x.conn = upstream::checkout(ep, Clock::now());
+  x.reused = x.conn != nullptr;
+  if (!x.conn) {
+    x.conn = std::make_unique<PooledConnection>(w_.ioc);
+    handle_->up = &x.conn->socket;
+    arm(std::min(try_deadline, Clock::now() + std::chrono::milliseconds(up.connect_timeout_ms)));
+    auto [ec] = co_await x.conn->socket.async_connect(ep.addr, kTuple);
+    if (ec) {
+      const bool t = timed_out();
+      x.conn.reset();
+      // Nothing was sent: safe to retry for any method.
+      co_return upstream_error(t ? ErrorKind::upstream_timeout : ErrorKind::upstream_connect_failed,
+                               "connecting to " + ep.address + ": " +
+                                   (t ? std::string("timed out") : ec.message()),
+                               true);
+    }
+    error_code ignored;
+    x.conn->socket.set_option(tcp::no_delay(true), ignored);
+  }
+  handle_->up = &x.conn->socket;
+  ++ep.load.active;
+  struct ActiveGuard {
+    std::shared_ptr<EndpointRuntime> e;
+    ~ActiveGuard() { --e->load.active; }
+  } guard{x.ep};
+
+  // 100-continue: we answer it ourselves once we are ready to take the body.
+  if (r.head.expect_continue && !x.body_sent) {
+    static constexpr std::string_view k100 = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (co_await write_all(down_, net::buffer(k100.data(), k100.size()),
+                           Clock::now() + lim.idle_timeout))
+      co_return client_error(ErrorKind::bad_request, "client went away");
+    r.head.expect_continue = false;
+  }
+
+  // Send the head and the body (one relay; the head goes out with the first piece).
+  const bool can_retry_send = r.head.body == BodyKind::none;
+  const bool safe_again = x.reused && can_retry_send && r.head.idempotent();
+  x.body_sent = x.body_sent || r.head.body != BodyKind::none;
+  {
+    BodyReader<true> rd(r.head.body, r.head.content_length, *r.parser, scratch_,
+                        r.route->max_body);
+    BodyWriter wr(r.head.body == BodyKind::chunked);
+    Deadlines dl{lim.idle_timeout, kNoLimit, route_deadline, try_deadline};
+    std::uint64_t sent = 0;
+    const Pumped p = co_await pump(rd, down_, dbuf_, dl, &x.conn->socket, wr, uphead_, sent);
+    r.out.bytes_in += rd.consumed();
+    if (!p.ok()) {
+      x.conn.reset();
+      switch (p.what) {
+      case Pumped::What::write_failed:
+        r.head.keep_alive = r.head.keep_alive && r.head.body == BodyKind::none;
+        co_return upstream_error(p.ec == net::error::timed_out ? ErrorKind::upstream_timeout
+                                                               : ErrorKind::upstream_protocol_error,
+                                 "sending to " + ep.address + ": " + p.ec.message(), safe_again);
+      case Pumped::What::too_large:
+        r.head.keep_alive = false;
+        co_return client_error(ErrorKind::body_too_large,
+                               "the request body is larger than " +
+                                   std::to_string(r.route->max_body) + " bytes");
+      case Pumped::What::malformed:
+        r.head.keep_alive = false;
+        co_return client_error(ErrorKind::bad_request, "malformed chunked body: " + p.ec.message());
+      default: // the client's read failed or ended early
+        r.head.keep_alive = false;
+        co_return client_error(p.timed_out ? ErrorKind::request_timeout : ErrorKind::bad_request,
+                               "reading the request body: " +
+                                   (p.ec ? p.ec.message() : std::string("End of file")));
+      }
+    }
+  }
+
+  // Read the response head; 1xx interim responses are relayed (HTTP/1.1 clients) and skipped.
+  for (;;) {
+    std::size_t len = 0;
+    arm(try_deadline);
+    const HeadStatus hs =
+        co_await read_head(x.conn->socket, x.conn->buf, lim.max_header_bytes, len, *handle_);
+    std::optional<ProxyError> e;
+    if (hs == HeadStatus::timeout) {
+      e = upstream_error(ErrorKind::upstream_timeout, ep.address + " did not answer in time");
+    } else if (hs == HeadStatus::too_large) {
+      e = upstream_error(ErrorKind::upstream_protocol_error,
+                         ep.address + " sent a response head larger than " +
+                             std::to_string(lim.max_header_bytes) + " bytes");
+    } else if (hs != HeadStatus::ok) {
+      // Only a reused connection that failed before any response byte may be retried.
+      const bool nothing = x.conn->buf.size() == 0;
+      e = upstream_error(ErrorKind::upstream_protocol_error,
+                         ep.address + " closed the connection or sent garbage before a response",
+                         safe_again && nothing);
+    }
+    if (e) {
+      x.conn.reset();
+      co_return e;
+    }
+    const std::string_view block(static_cast<const char*>(x.conn->buf.data().data()), len);
+    if (check_header_block(block) != BlockError::none) {
+      x.conn.reset();
+      co_return upstream_error(ErrorKind::upstream_protocol_error,
+                               ep.address + " sent a malformed response head");
+    }
+    x.parser.emplace();
+    auto& rp = *x.parser;
+    rp.header_limit(static_cast<std::uint32_t>(lim.max_header_bytes + 1));
+    rp.body_limit(std::numeric_limits<std::uint64_t>::max());
+    if (r.head.head) rp.skip(true);
+    error_code ec;
+    rp.put(net::buffer(block.data(), block.size()), ec);
+    if (ec || !rp.is_header_done()) {
+      x.parser.reset();
+      x.conn.reset();
+      co_return upstream_error(ErrorKind::upstream_protocol_error,
+                               ep.address + " sent a malformed response: " +
+                                   (ec ? ec.message() : std::string("incomplete head")));
+    }
+    x.conn->buf.consume(len);
+    const unsigned code = rp.get().result_int();
+    if (code < 100 || code >= 200) break;
+    if (code == 101) {
+      x.parser.reset();
+      x.conn.reset();
+      co_return upstream_error(ErrorKind::upstream_protocol_error,
+                               ep.address + " switched protocols, which gw does not relay");
+    }
+    if (r.head.version >= 11 && code != 100) {
+      // 103 Early Hints and friends go to the client as they are.
+      out_.assign(block.data(), block.size());
+      if (co_await write_all(down_, net::buffer(out_), Clock::now() + lim.idle_timeout))
+        co_return client_error(ErrorKind::bad_request, "client went away");
+    }
+  }
+  co_return std::nullopt;
+}
+
+// ---- phase: response filters, then the response to the client
+
+net::awaitable<std::optional<ProxyError>> Session::respond(RequestContext& r, Exchange& x) {
+  const Limits& lim = w_.limits;
+  auto& res = x.parser->get();
+  policy::FilterContext& ctx = r.filters;
+  const unsigned code = res.result_int();
+  r.out.upstream_status = code;
+  const std::string endpoint(r.out.endpoint);
+  const policy::BodyMode mode = r.chain->response_body();
+  auto plan = plan_response(res, x.parser->keep_alive(), r.head, r.head.keep_alive && !w_.draining,
+                            mode == policy::BodyMode::stream);
+  if (!plan) co_return upstream_error(ErrorKind::upstream_protocol_error, endpoint + " " + plan.error());
+
+  // on_response, in reverse order: a filter may change the head's fields, or answer instead.
+  const ResponseHeadView view(res);
+  if (r.filters_ran) {
+    const auto filters = r.chain->filters();
+    ctx.response = &view;
+    for (std::size_t i = filters.size(); i-- > 0;) {
+      ctx.position = i;
+      policy::Verdict v = filters[i]->on_response(ctx);
+      if (v.type() != policy::Verdict::Type::reply) continue;
+      // The upstream's answer is dropped, so is its connection (its body was not read).
+      policy::LocalReply& lr = v.reply();
+      lr.headers.insert(lr.headers.end(), ctx.edits.response_add.begin(),
+                        ctx.edits.response_add.end());
+      if (!lr.detail.empty()) r.out.error_detail = lr.detail;
+      x.conn.reset();
+      handle_->up = nullptr;
+      ctx.response = nullptr;
+      co_await reply(r, lr, false);
+      co_return std::nullopt;
+    }
+  }
+  r.out.status = code;
+  r.head.keep_alive = plan->keep_alive;
+
+  BodyReader<false> rd(plan->body, plan->length, *x.parser, scratch_);
+  Deadlines dl{std::chrono::milliseconds(r.route->timeout_ms), lim.idle_timeout};
+  Pumped p;
+  std::string whole;
+  const bool collect = mode == policy::BodyMode::whole && plan->body != BodyKind::none;
+  if (collect) {
+    // Whole-body filters: read it all (bounded by the route's max_body), let them change it,
+    // then send it with its new length.
+    BodyReader<false> bounded(plan->body, plan->length, *x.parser, scratch_,
+                              r.route->max_body ? r.route->max_body : 8 << 20);
+    BodyWriter none(false);
+    std::uint64_t ignored = 0;
+    p = co_await pump(bounded, x.conn->socket, x.conn->buf, dl, nullptr, none, {}, ignored, &whole);
+    if (p.what == Pumped::What::too_large)
+      co_return upstream_error(ErrorKind::upstream_protocol_error,
+                               endpoint + " sent a body larger than the route's max_body");
+    if (p.ok()) {
+      const auto filters = r.chain->filters();
+      for (std::size_t i = filters.size(); i-- > 0;) {
+        ctx.position = i;
+        policy::Verdict v = filters[i]->on_response_body(ctx, whole, true);
+        if (v.type() != policy::Verdict::Type::reply) continue;
+        policy::LocalReply& lr = v.reply();
+        lr.headers.insert(lr.headers.end(), ctx.edits.response_add.begin(),
+                          ctx.edits.response_add.end());
+        if (!lr.detail.empty()) r.out.error_detail = lr.detail;
+        x.conn.reset();
+        handle_->up = nullptr;
+        ctx.response = nullptr;
+        co_await reply(r, lr, false);
+        co_return std::nullopt;
+      }
+      plan->body = BodyKind::length;
+      plan->length = whole.size();
+      plan->length_known = true;
+      plan->to_chunked = false;
+    }
+  }
+  out_.clear();
+  build_response_head(res, *plan, r.head, ctx.edits, out_);
+  r.out.response_started = true;
+  if (collect && p.ok()) {
+    std::array<net::const_buffer, 2> bufs{net::buffer(out_), net::buffer(whole)};
+    if (auto ec = co_await write_all(down_, bufs, Clock::now() + lim.idle_timeout))
+      p = Pumped{Pumped::What::write_failed, ec, false};
+    else
+      r.out.bytes_out += out_.size() + whole.size();
+  } else if (!collect) {
+    BodyWriter wr(plan->to_chunked);
+    p = co_await pump(rd, x.conn->socket, x.conn->buf, dl, &down_, wr, out_, r.out.bytes_out,
+                      nullptr, mode == policy::BodyMode::stream ? &r : nullptr);
+  }
+  ctx.response = nullptr; // it views the exchange, which ends here
+  if (!p.ok()) {
+    r.head.keep_alive = false;
+    x.conn.reset();
+    handle_->up = nullptr;
+    switch (p.what) {
+    case Pumped::What::write_failed:
+      co_return client_error(ErrorKind::bad_request, "writing to the client: " + p.ec.message());
+    case Pumped::What::malformed:
+      co_return upstream_error(ErrorKind::upstream_protocol_error,
+                               endpoint + " sent a malformed body: " + p.ec.message());
+    case Pumped::What::early_end:
+      co_return upstream_error(ErrorKind::upstream_protocol_error,
+                               endpoint + " ended the body early");
+    default:
+      co_return upstream_error(ErrorKind::upstream_protocol_error,
+                               plan->body == BodyKind::length
+                                   ? endpoint + " ended the body early: " + p.ec.message()
+                                   : endpoint + " failed during the body: " + p.ec.message());
+    }
+  }
+  // The upstream connection goes back to the pool only after a clean exchange.
+  if (plan->body != BodyKind::until_close && plan->upstream_reusable)
+    upstream::checkin(*x.ep, std::move(x.conn), lim.max_idle_per_endpoint, Clock::now());
+  x.conn.reset();
+  handle_->up = nullptr;
+  co_return std::nullopt;
+}
+
+// ---- the relay, both directions
+
+template <bool isRequest>
+net::awaitable<Pumped> Session::pump(BodyReader<isRequest>& rd, tcp::socket& from,
+                                     beast::flat_buffer& in, const Deadlines& dl, tcp::socket* to,
+                                     BodyWriter& wr, std::string_view prefix,
+                                     std::uint64_t& written, std::string* sink,
+                                     RequestContext* tap) {
+  bool eof = false;
+  // A response whose body breaks off still gets its head (it was committed to when the head was
+  // read), then the connection closes; a request whose body is bad never reaches the upstream.
+  const auto failed = [&](Pumped p) -> net::awaitable<Pumped> {
+    if (!isRequest && !prefix.empty() && to) {
+      if (!co_await write_all(*to, net::buffer(prefix), dl.write())) written += prefix.size();
+      prefix = {};
+    }
+    co_return p;
+  };
+  // Response filters that asked for the body as it streams, in reverse order.
+  const auto tap_piece = [&](std::string& piece, bool last) {
+    const auto filters = tap->chain->filters();
+    for (std::size_t i = filters.size(); i-- > 0;) {
+      tap->filters.position = i;
+      if (filters[i]->response_body() == policy::BodyMode::stream)
+        filters[i]->on_response_body(tap->filters, piece, last);
+    }
+  };
+  for (;;) {
+    auto step = rd.next(in, eof);
+    using S = typename BodyReader<isRequest>::Status;
+    switch (step.status) {
+    case S::data: {
+      std::string_view piece = step.data;
+      if (sink) {
+        sink->append(piece);
+        continue;
+      }
+      if (tap) {
+        tapbuf_.assign(piece);
+        tap_piece(tapbuf_, false);
+        piece = tapbuf_;
+      }
+      const auto f = wr.frame(piece);
+      const std::array<net::const_buffer, 4> bufs{net::buffer(prefix), f[0], f[1], f[2]};
+      if (auto ec = co_await write_all(*to, bufs, dl.write()))
+        co_return Pumped{Pumped::What::write_failed, ec, false};
+      written += net::buffer_size(bufs);
+      prefix = {};
+      continue;
+    }
+    case S::need_input: {
+      if (eof) co_return co_await failed(Pumped{Pumped::What::early_end, {}, false});
+      // The head goes out now if nothing came with it: a client waits for a streamed
+      // response's head, an upstream for the head of a request whose body is slow to come.
+      if (!prefix.empty() && to) {
+        if (auto ec = co_await write_all(*to, net::buffer(prefix), dl.write()))
+          co_return Pumped{Pumped::What::write_failed, ec, false};
+        written += prefix.size();
+        prefix = {};
+      }
+      arm(dl.read());
+      auto [ec, n] = co_await from.async_read_some(in.prepare(16384), kTuple);
+      if (ec == net::error::eof) {
+        eof = true;
+        continue;
+      }
+      if (ec) co_return co_await failed(Pumped{Pumped::What::read_failed, ec, timed_out()});
+      in.commit(n);
+      continue;
+    }
+    case S::done: {
+      if (sink) co_return Pumped{};
+      std::string_view rest;
+      if (tap) {
+        tapbuf_.clear();
+        tap_piece(tapbuf_, true);
+        rest = tapbuf_;
+      }
+      std::string trailers;
+      rd.append_trailers(trailers);
+      const auto f = wr.frame(rest);
+      const std::string_view end = wr.finish(trailers);
+      const std::array<net::const_buffer, 5> bufs{net::buffer(prefix), f[0], f[1], f[2],
+                                                  net::buffer(end)};
+      if (net::buffer_size(bufs) > 0) {
+        if (auto ec = co_await write_all(*to, bufs, dl.write()))
+          co_return Pumped{Pumped::What::write_failed, ec, false};
+        written += net::buffer_size(bufs);
+      }
+      co_return Pumped{};
+    }
+    case S::malformed:
+      co_return co_await failed(Pumped{Pumped::What::malformed, step.ec, false});
+    case S::too_large:
+      co_return co_await failed(Pumped{Pumped::What::too_large, {}, false});
+    }
+  }
+}
+
+} // namespace gw::proxy
