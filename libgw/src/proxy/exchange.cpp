@@ -111,7 +111,32 @@ net::awaitable<std::optional<ProxyError>> Session::forward(RequestContext& r) {
 net::awaitable<std::optional<ProxyError>> Session::attempt(RequestContext& r, Exchange& x,
                                                            Clock::time_point try_deadline,
                                                            Clock::time_point route_deadline) {
-  const Limits& lim = w_.limits;
+  if (auto e = co_await connect(r, x, try_deadline)) co_return e;
+  handle_->up = &x.conn->socket;
+  ++x.ep->load.active;
+  struct ActiveGuard {
+    std::shared_ptr<EndpointRuntime> e;
+    ~ActiveGuard() { --e->load.active; }
+  } guard{x.ep};
+
+  // 100-continue: we answer it ourselves once we are ready to take the body.
+  if (r.head.expect_continue && !x.body_sent) {
+    static constexpr std::string_view k100 = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (co_await write_all(down_, net::buffer(k100.data(), k100.size()),
+                           Clock::now() + w_.limits.idle_timeout))
+      co_return client_error(ErrorKind::bad_request, "client went away");
+    r.head.expect_continue = false;
+  }
+  // Only a reused connection that fails before any response byte may be tried again, and only
+  // for an idempotent request without a body (a streamed body cannot be sent twice).
+  const bool safe_again = x.reused && r.head.body == BodyKind::none && r.head.idempotent();
+  if (auto e = co_await send_request(r, x, try_deadline, route_deadline, safe_again)) co_return e;
+  co_return co_await read_response_head(r, x, try_deadline, safe_again);
+}
+
+/// A pooled connection to the endpoint, or a new one.
+net::awaitable<std::optional<ProxyError>> Session::connect(RequestContext& r, Exchange& x,
+                                                           Clock::time_point try_deadline) {
   EndpointRuntime& ep = *x.ep;
   const model::Upstream& up = r.snap->config().upstreams[r.route->upstream];
   x.conn = upstream::checkout(ep, Clock::now());
@@ -133,25 +158,16 @@ net::awaitable<std::optional<ProxyError>> Session::attempt(RequestContext& r, Ex
     error_code ignored;
     x.conn->socket.set_option(tcp::no_delay(true), ignored);
   }
-  handle_->up = &x.conn->socket;
-  ++ep.load.active;
-  struct ActiveGuard {
-    std::shared_ptr<EndpointRuntime> e;
-    ~ActiveGuard() { --e->load.active; }
-  } guard{x.ep};
+  co_return std::nullopt;
+}
 
-  // 100-continue: we answer it ourselves once we are ready to take the body.
-  if (r.head.expect_continue && !x.body_sent) {
-    static constexpr std::string_view k100 = "HTTP/1.1 100 Continue\r\n\r\n";
-    if (co_await write_all(down_, net::buffer(k100.data(), k100.size()),
-                           Clock::now() + lim.idle_timeout))
-      co_return client_error(ErrorKind::bad_request, "client went away");
-    r.head.expect_continue = false;
-  }
-
-  // Send the head and the body (one relay; the head goes out with the first piece).
-  const bool can_retry_send = r.head.body == BodyKind::none;
-  const bool safe_again = x.reused && can_retry_send && r.head.idempotent();
+/// The upstream head and the request body, through the relay (the head goes out with the first
+/// piece of the body, or before waiting for it).
+net::awaitable<std::optional<ProxyError>>
+Session::send_request(RequestContext& r, Exchange& x, Clock::time_point try_deadline,
+                      Clock::time_point route_deadline, bool safe_again) {
+  const Limits& lim = w_.limits;
+  EndpointRuntime& ep = *x.ep;
   x.body_sent = x.body_sent || r.head.body != BodyKind::none;
   {
     BodyReader<true> rd(r.head.body, r.head.content_length, *r.parser, scratch_,
@@ -186,7 +202,14 @@ net::awaitable<std::optional<ProxyError>> Session::attempt(RequestContext& r, Ex
     }
   }
 
-  // Read the response head; 1xx interim responses are relayed (HTTP/1.1 clients) and skipped.
+  co_return std::nullopt;
+}
+
+/// The response head; 1xx interim responses are relayed (HTTP/1.1 clients) and skipped.
+net::awaitable<std::optional<ProxyError>> Session::read_response_head(
+    RequestContext& r, Exchange& x, Clock::time_point try_deadline, bool safe_again) {
+  const Limits& lim = w_.limits;
+  EndpointRuntime& ep = *x.ep;
   for (;;) {
     std::size_t len = 0;
     arm(try_deadline);
@@ -252,120 +275,136 @@ net::awaitable<std::optional<ProxyError>> Session::attempt(RequestContext& r, Ex
 // ---- phase: response filters, then the response to the client
 
 net::awaitable<std::optional<ProxyError>> Session::respond(RequestContext& r, Exchange& x) {
-  const Limits& lim = w_.limits;
-  auto& res = x.parser->get();
-  policy::FilterContext& ctx = r.filters;
-  const unsigned code = res.result_int();
-  r.out.upstream_status = code;
-  const std::string endpoint(r.out.endpoint);
+  const auto& res = x.parser->get();
+  r.out.upstream_status = res.result_int();
   const policy::BodyMode mode = r.chain->response_body();
   auto plan = plan_response(res, x.parser->keep_alive(), r.head, r.head.keep_alive && !w_.draining,
                             mode == policy::BodyMode::stream);
-  if (!plan) co_return upstream_error(ErrorKind::upstream_protocol_error, endpoint + " " + plan.error());
+  if (!plan)
+    co_return upstream_error(ErrorKind::upstream_protocol_error,
+                             std::string(r.out.endpoint) + " " + plan.error());
 
-  // on_response, in reverse order: a filter may change the head's fields, or answer instead.
+  // on_response, in reverse order: a filter may change the head's fields, or answer instead (the
+  // upstream's answer is dropped, and so is its connection: its body was not read).
   const ResponseHeadView view(res);
-  if (r.filters_ran) {
-    const auto filters = r.chain->filters();
-    ctx.response = &view;
-    for (std::size_t i = filters.size(); i-- > 0;) {
-      ctx.position = i;
-      policy::Verdict v = filters[i]->on_response(ctx);
-      if (v.type() != policy::Verdict::Type::reply) continue;
-      // The upstream's answer is dropped, so is its connection (its body was not read).
-      policy::LocalReply& lr = v.reply();
-      lr.headers.insert(lr.headers.end(), ctx.edits.response_add.begin(),
-                        ctx.edits.response_add.end());
-      if (!lr.detail.empty()) r.out.error_detail = lr.detail;
-      x.conn.reset();
-      handle_->up = nullptr;
-      ctx.response = nullptr;
-      co_await reply(r, lr, false);
-      co_return std::nullopt;
-    }
-  }
-  r.out.status = code;
-  r.head.keep_alive = plan->keep_alive;
-
-  BodyReader<false> rd(plan->body, plan->length, *x.parser, scratch_);
-  Deadlines dl{std::chrono::milliseconds(r.route->timeout_ms), lim.idle_timeout};
-  Pumped p;
-  std::string whole;
-  const bool collect = mode == policy::BodyMode::whole && plan->body != BodyKind::none;
-  if (collect) {
-    // Whole-body filters: read it all (bounded by the route's max_body), let them change it,
-    // then send it with its new length.
-    BodyReader<false> bounded(plan->body, plan->length, *x.parser, scratch_,
-                              r.route->max_body ? r.route->max_body : 8 << 20);
-    BodyWriter none(false);
-    std::uint64_t ignored = 0;
-    p = co_await pump(bounded, x.conn->socket, x.conn->buf, dl, nullptr, none, {}, ignored, &whole);
-    if (p.what == Pumped::What::too_large)
-      co_return upstream_error(ErrorKind::upstream_protocol_error,
-                               endpoint + " sent a body larger than the route's max_body");
-    if (p.ok()) {
-      const auto filters = r.chain->filters();
-      for (std::size_t i = filters.size(); i-- > 0;) {
-        ctx.position = i;
-        policy::Verdict v = filters[i]->on_response_body(ctx, whole, true);
-        if (v.type() != policy::Verdict::Type::reply) continue;
-        policy::LocalReply& lr = v.reply();
-        lr.headers.insert(lr.headers.end(), ctx.edits.response_add.begin(),
-                          ctx.edits.response_add.end());
-        if (!lr.detail.empty()) r.out.error_detail = lr.detail;
-        x.conn.reset();
-        handle_->up = nullptr;
-        ctx.response = nullptr;
-        co_await reply(r, lr, false);
-        co_return std::nullopt;
-      }
-      plan->body = BodyKind::length;
-      plan->length = whole.size();
-      plan->length_known = true;
-      plan->to_chunked = false;
-    }
-  }
-  out_.clear();
-  build_response_head(res, *plan, r.head, ctx.edits, out_);
-  r.out.response_started = true;
-  if (collect && p.ok()) {
-    std::array<net::const_buffer, 2> bufs{net::buffer(out_), net::buffer(whole)};
-    if (auto ec = co_await write_all(down_, bufs, Clock::now() + lim.idle_timeout))
-      p = Pumped{Pumped::What::write_failed, ec, false};
-    else
-      r.out.bytes_out += out_.size() + whole.size();
-  } else if (!collect) {
-    BodyWriter wr(plan->to_chunked);
-    p = co_await pump(rd, x.conn->socket, x.conn->buf, dl, &down_, wr, out_, r.out.bytes_out,
-                      nullptr, mode == policy::BodyMode::stream ? &r : nullptr);
-  }
-  ctx.response = nullptr; // it views the exchange, which ends here
-  if (!p.ok()) {
-    r.head.keep_alive = false;
+  r.filters.response = &view;
+  if (auto lr = response_filters(r, [&](const policy::Filter& f, policy::FilterContext& ctx) {
+        return f.on_response(ctx);
+      })) {
     x.conn.reset();
     handle_->up = nullptr;
-    switch (p.what) {
-    case Pumped::What::write_failed:
-      co_return client_error(ErrorKind::bad_request, "writing to the client: " + p.ec.message());
-    case Pumped::What::malformed:
-      co_return upstream_error(ErrorKind::upstream_protocol_error,
-                               endpoint + " sent a malformed body: " + p.ec.message());
-    case Pumped::What::early_end:
-      co_return upstream_error(ErrorKind::upstream_protocol_error,
-                               endpoint + " ended the body early");
-    default:
-      co_return upstream_error(ErrorKind::upstream_protocol_error,
-                               plan->body == BodyKind::length
-                                   ? endpoint + " ended the body early: " + p.ec.message()
-                                   : endpoint + " failed during the body: " + p.ec.message());
-    }
+    co_await reply(r, *lr, false);
+    co_return std::nullopt;
+  }
+  r.out.status = plan->status;
+  r.head.keep_alive = plan->keep_alive;
+  // Not a conditional expression: GCC 12 mishandles co_await inside one.
+  std::optional<ProxyError> e;
+  if (mode == policy::BodyMode::whole && plan->body != BodyKind::none)
+    e = co_await send_whole(r, x, *plan);
+  else
+    e = co_await send_streamed(r, x, *plan, mode == policy::BodyMode::stream);
+  r.filters.response = nullptr; // it views the exchange, which ends here
+  if (e) {
+    r.head.keep_alive = false;
+    x.conn.reset();
+    co_return e;
   }
   // The upstream connection goes back to the pool only after a clean exchange.
-  if (plan->body != BodyKind::until_close && plan->upstream_reusable)
-    upstream::checkin(*x.ep, std::move(x.conn), lim.max_idle_per_endpoint, Clock::now());
+  if (x.conn && plan->body != BodyKind::until_close && plan->upstream_reusable)
+    upstream::checkin(*x.ep, std::move(x.conn), w_.limits.max_idle_per_endpoint, Clock::now());
   x.conn.reset();
-  handle_->up = nullptr;
   co_return std::nullopt;
+}
+
+template <class Hook>
+std::optional<policy::LocalReply> Session::response_filters(RequestContext& r, Hook hook) {
+  if (!r.filters_ran) return std::nullopt;
+  policy::FilterContext& ctx = r.filters;
+  const auto filters = r.chain->filters();
+  for (std::size_t i = filters.size(); i-- > 0;) {
+    ctx.position = i;
+    policy::Verdict v = hook(*filters[i], ctx);
+    if (v.type() != policy::Verdict::Type::reply) continue;
+    policy::LocalReply lr = std::move(v.reply());
+    lr.headers.insert(lr.headers.end(), ctx.edits.response_add.begin(),
+                      ctx.edits.response_add.end());
+    if (!lr.detail.empty()) r.out.error_detail = lr.detail;
+    return lr;
+  }
+  return std::nullopt;
+}
+
+/// The head and the body as they stream (through filters that asked for the pieces).
+net::awaitable<std::optional<ProxyError>>
+Session::send_streamed(RequestContext& r, Exchange& x, const ResponsePlan& plan, bool tap) {
+  BodyReader<false> rd(plan.body, plan.length, *x.parser, scratch_);
+  BodyWriter wr(plan.to_chunked);
+  const Deadlines dl{std::chrono::milliseconds(r.route->timeout_ms), w_.limits.idle_timeout};
+  out_.clear();
+  build_response_head(x.parser->get(), plan, r.head, r.filters.edits, out_);
+  r.out.response_started = true;
+  const Pumped p = co_await pump(rd, x.conn->socket, x.conn->buf, dl, &down_, wr, out_,
+                                 r.out.bytes_out, nullptr, tap ? &r : nullptr);
+  if (p.ok()) co_return std::nullopt;
+  co_return body_error(r, plan, p);
+}
+
+/// For filters that want the whole body: read it (bounded by the route's max_body), let them
+/// change it or answer instead, then send it with its new length.
+net::awaitable<std::optional<ProxyError>> Session::send_whole(RequestContext& r, Exchange& x,
+                                                              ResponsePlan plan) {
+  BodyReader<false> rd(plan.body, plan.length, *x.parser, scratch_,
+                       r.route->max_body ? r.route->max_body : kMaxWholeBody);
+  BodyWriter unused(false);
+  const Deadlines dl{std::chrono::milliseconds(r.route->timeout_ms), w_.limits.idle_timeout};
+  std::string& body = tapbuf_;
+  body.clear();
+  std::uint64_t none = 0;
+  const Pumped p =
+      co_await pump(rd, x.conn->socket, x.conn->buf, dl, nullptr, unused, {}, none, &body);
+  if (p.what == Pumped::What::too_large)
+    co_return upstream_error(ErrorKind::upstream_protocol_error,
+                             std::string(r.out.endpoint) +
+                                 " sent a body larger than the route's max_body");
+  if (!p.ok()) co_return body_error(r, plan, p);
+  if (auto lr = response_filters(r, [&](const policy::Filter& f, policy::FilterContext& ctx) {
+        return f.on_response_body(ctx, body, true);
+      })) {
+    co_await reply(r, *lr, false);
+    co_return std::nullopt;
+  }
+  plan.body = BodyKind::length;
+  plan.length = body.size();
+  plan.length_known = true;
+  plan.to_chunked = false;
+  out_.clear();
+  build_response_head(x.parser->get(), plan, r.head, r.filters.edits, out_);
+  r.out.response_started = true;
+  const std::array<net::const_buffer, 2> bufs{net::buffer(out_), net::buffer(body)};
+  if (auto ec = co_await write_all(down_, bufs, Clock::now() + w_.limits.idle_timeout))
+    co_return client_error(ErrorKind::bad_request, "writing to the client: " + ec.message());
+  r.out.bytes_out += out_.size() + body.size();
+  co_return std::nullopt;
+}
+
+ProxyError Session::body_error(const RequestContext& r, const ResponsePlan& plan,
+                               const Pumped& p) {
+  const std::string endpoint(r.out.endpoint);
+  switch (p.what) {
+  case Pumped::What::write_failed:
+    return client_error(ErrorKind::bad_request, "writing to the client: " + p.ec.message());
+  case Pumped::What::malformed:
+    return upstream_error(ErrorKind::upstream_protocol_error,
+                          endpoint + " sent a malformed body: " + p.ec.message());
+  case Pumped::What::early_end:
+    return upstream_error(ErrorKind::upstream_protocol_error, endpoint + " ended the body early");
+  default:
+    return upstream_error(ErrorKind::upstream_protocol_error,
+                          plan.body == BodyKind::length
+                              ? endpoint + " ended the body early: " + p.ec.message()
+                              : endpoint + " failed during the body: " + p.ec.message());
+  }
 }
 
 // ---- the relay, both directions

@@ -100,8 +100,8 @@ net::awaitable<bool> Session::handle_one() {
     auto e = co_await forward(r);
     handle_->up = nullptr; // the exchange's connection is gone or pooled
     if (e) {
-      r.out.error_detail = std::move(e->detail);
       if (upstream_failure(e->kind)) report_upstream_failure(r, *e);
+      r.out.error_detail = std::move(e->detail);
       if (r.out.response_started) {
         r.out.error = name_of(e->kind);
         r.close = true; // the head is out; only closing can signal the failure

@@ -155,6 +155,8 @@ struct Deadlines {
   Clock::time_point write() const { return std::min(write_cap, Clock::now() + write_each); }
 };
 inline constexpr Clock::duration kNoLimit = std::chrono::hours(24 * 365);
+/// The bound of a body read whole for filters when the route sets no max_body.
+inline constexpr std::uint64_t kMaxWholeBody = 8 << 20;
 
 /// How a relay ended.
 struct Pumped {
@@ -227,7 +229,24 @@ private:
   net::awaitable<std::optional<ProxyError>> attempt(RequestContext& r, Exchange& x,
                                                     Clock::time_point try_deadline,
                                                     Clock::time_point route_deadline);
+  net::awaitable<std::optional<ProxyError>> connect(RequestContext& r, Exchange& x,
+                                                    Clock::time_point try_deadline);
+  net::awaitable<std::optional<ProxyError>> send_request(RequestContext& r, Exchange& x,
+                                                         Clock::time_point try_deadline,
+                                                         Clock::time_point route_deadline,
+                                                         bool safe_again);
+  net::awaitable<std::optional<ProxyError>> read_response_head(RequestContext& r, Exchange& x,
+                                                               Clock::time_point try_deadline,
+                                                               bool safe_again);
   net::awaitable<std::optional<ProxyError>> respond(RequestContext& r, Exchange& x);
+  /// Runs a response hook of the route's filters in reverse order; the first answer wins.
+  template <class Hook> std::optional<policy::LocalReply> response_filters(RequestContext& r, Hook hook);
+  net::awaitable<std::optional<ProxyError>> send_streamed(RequestContext& r, Exchange& x,
+                                                          const ResponsePlan& plan, bool tap);
+  net::awaitable<std::optional<ProxyError>> send_whole(RequestContext& r, Exchange& x,
+                                                       ResponsePlan plan);
+  static ProxyError body_error(const RequestContext& r, const ResponsePlan& plan,
+                               const Pumped& p);
   net::awaitable<policy::IoResult> perform(policy::IoCall& call);
   redis::Client& redis_for(const policy::RedisTake& t);
   /// Sends a local reply; the connection closes after it when `close` (or when it cannot stay).
