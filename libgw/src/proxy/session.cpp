@@ -885,8 +885,12 @@ net::awaitable<std::optional<ProxyError>> Session::respond(RequestContext& r, Ex
       r.out.bytes_out += out_.size() + whole.size();
   } else if (!collect) {
     BodyWriter wr(plan->to_chunked);
+    // A response without a body (HEAD, 204, 304, an empty one) has nothing for stream filters,
+    // and nothing they might return at its end may follow its head: it would be read as the
+    // start of the next response.
+    const bool tap = mode == policy::BodyMode::stream && plan->body != BodyKind::none;
     p = co_await pump(rd, x.conn->socket, x.conn->buf, dl, &down_, wr, out_, r.out.bytes_out,
-                      nullptr, mode == policy::BodyMode::stream ? &r : nullptr);
+                      nullptr, tap ? &r : nullptr);
   }
   ctx.response = nullptr; // it views the exchange, which ends here
   if (!p.ok()) {
