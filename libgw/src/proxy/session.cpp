@@ -225,7 +225,15 @@ constexpr Clock::duration kNoLimit = std::chrono::hours(24 * 365);
 
 /// How a relay ended.
 struct Pumped {
-  enum class What : std::uint8_t { ok, read_failed, write_failed, malformed, too_large, early_end };
+  enum class What : std::uint8_t {
+    ok,
+    read_failed,
+    write_failed,
+    malformed,
+    too_large,
+    early_end,
+    filter_failed, // a stream-mode body filter answered (its detail is in the outcome)
+  };
   What what = What::ok;
   error_code ec;
   bool timed_out = false;
@@ -906,6 +914,11 @@ net::awaitable<std::optional<ProxyError>> Session::respond(RequestContext& r, Ex
     case Pumped::What::early_end:
       co_return upstream_error(ErrorKind::upstream_protocol_error,
                                endpoint + " ended the body early");
+    case Pumped::What::filter_failed:
+      // The gateway's own failure: not the upstream's, nor retryable; handle_one closes the
+      // connection, since the head is out.
+      co_return ProxyError{ErrorKind::internal, ProxyError::Source::gateway, false,
+                           std::move(r.out.error_detail)};
     default:
       co_return upstream_error(ErrorKind::upstream_protocol_error,
                                plan->body == BodyKind::length
@@ -939,14 +952,20 @@ net::awaitable<Pumped> Session::pump(BodyReader<isRequest>& rd, tcp::socket& fro
     }
     co_return p;
   };
-  // Response filters that asked for the body as it streams, in reverse order.
+  // Response filters that asked for the body as it streams, in reverse order. One that answers
+  // (it failed) cannot change the status any more: the response ends there, unfinished.
   const auto tap_piece = [&](std::string& piece, bool last) {
     const auto filters = tap->chain->filters();
     for (std::size_t i = filters.size(); i-- > 0;) {
       tap->filters.position = i;
-      if (filters[i]->response_body() == policy::BodyMode::stream)
-        filters[i]->on_response_body(tap->filters, piece, last);
+      if (filters[i]->response_body() != policy::BodyMode::stream) continue;
+      policy::Verdict v = filters[i]->on_response_body(tap->filters, piece, last);
+      if (v.type() == policy::Verdict::Type::reply) {
+        tap->out.error_detail = std::move(v.reply().detail);
+        return false;
+      }
     }
+    return true;
   };
   for (;;) {
     auto step = rd.next(in, eof);
@@ -960,7 +979,8 @@ net::awaitable<Pumped> Session::pump(BodyReader<isRequest>& rd, tcp::socket& fro
       }
       if (tap) {
         tapbuf_.assign(piece);
-        tap_piece(tapbuf_, false);
+        if (!tap_piece(tapbuf_, false))
+          co_return co_await failed(Pumped{Pumped::What::filter_failed, {}, false});
         piece = tapbuf_;
       }
       const auto f = wr.frame(piece);
@@ -996,7 +1016,9 @@ net::awaitable<Pumped> Session::pump(BodyReader<isRequest>& rd, tcp::socket& fro
       std::string_view rest;
       if (tap) {
         tapbuf_.clear();
-        tap_piece(tapbuf_, true);
+        // Failing here, the last chunk is not sent: a chunked client sees the body break off.
+        if (!tap_piece(tapbuf_, true))
+          co_return co_await failed(Pumped{Pumped::What::filter_failed, {}, false});
         rest = tapbuf_;
       }
       std::string trailers;
