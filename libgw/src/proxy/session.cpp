@@ -884,7 +884,8 @@ net::awaitable<std::optional<ProxyError>> Session::respond(RequestContext& r, Ex
   }
   out_.clear();
   build_response_head(res, *plan, r.head, ctx.edits, out_);
-  r.out.response_started = true;
+  // A whole body that could not be read has sent nothing yet: the client gets the error reply.
+  r.out.response_started = !collect || p.ok();
   if (collect && p.ok()) {
     std::array<net::const_buffer, 2> bufs{net::buffer(out_), net::buffer(whole)};
     if (auto ec = co_await write_all(down_, bufs, Clock::now() + lim.idle_timeout))
