@@ -863,8 +863,17 @@ net::awaitable<std::optional<ProxyError>> Session::respond(RequestContext& r, Ex
     if (p.ok()) {
       const auto filters = r.chain->filters();
       for (std::size_t i = filters.size(); i-- > 0;) {
+        const policy::BodyMode m = filters[i]->response_body();
+        if (m == policy::BodyMode::none) continue;
         ctx.position = i;
-        policy::Verdict v = filters[i]->on_response_body(ctx, whole, true);
+        policy::Verdict v = filters[i]->on_response_body(ctx, whole, m == policy::BodyMode::whole);
+        if (m == policy::BodyMode::stream && v.type() != policy::Verdict::Type::reply) {
+          // A stream filter on this route gets what it gets streaming: the body (here in one
+          // piece), then the end, whose result is appended.
+          tapbuf_.clear();
+          v = filters[i]->on_response_body(ctx, tapbuf_, true);
+          whole += tapbuf_;
+        }
         if (v.type() != policy::Verdict::Type::reply) continue;
         policy::LocalReply& lr = v.reply();
         lr.headers.insert(lr.headers.end(), ctx.edits.response_add.begin(),
