@@ -1008,3 +1008,37 @@ TEST_CASE("lua: the body counts against the memory cap of each call", "[lua]") {
   REQUIRE(v.type() == Verdict::Type::proceed);
   CHECK(small.size() == 400 * 1024);
 }
+
+TEST_CASE("lua: the README's response-body example does what the README says", "[lua]") {
+  Context ctx;
+  ctx.policy = "redact";
+  ctx.base_dir = GW_SOURCE_DIR "/tests/readme";
+  gw::Diagnostics diags;
+  json s = lua_settings("plugins/redact.lua");
+  s["response_body"] = "whole";
+  auto c = kLuaKind.compile(s, ctx, diags);
+  INFO(gwtest::dump_diagnostics(diags));
+  REQUIRE(c);
+  CHECK(diags.empty());
+  auto f = build_from(*c, "redact");
+  CHECK(f->response_body() == BodyMode::whole);
+  Exchange x;
+  SECTION("card numbers in JSON are masked, and counted in a header") {
+    FakeResponse resp(200, {{"content-type", "application/json"}});
+    x.ctx.response = &resp;
+    std::string body =
+        R"({"card_number": "4111111111111111", "other": {"card_number":"5500005555555559"}})";
+    REQUIRE(f->on_response_body(x.ctx, body, true).type() == Verdict::Type::proceed);
+    CHECK(body ==
+          R"({"card_number": "************1111", "other": {"card_number":"************5559"}})");
+    CHECK(header_of(x.ctx.edits.response_set, "x-redacted") == "2");
+  }
+  SECTION("other bodies go out as they came") {
+    FakeResponse resp(200, {{"content-type", "text/plain"}});
+    x.ctx.response = &resp;
+    std::string body = R"("card_number": "4111111111111111")";
+    REQUIRE(f->on_response_body(x.ctx, body, true).type() == Verdict::Type::proceed);
+    CHECK(body == R"("card_number": "4111111111111111")");
+    CHECK(x.ctx.edits.response_set.empty());
+  }
+}
