@@ -2,8 +2,10 @@
 the client, answers given by a script without calling the upstream, runtime errors and exhausted
 budgets answered 500 with the Lua error in gwd's logs while gwd keeps serving, reloads that
 change a script, and `gwctl validate` naming a script's own file:line."""
+import hashlib
 import json
 import os
+import socket
 import tempfile
 import time
 import unittest
@@ -278,6 +280,330 @@ class PluginTest(unittest.TestCase):
             self.write("plugins/version.lua", VERSION.replace("{version}", "1"))
             r = gwctl("reload", self.gw.spec_path, socket_path=self.gw.control)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
+# ---- response bodies (response_body = "stream" | "whole")
+
+UPPER = """\
+function on_response_body(chunk, last)
+  gw.log("upper", gw.request.get_method(), gw.request.get_path(), last and "last" or #chunk)
+  if last then return gw.request.get_query_arg("footer") end
+  if gw.request.get_query_arg("lower") then return chunk:lower() end
+  return chunk:upper()
+end
+"""
+
+CUT = """\
+function on_response_body(chunk, last)
+  gw.ctx.pieces = (gw.ctx.pieces or 0) + 1
+  if gw.ctx.pieces == 2 then error("the second piece is one too many") end
+end
+"""
+
+JSON_REWRITE = """\
+function on_response_body(body, last)
+  if gw.request.get_query_arg("exit") then
+    return gw.response.exit(409, { message = "answered from the body", seen = #body })
+  end
+  if gw.request.get_query_arg("fail") then
+    local doc = nil
+    return doc.field
+  end
+  gw.response.set_header("x-original-length", #body)
+  local out = body:gsub('"backend": "a"', '"backend": "gateway"')
+  return '{"rewritten": true, ' .. out:sub(2)
+end
+"""
+
+BODY_SPEC = """\
+version = 1
+[upstreams.a]
+endpoints = ["{a}"]
+
+[policies.upper]
+kind = "lua"
+script = "plugins/upper.lua"
+response_body = "stream"
+
+[policies.cut]
+kind = "lua"
+script = "plugins/cut.lua"
+response_body = "stream"
+
+[policies.json]
+kind = "lua"
+script = "plugins/json.lua"
+response_body = "whole"
+
+[[routes]]
+name = "upper"
+prefix = "/upper"
+upstream = "a"
+policies = ["upper"]
+
+[[routes]]
+name = "cut"
+prefix = "/cut"
+upstream = "a"
+policies = ["cut"]
+
+[[routes]]
+name = "json"
+prefix = "/json"
+upstream = "a"
+policies = ["json"]
+max_body = "4KiB"
+
+[[routes]]
+name = "both"
+prefix = "/both"
+upstream = "a"
+policies = ["json", "upper"]
+"""
+
+
+def read_until_close(conn):
+    """Everything a Conn receives until the server closes it (what was buffered included)."""
+    out = conn.buf
+    conn.buf = b""
+    try:
+        while True:
+            data = conn.sock.recv(65536)
+            if not data:
+                break
+            out += data
+    except ConnectionResetError:
+        pass
+    return out
+
+
+def chunked_backend_body(n):
+    """The body backend.py's /chunked/N sends (see its chunk sizes)."""
+    out, i = bytearray(), 0
+    while n:
+        size = min(n, 1000 + (i * 7919) % 5000)
+        out += bytes([65 + i % 26]) * size
+        n -= size
+        i += 1
+    return bytes(out)
+
+
+class ResponseBodyTest(unittest.TestCase):
+    """Lua plugins that see the response body, through one gwd worker (so that its log lines
+    come in request order) and a backend serving Content-Length, chunked and close-delimited
+    bodies."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="gw-plugins-body-")
+        cls.addClassCleanup(cls.tmp.cleanup)
+        cls.dir = cls.tmp.name
+        cls.backend = Backend(cls.dir, "a")
+        cls.addClassCleanup(cls.backend.stop)
+        for name, text in (("upper", UPPER), ("cut", CUT), ("json", JSON_REWRITE)):
+            PluginTest.write.__func__(cls, f"plugins/{name}.lua", text)
+        cls.gw = Gateway(cls.dir, BODY_SPEC.format(a=cls.backend.address), workers=1)
+        cls.addClassCleanup(cls.gw.stop)
+
+    def record(self, path, query=None):
+        """The access log's last record of a request to `path` (with `query`), once written."""
+        found = []
+
+        def ready():
+            nonlocal found
+            found = [r for r in self.gw.access_records(expect=0)
+                     if r["path"] == path and r.get("query") == query]
+            return found
+
+        wait_until(ready, what=f"an access log record for {path}?{query}")
+        return found[-1]
+
+    def stats(self):
+        return PluginTest.stats(self)
+
+    def hook_lines(self, path):
+        """gwd's log lines of the upper plugin for requests to `path`."""
+        return [l for l in self.gw.output().splitlines() if f"plugin upper: upper " in l
+                and f" {path} " in l]
+
+    # ---- stream mode
+
+    def test_stream_a_content_length_body_goes_out_chunked_and_changed(self):
+        with Conn(self.gw.port) as c:
+            r = c.request("GET", "/upper/stream/100000?footer=END")
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.header("transfer-encoding"), "chunked")
+            self.assertIsNone(r.header("content-length"))
+            self.assertEqual(r.body, b"X" * 100000 + b"END")
+            # The connection stays open for the next request.
+            r = c.request("GET", "/upper/stream/10")
+            self.assertEqual(r.body, b"XXXXXXXXXX")
+        # The hook saw pieces, then the end.
+        wait_until(lambda: any(" last (request_id" in l for l in self.hook_lines("/upper/stream/10")),
+                   what="the hook's log lines")
+        lines = self.hook_lines("/upper/stream/100000")
+        self.assertGreater(len(lines), 1)
+        self.assertIn(" last (request_id", lines[-1])
+
+    def test_stream_a_chunked_body_keeps_its_trailers(self):
+        r = request(self.gw.port, "GET", "/upper/chunked/30000?lower=1")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("transfer-encoding"), "chunked")
+        original = chunked_backend_body(30000)
+        self.assertEqual(r.body, original.lower())
+        # The trailer the backend computed over what it sent still arrives.
+        self.assertEqual(r.trailers, [("x-checksum", hashlib.sha256(original).hexdigest())])
+
+    def test_stream_a_close_delimited_body(self):
+        r = request(self.gw.port, "GET", "/upper/close-delimited/5000?footer=!")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("transfer-encoding"), "chunked")
+        self.assertEqual(r.body, b"Y" * 5000 + b"!")
+
+    def test_stream_to_an_http10_client_ends_with_the_connection(self):
+        with Conn(self.gw.port) as c:
+            c.send(b"GET /upper/stream/3000?footer=END HTTP/1.0\r\nHost: example.test\r\n"
+                   b"Connection: keep-alive\r\n\r\n")
+            out = read_until_close(c)
+        head, _, body = out.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), out[:200])
+        fields = head.lower().split(b"\r\n")[1:]
+        self.assertIn(b"connection: close", fields)
+        self.assertFalse([f for f in fields if f.startswith((b"content-length", b"transfer-enc"))])
+        self.assertEqual(body, b"X" * 3000 + b"END")
+
+    def test_no_body_no_hook_head_204_304(self):
+        with Conn(self.gw.port) as c:
+            r = c.request("HEAD", "/upper/stream/1000?footer=END")
+            self.assertEqual((r.version, r.status), ("HTTP/1.1", 200), r)
+            self.assertEqual(r.header("content-length"), "1000")  # what a GET would get
+            for code in (204, 304):
+                r = c.request("GET", f"/upper/status/{code}?footer=END")
+                self.assertEqual((r.version, r.status), ("HTTP/1.1", code), r)
+                self.assertIsNone(r.header("transfer-encoding"))
+            # Nothing was written after those heads: the next response on the connection reads
+            # cleanly, and it is the only one the hook saw.
+            r = c.request("GET", "/upper/stream/5?footer=.")
+            self.assertEqual((r.version, r.status), ("HTTP/1.1", 200), r)
+            self.assertEqual(r.body, b"XXXXX.")
+            self.assertEqual(c.buf, b"")
+            c.sock.settimeout(0.2)
+            with self.assertRaises(socket.timeout):
+                c.sock.recv(1)  # and nothing is left over after it
+        wait_until(lambda: self.hook_lines("/upper/stream/5"), what="the hook's last log line")
+        self.assertEqual(self.hook_lines("/upper/stream/1000"), [])
+        self.assertEqual(self.hook_lines("/upper/status/204"), [])
+        self.assertEqual(self.hook_lines("/upper/status/304"), [])
+
+    def test_stream_failure_cuts_the_response_short(self):
+        errors = self.stats().get("lua_errors", 0)
+        with Conn(self.gw.port) as c:
+            c.send(b"GET /cut/stream/200000 HTTP/1.1\r\nHost: example.test\r\n\r\n")
+            out = read_until_close(c)  # gwd closes the connection
+        head, _, body = out.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), out[:200])
+        self.assertIn(b"transfer-encoding: chunked", head.lower())
+        # The first piece went out; the body never ends with the last chunk.
+        self.assertGreater(len(body), 0)
+        self.assertLess(len(body), 200000)
+        self.assertFalse(body.endswith(b"0\r\n\r\n"))
+        rec = self.record("/cut/stream/200000")
+        self.assertEqual(rec["status"], 200)
+        self.assertEqual(rec["error"], "internal")
+        self.assertIn("on_response_body: plugins/cut.lua:3: the second piece is one too many",
+                      rec["error_detail"])
+        self.assertEqual(rec["bytes_out"], len(out))
+        wait_until(lambda: "(the response is cut short)" in self.gw.output(), what="gwd's line")
+        self.assertEqual(self.stats()["lua_errors"], errors + 1)
+        self.assertTrue(self.gw.alive())
+
+    def test_stream_bytes_out_counts_what_the_client_got(self):
+        with Conn(self.gw.port) as c:
+            c.send(b"GET /upper/stream/20000?footer=bytes HTTP/1.1\r\nHost: example.test\r\n"
+                   b"Connection: close\r\n\r\n")
+            out = read_until_close(c)
+        self.assertTrue(out.endswith(b"bytes\r\n0\r\n\r\n"), out[-50:])
+        rec = self.record("/upper/stream/20000", "footer=bytes")
+        self.assertEqual(rec["bytes_out"], len(out))
+
+    # ---- whole mode
+
+    def test_whole_rewrites_json_with_its_new_length_and_keeps_the_connection(self):
+        with Conn(self.gw.port) as c:
+            r = c.request("GET", "/json/echo")
+            self.assertEqual(r.status, 200, r)
+            self.assertIsNone(r.header("transfer-encoding"))
+            self.assertEqual(int(r.header("content-length")), len(r.body))
+            doc = r.json()
+            self.assertIs(doc["rewritten"], True)
+            self.assertEqual(doc["backend"], "gateway")
+            self.assertEqual(doc["target"], "/json/echo")
+            # A header set in whole mode reaches the head, which goes out after the body hook.
+            grown = len('"rewritten": true, ') + len("gateway") - len("a")
+            self.assertEqual(int(r.header("x-original-length")), len(r.body) - grown)
+            # The same connection serves the next request.
+            r = c.request("GET", "/json/echo?again=1")
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["target"], "/json/echo?again=1")
+
+    def test_whole_bytes_out_counts_what_the_client_got(self):
+        with Conn(self.gw.port) as c:
+            c.send(b"GET /json/echo?bytes=1 HTTP/1.1\r\nHost: example.test\r\n"
+                   b"Connection: close\r\n\r\n")
+            out = read_until_close(c)
+        head, _, body = out.partition(b"\r\n\r\n")
+        self.assertIn(f"content-length: {len(body)}".encode(), head.lower())
+        self.assertIs(json.loads(body)["rewritten"], True)
+        rec = self.record("/json/echo", "bytes=1")
+        self.assertEqual(rec["bytes_out"], len(out))
+
+    def test_whole_body_over_max_body_is_a_502(self):
+        r = request(self.gw.port, "GET", "/json/stream/5000")
+        self.assertEqual(r.status, 502, r)
+        self.assertEqual(r.json()["error"], "upstream_protocol_error")
+        rec = self.record("/json/stream/5000")
+        self.assertIn("larger than the route's max_body", rec["error_detail"])
+        # A body within it passes.
+        r = request(self.gw.port, "GET", "/json/stream/4096")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(len(r.body), 4096 + len(b'{"rewritten": true, ') - 1)
+
+    def test_whole_body_that_breaks_off_is_a_502(self):
+        r = request(self.gw.port, "GET", "/json/truncated")
+        self.assertEqual(r.status, 502, r)
+        self.assertEqual(r.json()["error"], "upstream_protocol_error")
+
+    def test_a_stream_filter_on_a_whole_body_route_sees_a_piece_then_the_end(self):
+        # Body hooks run in reverse order: upper (stream) first, on the body read whole, then
+        # json (whole) on what upper made of it.
+        r = request(self.gw.port, "GET", "/both/stream/10?footer=end")
+        self.assertEqual(r.status, 200, r)
+        self.assertIsNone(r.header("transfer-encoding"))
+        self.assertEqual(r.body, b'{"rewritten": true, XXXXXXXXXend')
+        self.assertEqual(int(r.header("content-length")), len(r.body))
+
+    def test_whole_exit_answers_instead(self):
+        r = request(self.gw.port, "GET", "/json/echo?exit=1")
+        self.assertEqual(r.status, 409, r)
+        doc = r.json()
+        self.assertEqual(doc["message"], "answered from the body")
+        self.assertGreater(doc["seen"], 100)  # it saw the upstream's whole body
+        self.assertEqual(int(r.header("content-length")), len(r.body))
+
+    def test_whole_runtime_error_is_a_500(self):
+        errors = self.stats().get("lua_errors", 0)
+        with Conn(self.gw.port) as c:
+            r = c.request("GET", "/json/echo?fail=1")
+            self.assertEqual(r.status, 500, r)
+            self.assertEqual(r.json()["message"], "plugin json failed")
+            self.assertIsNone(r.header("x-original-length"))
+            r = c.request("GET", "/json/echo")  # the connection is still good
+            self.assertEqual(r.status, 200, r)
+        rec = self.record("/json/echo", "fail=1")
+        self.assertEqual(rec["status"], 500)
+        self.assertIn("on_response_body: plugins/json.lua:7: attempt to index a nil value",
+                      rec["error_detail"])
+        self.assertEqual(self.stats()["lua_errors"], errors + 1)
 
 
 class Validate(unittest.TestCase):

@@ -523,6 +523,8 @@ class RedisStore(RateLimitCase):
         r = request(gw.port, path="/echo", timeout=5)
         self.assertEqual(r.status, 503, r)
         self.assertEqual(r.json()["error"], "policy_unavailable")
+        # gwd writes the line once the request ends, which may be after the client has its answer.
+        wait_until(lambda: self.store_error_lines(gw), what="gwd's store error line")
         lines = self.store_error_lines(gw)
         self.assertEqual(len(lines), 1, gw.output())
         self.assertIn("WRONGTYPE", lines[0])

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -736,5 +737,308 @@ TEST_CASE("lua: the README's example plugin does what the README says", "[lua]")
     REQUIRE(v.reply().body);
     CHECK(json::parse(*v.reply().body) == json{{"message", "unknown tenant"}});
     f->on_log(x.ctx);
+  }
+}
+
+// ---- the response body
+
+namespace {
+
+/// What a stream-mode filter does to a body handed over in `pieces`: each piece, then the end
+/// (an empty piece with last = true), as the proxy calls it. Stops at the first reply.
+struct Streamed {
+  std::string out;
+  std::vector<Verdict::Type> verdicts;
+  std::string detail;
+};
+Streamed stream_through(const Filter& f, Exchange& x, const std::vector<std::string>& pieces) {
+  Streamed s;
+  for (std::size_t i = 0; i <= pieces.size(); ++i) {
+    const bool last = i == pieces.size();
+    std::string data = last ? std::string() : pieces[i];
+    Verdict v = f.on_response_body(x.ctx, data, last);
+    s.verdicts.push_back(v.type());
+    if (v.type() == Verdict::Type::reply) {
+      s.detail = v.reply().detail;
+      break;
+    }
+    s.out += data;
+  }
+  return s;
+}
+
+} // namespace
+
+TEST_CASE("lua: response_body sets the filter's body mode", "[lua]") {
+  const std::string src = "function on_response_body(chunk, last) end\n";
+  CHECK(plugin(src, {{"response_body", "stream"}})->response_body() == BodyMode::stream);
+  CHECK(plugin(src, {{"response_body", "whole"}})->response_body() == BodyMode::whole);
+  CHECK(plugin("function on_request() end\n")->response_body() == BodyMode::none);
+}
+
+TEST_CASE("lua: response_body and on_response_body go together", "[lua]") {
+  TempDir dir;
+  std::map<std::string, gw::SourceLoc> locs{{"/response_body", gw::SourceLoc{"spec.toml", 15, 17}}};
+  Context ctx;
+  ctx.policy = "tag";
+  ctx.loc = gw::SourceLoc{"spec.toml", 12, 1};
+  ctx.locs = &locs;
+  ctx.base_dir = dir.path();
+  gw::Diagnostics diags;
+  const auto compile = [&](const std::string& source, json extra) {
+    dir.write("plugins/x.lua", source);
+    json s = lua_settings();
+    s.update(extra);
+    diags = gw::Diagnostics();
+    return kLuaKind.compile(s, ctx, diags);
+  };
+  SECTION("the hook without the setting is never called: a warning") {
+    auto c = compile("function on_response_body(chunk) return chunk:upper() end\n", json::object());
+    INFO(gwtest::dump_diagnostics(diags));
+    REQUIRE(c);
+    const auto* d = gwtest::find_diagnostic(diags, "policy.lua-body-unused");
+    REQUIRE(d);
+    CHECK(d->severity == gw::Severity::warning);
+    CHECK(d->message.find("never called without response_body") != std::string::npos);
+    // It is the only hook, but the warning above says why the script does nothing.
+    CHECK_FALSE(gwtest::find_diagnostic(diags, "policy.lua-no-hooks"));
+    // And the filter built from it leaves bodies alone.
+    auto f = build_from(*c);
+    CHECK(f->response_body() == BodyMode::none);
+    Exchange x;
+    std::string data = "abc";
+    CHECK(f->on_response_body(x.ctx, data, true).type() == Verdict::Type::proceed);
+    CHECK(data == "abc");
+  }
+  SECTION("the setting without the hook: an error at the key") {
+    auto c = compile("function on_response() end\n", {{"response_body", "whole"}});
+    CHECK_FALSE(c);
+    const auto* d = gwtest::find_diagnostic(diags, "policy.lua-no-body-hook");
+    INFO(gwtest::dump_diagnostics(diags));
+    REQUIRE(d);
+    CHECK(d->severity == gw::Severity::error);
+    CHECK(d->line == 15);
+    CHECK(d->message.find("defines no on_response_body") != std::string::npos);
+  }
+  SECTION("a value other than stream or whole") {
+    auto c = compile("function on_response_body() end\n", {{"response_body", "chunked"}});
+    CHECK_FALSE(c);
+    const auto* d = gwtest::find_diagnostic(diags, "policy.invalid");
+    INFO(gwtest::dump_diagnostics(diags));
+    REQUIRE(d);
+    CHECK(d->line == 15);
+    CHECK(d->message.find("\"stream\"") != std::string::npos);
+  }
+  SECTION("both: no diagnostics") {
+    auto c = compile("function on_response_body() end\n", {{"response_body", "stream"}});
+    REQUIRE(c);
+    CHECK(diags.empty());
+    CHECK((*c)["response_body"] == "stream");
+  }
+}
+
+TEST_CASE("lua: build refuses a body mode it cannot run", "[lua]") {
+  BuildContext bc;
+  bc.policy = "tag";
+  bc.settings = R"({"kind":"lua","script":"x.lua","source":"function on_response_body() end",)"
+                R"("max_instructions":1000,"max_memory":1048576,"response_body":"sometimes"})";
+  CHECK_FALSE(kLuaKind.build(bc));
+  bc.settings = R"({"kind":"lua","script":"x.lua","source":"function on_request() end",)"
+                R"("max_instructions":1000,"max_memory":1048576,"response_body":"whole"})";
+  auto f = kLuaKind.build(bc);
+  REQUIRE_FALSE(f);
+  CHECK(f.error().message.find("defines no on_response_body") != std::string::npos);
+}
+
+TEST_CASE("lua: in stream mode each piece is replaced by what the hook returns", "[lua]") {
+  auto f = plugin(R"(
+function on_response_body(chunk, last)
+  gw.ctx.pieces = (gw.ctx.pieces or 0) + 1
+  if last then return "[" .. gw.ctx.pieces .. " pieces, status " .. gw.response.get_status() .. "]" end
+  if chunk == "keep" then return nil end
+  if chunk == "also kept" then return end
+  return chunk:upper()
+end
+)",
+                  {{"response_body", "stream"}});
+  Exchange x;
+  FakeResponse resp(200);
+  x.ctx.response = &resp;
+  const auto s = stream_through(*f, x, {"hello ", "keep", "also kept", " world"});
+  CHECK(s.detail.empty());
+  CHECK(s.out == "HELLO keepalso kept WORLD[5 pieces, status 200]");
+  CHECK(x.counters.lua_errors == 0);
+}
+
+TEST_CASE("lua: an empty string drops a piece, and a result that is not a string is an error",
+          "[lua]") {
+  auto f = plugin(R"(
+function on_response_body(chunk, last)
+  if chunk == "drop" then return "" end
+  if chunk == "table" then return {} end
+end
+)",
+                  {{"response_body", "stream"}});
+  Exchange x;
+  CHECK(stream_through(*f, x, {"a", "drop", "b"}).out == "ab");
+  x.reset();
+  const auto s = stream_through(*f, x, {"a", "table", "b"});
+  CHECK(s.out == "a");
+  CHECK(s.verdicts.back() == Verdict::Type::reply);
+  CHECK(s.detail.find("on_response_body must return a string or nil (it returned a table)") !=
+        std::string::npos);
+}
+
+TEST_CASE("lua: a stream-mode failure is noted and counted, and the head cannot change", "[lua]") {
+  const auto run = [](const std::string& body) {
+    auto f = plugin("function on_response_body(chunk, last)\n" + body + "\nend\n",
+                    {{"response_body", "stream"}});
+    Exchange x;
+    FakeResponse resp(200);
+    x.ctx.response = &resp;
+    auto s = stream_through(*f, x, {"one", "two"});
+    CHECK(s.verdicts.size() == 1); // the first piece already fails
+    CHECK(s.verdicts.back() == Verdict::Type::reply);
+    CHECK(x.counters.lua_errors == 1);
+    CHECK(has_note(x.ctx, "plugin tag failed: on_response_body: "));
+    CHECK(has_note(x.ctx, "(the response is cut short)"));
+    CHECK(x.ctx.edits.response_set.empty());
+    return s.detail;
+  };
+  CHECK(run("error('boom')").find("on_response_body: plugins/x.lua:2: boom") != std::string::npos);
+  CHECK(run("gw.response.exit(500, 'no')").find("gw.response.exit is available only in") !=
+        std::string::npos);
+  CHECK(run("gw.response.set_header('x-a', '1')")
+            .find("gw.response.set_header is available only in") != std::string::npos);
+}
+
+TEST_CASE("lua: the budget applies to each call of the body hook", "[lua]") {
+  // About 60000 instructions a call: ten calls are far past one budget, each within its own.
+  auto f = plugin(R"(
+function on_response_body(chunk, last)
+  local n = 0
+  for i = 1, 20000 do n = n + i end
+  if chunk == "spin" then while true do end end
+  gw.log("piece", chunk)
+end
+)",
+                  {{"response_body", "stream"}, {"max_instructions", 100000}});
+  Exchange x;
+  std::vector<std::string> pieces(60, "p");
+  auto s = stream_through(*f, x, pieces);
+  CHECK(s.detail.empty());
+  CHECK(s.verdicts.size() == 61);
+  // gw.log's cap is per request, however many pieces the body has.
+  CHECK(x.ctx.notes.size() == 51);
+  CHECK(has_note(x.ctx, "the rest are dropped"));
+  x.reset();
+  s = stream_through(*f, x, {"p", "spin", "p"});
+  CHECK(s.verdicts.size() == 2);
+  CHECK(s.detail.find("instruction budget exhausted (100000 instructions)") != std::string::npos);
+}
+
+TEST_CASE("lua: in whole mode the hook sees the whole body once and may answer", "[lua]") {
+  auto f = plugin(R"(
+function on_response_body(body, last)
+  if not last then error("whole mode is one call with last = true") end
+  if gw.response.get_header("x-answer") then
+    return gw.response.exit(418, { seen = #body }, { ["X-Why"] = "plugin" })
+  end
+  if gw.response.get_header("x-fail") then
+    local t = nil
+    return t.field
+  end
+  gw.response.set_header("content-type", "text/plain")
+  return body:gsub("secret", "******")
+end
+)",
+                  {{"response_body", "whole"}});
+  Exchange x;
+  SECTION("replaced, with a header set") {
+    FakeResponse resp(200);
+    x.ctx.response = &resp;
+    std::string body = "a secret and a secret";
+    auto v = f->on_response_body(x.ctx, body, true);
+    INFO(v.reply().detail);
+    REQUIRE(v.type() == Verdict::Type::proceed);
+    CHECK(body == "a ****** and a ******");
+    CHECK(header_of(x.ctx.edits.response_set, "content-type") == "text/plain");
+  }
+  SECTION("exit replaces the answer") {
+    FakeResponse resp(200, {{"x-answer", "1"}});
+    x.ctx.response = &resp;
+    std::string body = "12345";
+    auto v = f->on_response_body(x.ctx, body, true);
+    REQUIRE(v.type() == Verdict::Type::reply);
+    CHECK(v.reply().effective_status() == 418);
+    REQUIRE(v.reply().body);
+    CHECK(json::parse(*v.reply().body) == json{{"seen", 5}});
+    CHECK(header_of(v.reply().headers, "x-why") == "plugin");
+    CHECK(body == "12345");
+    CHECK(x.counters.lua_errors == 0);
+  }
+  SECTION("an error is a 500, and the body and head are left as they were") {
+    FakeResponse resp(200, {{"x-fail", "1"}});
+    x.ctx.response = &resp;
+    std::string body = "a secret";
+    auto v = f->on_response_body(x.ctx, body, true);
+    CHECK(failure(v).find("on_response_body: plugins/x.lua:9:") != std::string::npos);
+    CHECK(body == "a secret");
+    CHECK(x.counters.lua_errors == 1);
+    CHECK_FALSE(has_note(x.ctx, "cut short"));
+  }
+}
+
+TEST_CASE("lua: the body counts against the memory cap of each call", "[lua]") {
+  auto f = plugin("function on_response_body(body) return body .. body end\n",
+                  {{"response_body", "whole"}, {"max_memory", "1MiB"}});
+  Exchange x;
+  std::string small(100 * 1024, 'x');
+  auto v = f->on_response_body(x.ctx, small, true);
+  INFO(v.reply().detail);
+  REQUIRE(v.type() == Verdict::Type::proceed);
+  CHECK(small.size() == 200 * 1024);
+  std::string big(700 * 1024, 'x');
+  v = f->on_response_body(x.ctx, big, true);
+  CHECK(failure(v).find("memory limit exceeded (1MiB)") != std::string::npos);
+  CHECK(big.size() == 700 * 1024);
+  // The next call, in a fresh state, works.
+  x.reset();
+  v = f->on_response_body(x.ctx, small, true);
+  REQUIRE(v.type() == Verdict::Type::proceed);
+  CHECK(small.size() == 400 * 1024);
+}
+
+TEST_CASE("lua: the README's response-body example does what the README says", "[lua]") {
+  Context ctx;
+  ctx.policy = "redact";
+  ctx.base_dir = GW_SOURCE_DIR "/tests/readme";
+  gw::Diagnostics diags;
+  json s = lua_settings("plugins/redact.lua");
+  s["response_body"] = "whole";
+  auto c = kLuaKind.compile(s, ctx, diags);
+  INFO(gwtest::dump_diagnostics(diags));
+  REQUIRE(c);
+  CHECK(diags.empty());
+  auto f = build_from(*c, "redact");
+  CHECK(f->response_body() == BodyMode::whole);
+  Exchange x;
+  SECTION("card numbers in JSON are masked, and counted in a header") {
+    FakeResponse resp(200, {{"content-type", "application/json"}});
+    x.ctx.response = &resp;
+    std::string body =
+        R"({"card_number": "4111111111111111", "other": {"card_number":"5500005555555559"}})";
+    REQUIRE(f->on_response_body(x.ctx, body, true).type() == Verdict::Type::proceed);
+    CHECK(body ==
+          R"({"card_number": "************1111", "other": {"card_number":"************5559"}})");
+    CHECK(header_of(x.ctx.edits.response_set, "x-redacted") == "2");
+  }
+  SECTION("other bodies go out as they came") {
+    FakeResponse resp(200, {{"content-type", "text/plain"}});
+    x.ctx.response = &resp;
+    std::string body = R"("card_number": "4111111111111111")";
+    REQUIRE(f->on_response_body(x.ctx, body, true).type() == Verdict::Type::proceed);
+    CHECK(body == R"("card_number": "4111111111111111")");
+    CHECK(x.ctx.edits.response_set.empty());
   }
 }

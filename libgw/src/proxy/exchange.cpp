@@ -344,6 +344,10 @@ Session::send_streamed(RequestContext& r, Exchange& x, const ResponsePlan& plan,
   out_.clear();
   build_response_head(x.parser->get(), plan, r.head, r.filters.edits, out_);
   r.out.response_started = true;
+  // A response without a body (HEAD, 204, 304, an empty one) has nothing for stream filters,
+  // and nothing they might return at its end may follow its head: it would be read as the
+  // start of the next response.
+  tap = tap && plan.body != BodyKind::none;
   const Pumped p = co_await pump(rd, x.conn->socket, x.conn->buf, dl, &down_, wr, out_,
                                  r.out.bytes_out, nullptr, tap ? &r : nullptr);
   if (p.ok()) co_return std::nullopt;
@@ -368,8 +372,19 @@ net::awaitable<std::optional<ProxyError>> Session::send_whole(RequestContext& r,
                              std::string(r.out.endpoint) +
                                  " sent a body larger than the route's max_body");
   if (!p.ok()) co_return body_error(r, plan, p);
+  std::string end;
   if (auto lr = response_filters(r, [&](const policy::Filter& f, policy::FilterContext& ctx) {
-        return f.on_response_body(ctx, body, true);
+        const policy::BodyMode m = f.response_body();
+        if (m == policy::BodyMode::none) return policy::Verdict::proceed();
+        policy::Verdict v = f.on_response_body(ctx, body, m == policy::BodyMode::whole);
+        if (m == policy::BodyMode::stream && v.type() != policy::Verdict::Type::reply) {
+          // A stream filter on this route gets what it gets streaming: the body (here in one
+          // piece), then the end, whose result is appended.
+          end.clear();
+          v = f.on_response_body(ctx, end, true);
+          body += end;
+        }
+        return v;
       })) {
     co_await reply(r, *lr, false);
     co_return std::nullopt;
@@ -399,6 +414,11 @@ ProxyError Session::body_error(const RequestContext& r, const ResponsePlan& plan
                           endpoint + " sent a malformed body: " + p.ec.message());
   case Pumped::What::early_end:
     return upstream_error(ErrorKind::upstream_protocol_error, endpoint + " ended the body early");
+  case Pumped::What::filter_failed:
+    // The gateway's own failure: not the upstream's, nor retryable; handle_one closes the
+    // connection, since the head is out.
+    return ProxyError{ErrorKind::internal, ProxyError::Source::gateway, false,
+                      r.out.error_detail};
   default:
     return upstream_error(ErrorKind::upstream_protocol_error,
                           plan.body == BodyKind::length
@@ -425,14 +445,20 @@ net::awaitable<Pumped> Session::pump(BodyReader<isRequest>& rd, tcp::socket& fro
     }
     co_return p;
   };
-  // Response filters that asked for the body as it streams, in reverse order.
+  // Response filters that asked for the body as it streams, in reverse order. One that answers
+  // (it failed) cannot change the status any more: the response ends there, unfinished.
   const auto tap_piece = [&](std::string& piece, bool last) {
     const auto filters = tap->chain->filters();
     for (std::size_t i = filters.size(); i-- > 0;) {
       tap->filters.position = i;
-      if (filters[i]->response_body() == policy::BodyMode::stream)
-        filters[i]->on_response_body(tap->filters, piece, last);
+      if (filters[i]->response_body() != policy::BodyMode::stream) continue;
+      policy::Verdict v = filters[i]->on_response_body(tap->filters, piece, last);
+      if (v.type() == policy::Verdict::Type::reply) {
+        tap->out.error_detail = std::move(v.reply().detail);
+        return false;
+      }
     }
+    return true;
   };
   for (;;) {
     auto step = rd.next(in, eof);
@@ -446,7 +472,8 @@ net::awaitable<Pumped> Session::pump(BodyReader<isRequest>& rd, tcp::socket& fro
       }
       if (tap) {
         tapbuf_.assign(piece);
-        tap_piece(tapbuf_, false);
+        if (!tap_piece(tapbuf_, false))
+          co_return co_await failed(Pumped{Pumped::What::filter_failed, {}, false});
         piece = tapbuf_;
       }
       const auto f = wr.frame(piece);
@@ -482,7 +509,9 @@ net::awaitable<Pumped> Session::pump(BodyReader<isRequest>& rd, tcp::socket& fro
       std::string_view rest;
       if (tap) {
         tapbuf_.clear();
-        tap_piece(tapbuf_, true);
+        // Failing here, the last chunk is not sent: a chunked client sees the body break off.
+        if (!tap_piece(tapbuf_, true))
+          co_return co_await failed(Pumped{Pumped::What::filter_failed, {}, false});
         rest = tapbuf_;
       }
       std::string trailers;

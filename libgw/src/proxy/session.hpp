@@ -160,7 +160,15 @@ inline constexpr std::uint64_t kMaxWholeBody = 8 << 20;
 
 /// How a relay ended.
 struct Pumped {
-  enum class What : std::uint8_t { ok, read_failed, write_failed, malformed, too_large, early_end };
+  enum class What : std::uint8_t {
+    ok,
+    read_failed,
+    write_failed,
+    malformed,
+    too_large,
+    early_end,
+    filter_failed, // a stream-mode body filter answered (its detail is in the outcome)
+  };
   What what = What::ok;
   error_code ec;
   bool timed_out = false;

@@ -289,7 +289,9 @@ public:
   virtual Verdict on_response(FilterContext&) const { return Verdict::proceed(); }
   virtual BodyMode response_body() const noexcept { return BodyMode::none; }
   /// A piece of the response body (`last`: the end). The filter may change `data` in place; in
-  /// whole mode it is the whole body. A reply is possible only in whole mode.
+  /// whole mode it is the whole body. A reply in whole mode replaces the response. In stream mode
+  /// the head has gone: a reply there means the filter failed, and the proxy ends the response
+  /// by closing the connection (the reply is not sent; its detail goes to the access log).
   virtual Verdict on_response_body(FilterContext&, std::string& /*data*/, bool /*last*/) const {
     return Verdict::proceed();
   }

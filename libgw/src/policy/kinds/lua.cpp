@@ -53,12 +53,24 @@ constexpr std::string_view kSchema = R"({
   "max_memory": {
     "description": "lua: memory cap of the plugin's Lua state in each worker, e.g. \"8MiB\" (default; 256KiB to 1GiB).",
     "type": "string"
+  },
+  "response_body": {
+    "description": "lua: how on_response_body sees the response body: stream (each piece as it arrives; the response goes out chunked) or whole (once, bounded by the route's max_body, then sent with its new length). Absent: the hook is not called.",
+    "type": "string",
+    "enum": ["stream", "whole"]
   }
 })";
 
-enum class Hook : std::uint8_t { none, request, response, log };
-constexpr unsigned kOnRequest = 1, kOnResponse = 2, kAnyHook = 7; // on_log is 4
-constexpr const char* kHookNames[] = {"", "on_request", "on_response", "on_log"};
+enum class Hook : std::uint8_t { none, request, response, log, body };
+constexpr int kHooks = 4;
+constexpr unsigned kOnRequest = 1, kOnResponse = 2, kAnyHook = 15; // on_log 4, on_response_body 8
+// Not a hook of its own: on_response_body while the response head has not gone yet (whole
+// mode), where what changes the head or replaces the answer still can.
+constexpr unsigned kOnWholeBody = 16;
+// The hooks that run while the response head can still change (or be replaced by an exit).
+constexpr unsigned kBeforeHead = kOnRequest | kOnResponse | kOnWholeBody;
+constexpr const char* kHookNames[] = {"", "on_request", "on_response", "on_log",
+                                      "on_response_body"};
 
 unsigned bit(Hook h) noexcept {
   return h == Hook::none ? 0U : 1U << (static_cast<unsigned>(h) - 1);
@@ -74,7 +86,8 @@ struct Program {
   std::string chunkname; // "@plugins/x.lua": Lua's messages then start "plugins/x.lua:LINE:"
   std::string source;
   Limits limits;
-  bool defines[3] = {false, false, false}; // on_request, on_response, on_log
+  bool defines[kHooks] = {}; // on_request, on_response, on_log, on_response_body
+  BodyMode body = BodyMode::none;
 };
 
 std::atomic<std::uint64_t> next_program_id{1};
@@ -87,12 +100,19 @@ struct ExitReply {
   HeaderList headers;
 };
 
+/// A piece of the response body handed to on_response_body, and what the hook makes of it.
+struct BodyPiece {
+  std::string* data = nullptr; // replaced by the hook's result when it returns a string
+  bool last = false;
+  bool head_out = false; // stream mode: the head has gone, so the hook cannot change it
+};
+
 /// The hook running now.
 struct Call {
   FilterContext* ctx = nullptr;
   Hook hook = Hook::none;
+  bool head_out = false;
   ExitReply exit;
-  std::size_t notes = 0;
 };
 
 class Runtime;
@@ -103,6 +123,9 @@ struct CtxSlot final : Slot {
   std::weak_ptr<Runtime> runtime;
   std::thread::id owner = std::this_thread::get_id();
   int ref = LUA_NOREF;
+  // gw.log lines this request wrote: counted per request, not per call, since on_response_body
+  // runs once per piece of a streamed body.
+  std::size_t notes = 0;
   ~CtxSlot() override;
 };
 
@@ -117,9 +140,9 @@ public:
     return box_->load(source, chunkname, true);
   }
   /// Which hooks the script defines; an error when a hook's name holds something else.
-  Outcome hooks(bool (&defines)[3]);
-  /// Runs one hook for one request.
-  Outcome invoke(Hook h, FilterContext& ctx);
+  Outcome hooks(bool (&defines)[kHooks]);
+  /// Runs one hook for one request (on_response_body with its piece).
+  Outcome invoke(Hook h, FilterContext& ctx, BodyPiece* piece = nullptr);
 
   bool cap_hit() const noexcept { return box_->cap_hit(); }
   ExitReply& exit() noexcept { return call_.exit; }
@@ -245,8 +268,12 @@ const std::string& Runtime::lower(std::string_view s) {
 
 FilterContext& Runtime::need(lua_State* L, const char* fn, unsigned allowed) {
   if (!call_.ctx) luaL_error(L, "%s is available only while a hook runs", fn);
-  if (!(bit(call_.hook) & allowed)) {
-    const char* where = allowed == kOnRequest ? "on_request" : "on_request and on_response";
+  unsigned running = bit(call_.hook);
+  if (call_.hook == Hook::body && !call_.head_out) running |= kOnWholeBody;
+  if (!(running & allowed)) {
+    const char* where = allowed == kOnRequest
+                            ? "on_request"
+                            : "on_request, on_response and a whole-body on_response_body";
     luaL_error(L, "%s is available only in %s", fn, where);
   }
   return *call_.ctx;
@@ -296,8 +323,9 @@ const std::string* Runtime::query_arg(std::string_view name) {
 
 void Runtime::note_line() {
   if (!call_.ctx) return; // gw.log at the top level, while the script loads: nowhere to write
-  if (++call_.notes > kMaxNotes) {
-    if (call_.notes == kMaxNotes + 1)
+  std::size_t& notes = ctx_slot().notes;
+  if (++notes > kMaxNotes) {
+    if (notes == kMaxNotes + 1)
       call_.ctx->note("plugin " + policy_ + ": more than " + std::to_string(kMaxNotes) +
                       " log lines in one request; the rest are dropped");
     return;
@@ -517,7 +545,7 @@ int request_get_id(lua_State* L) {
 
 int response_set_header(lua_State* L) {
   Runtime& rt = Runtime::of(L);
-  FilterContext& c = rt.need(L, "gw.response.set_header", kOnRequest | kOnResponse);
+  FilterContext& c = rt.need(L, "gw.response.set_header", kBeforeHead);
   const std::string_view name = arg_string(L, 1);
   const std::string_view value = arg_string(L, 2);
   if (const char* e = check_name(name))
@@ -539,7 +567,7 @@ int response_set_header(lua_State* L) {
 
 int response_add_header(lua_State* L) {
   Runtime& rt = Runtime::of(L);
-  FilterContext& c = rt.need(L, "gw.response.add_header", kOnRequest | kOnResponse);
+  FilterContext& c = rt.need(L, "gw.response.add_header", kBeforeHead);
   const std::string_view name = arg_string(L, 1);
   const std::string_view value = arg_string(L, 2);
   if (const char* e = check_name(name))
@@ -554,7 +582,7 @@ int response_add_header(lua_State* L) {
 
 int response_clear_header(lua_State* L) {
   Runtime& rt = Runtime::of(L);
-  FilterContext& c = rt.need(L, "gw.response.clear_header", kOnRequest | kOnResponse);
+  FilterContext& c = rt.need(L, "gw.response.clear_header", kBeforeHead);
   const std::string_view name = arg_string(L, 1);
   if (const char* e = check_name(name))
     return luaL_error(L, "%s", bad_name(rt, "gw.response.clear_header", name, e));
@@ -704,7 +732,7 @@ const char* encode_body(Runtime& rt, lua_State* L, int idx) {
 
 int response_exit(lua_State* L) {
   Runtime& rt = Runtime::of(L);
-  rt.need(L, "gw.response.exit", kOnRequest | kOnResponse);
+  rt.need(L, "gw.response.exit", kBeforeHead);
   const lua_Integer status = luaL_checkinteger(L, 1);
   // 1xx answers are interim, never the final one.
   luaL_argcheck(L, status >= 200 && status <= 599, 1, "status must be from 200 to 599");
@@ -899,7 +927,7 @@ struct HookArgs {
 
 int check_hooks(lua_State* L) {
   auto* a = static_cast<HookArgs*>(lua_touserdata(L, 1));
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < kHooks; ++i) {
     const int t = lua_getglobal(L, kHookNames[i + 1]);
     a->defines[i] = t == LUA_TFUNCTION;
     if (t != LUA_TFUNCTION && t != LUA_TNIL)
@@ -914,6 +942,25 @@ int call_hook(lua_State* L) {
   const char* name = static_cast<const char*>(lua_touserdata(L, 1));
   if (lua_getglobal(L, name) != LUA_TFUNCTION) return 0;
   lua_call(L, 0, 0);
+  return 0;
+}
+
+/// on_response_body(chunk, last): its string result replaces the piece; nil keeps it.
+int call_body_hook(lua_State* L) {
+  auto* piece = static_cast<BodyPiece*>(lua_touserdata(L, 1));
+  if (lua_getglobal(L, "on_response_body") != LUA_TFUNCTION) return 0;
+  lua_pushlstring(L, piece->data->data(), piece->data->size());
+  lua_pushboolean(L, piece->last);
+  lua_call(L, 2, 1);
+  const int t = lua_type(L, -1);
+  if (t == LUA_TNIL) return 0;
+  if (t != LUA_TSTRING)
+    return luaL_error(L, "on_response_body must return a string or nil (it returned a %s)",
+                      lua_typename(L, t));
+  std::size_t n = 0;
+  const char* s = lua_tolstring(L, -1, &n);
+  // The last thing this call does: nothing of Lua's may raise after the piece has changed.
+  piece->data->assign(s, n);
   return 0;
 }
 
@@ -936,25 +983,27 @@ Result<std::shared_ptr<Runtime>> Runtime::make(const std::string& policy, const 
   return rt;
 }
 
-Outcome Runtime::hooks(bool (&defines)[3]) {
+Outcome Runtime::hooks(bool (&defines)[kHooks]) {
   HookArgs a{defines};
   return box_->run(check_hooks, &a);
 }
 
-Outcome Runtime::invoke(Hook h, FilterContext& ctx) {
+Outcome Runtime::invoke(Hook h, FilterContext& ctx, BodyPiece* piece) {
   call_.ctx = &ctx;
   call_.hook = h;
+  call_.head_out = piece && piece->head_out;
   call_.exit = ExitReply{};
-  call_.notes = 0;
   saved_.reset();
   running_ = true;
-  Outcome o = box_->run(call_hook, const_cast<char*>(kHookNames[static_cast<int>(h)]));
+  Outcome o = piece ? box_->run(call_body_hook, piece)
+                    : box_->run(call_hook, const_cast<char*>(kHookNames[static_cast<int>(h)]));
   running_ = false;
   const bool exited = o.status == Outcome::Status::error && o.token == &exit_token;
   if (!o.ok() && !exited && saved_) ctx.edits = std::move(*saved_);
   saved_.reset();
   call_.ctx = nullptr;
   call_.hook = Hook::none;
+  call_.head_out = false;
   return o;
 }
 
@@ -1011,6 +1060,12 @@ public:
 
   Verdict on_request(FilterContext& ctx) const override { return run(Hook::request, ctx); }
   Verdict on_response(FilterContext& ctx) const override { return run(Hook::response, ctx); }
+  BodyMode response_body() const noexcept override { return program_->body; }
+  Verdict on_response_body(FilterContext& ctx, std::string& data, bool last) const override {
+    if (program_->body == BodyMode::none) return Verdict::proceed();
+    BodyPiece piece{&data, last, program_->body == BodyMode::stream};
+    return run(Hook::body, ctx, &piece);
+  }
   void on_log(FilterContext& ctx) const override {
     run(Hook::log, ctx);
     // gw.ctx lives until the request's last hook.
@@ -1018,16 +1073,20 @@ public:
   }
 
 private:
-  Verdict run(Hook h, FilterContext& ctx) const;
-  Verdict failed(FilterContext& ctx, Hook h, const std::string& why) const;
+  Verdict run(Hook h, FilterContext& ctx, BodyPiece* piece = nullptr) const;
+  Verdict failed(FilterContext& ctx, Hook h, const std::string& why, bool head_out = false) const;
 
   std::shared_ptr<const Program> program_;
 };
 
-Verdict LuaFilter::failed(FilterContext& ctx, Hook h, const std::string& why) const {
+Verdict LuaFilter::failed(FilterContext& ctx, Hook h, const std::string& why, bool head_out) const {
   const std::string detail = std::string(kHookNames[static_cast<int>(h)]) + ": " + why;
   // Limited: a broken script fails every request, and each one's detail is in the access log.
-  ctx.note("plugin " + program_->policy + " failed: " + detail, true);
+  // Once the head has gone the reply below cannot be sent: the proxy ends the response by
+  // closing the connection, which the line says.
+  ctx.note("plugin " + program_->policy + " failed: " + detail +
+               (head_out ? " (the response is cut short)" : ""),
+           true);
   if (ctx.counters) ++ctx.counters->lua_errors;
   LocalReply r;
   r.kind = wire::ErrorKind::internal;
@@ -1036,13 +1095,14 @@ Verdict LuaFilter::failed(FilterContext& ctx, Hook h, const std::string& why) co
   return Verdict::respond(std::move(r));
 }
 
-Verdict LuaFilter::run(Hook h, FilterContext& ctx) const {
+Verdict LuaFilter::run(Hook h, FilterContext& ctx, BodyPiece* piece) const {
   // Hooks the script does not define cost nothing: no state is made for them.
   if (!program_->defines[static_cast<int>(h) - 1]) return Verdict::proceed();
+  const bool head_out = piece && piece->head_out;
   std::string error;
   const auto rt = worker_runtime(program_, error);
-  if (!rt) return failed(ctx, h, error);
-  const Outcome o = rt->invoke(h, ctx);
+  if (!rt) return failed(ctx, h, error, head_out);
+  const Outcome o = rt->invoke(h, ctx, piece);
   const bool exited = o.ok() || (o.status == Outcome::Status::error && o.token == &exit_token);
   if (exited) {
     ExitReply& x = rt->exit();
@@ -1060,7 +1120,7 @@ Verdict LuaFilter::run(Hook h, FilterContext& ctx) const {
   // A state that ran out of memory may stay full (a script's globals): the next call starts
   // from a fresh one. Other errors leave a consistent state behind, as Lua guarantees.
   if (o.status == Outcome::Status::memory || rt->cap_hit()) worker_cache().erase(program_->id);
-  return failed(ctx, h, o.message);
+  return failed(ctx, h, o.message, head_out);
 }
 
 // ---- settings
@@ -1100,6 +1160,10 @@ std::optional<json> compile_lua(const json& settings, const Context& ctx, Diagno
     else
       limits.memory = *size;
   }
+  const auto body = f.str("response_body");
+  if (body && *body != "stream" && *body != "whole")
+    f.error("response_body", "response_body must be \"stream\" (each piece as it arrives) or "
+                             "\"whole\" (the whole body at once)");
   f.finish();
   if (!f.ok() || !script || script->empty()) return std::nullopt;
 
@@ -1133,15 +1197,31 @@ std::optional<json> compile_lua(const json& settings, const Context& ctx, Diagno
     script_error(diags, ctx, "policy.lua-error", path, loaded, "script fails when loaded");
     return std::nullopt;
   }
-  bool defines[3] = {false, false, false};
+  bool defines[kHooks] = {};
   if (const Outcome o = (*rt)->hooks(defines); !o.ok()) {
     diags.error("policy.lua-error", SourceLoc{path, 0, 0},
                 "policy " + text::quote(ctx.policy) + ": " + o.message);
     return std::nullopt;
   }
-  if (!defines[0] && !defines[1] && !defines[2])
+  const bool body_hook = defines[static_cast<int>(Hook::body) - 1];
+  if (body && !body_hook) {
+    f.error("response_body",
+            "response_body = " + text::quote(*body) + " but script " + path +
+                " defines no on_response_body",
+            "policy.lua-no-body-hook");
+    return std::nullopt;
+  }
+  if (!body && body_hook)
     f.warn("script",
-           "script " + path + " defines none of on_request, on_response, on_log: it does nothing",
+           "script " + path +
+               " defines on_response_body, which is never called without response_body = "
+               "\"stream\" or \"whole\"",
+           "policy.lua-body-unused");
+  if (std::none_of(std::begin(defines), std::end(defines), [](bool d) { return d; }))
+    f.warn("script",
+           "script " + path +
+               " defines none of on_request, on_response, on_response_body, on_log: it does "
+               "nothing",
            "policy.lua-no-hooks");
 
   json canonical = settings;
@@ -1170,6 +1250,16 @@ Result<std::shared_ptr<const Filter>> build_lua(const BuildContext& bc) {
   const auto memory = uint("max_memory");
   if (!script || !source || !instructions || !memory || *instructions == 0 || *memory < kMinMemory)
     return fail(errc::invalid_argument, who + ": lua settings lack script, source or limits");
+  BodyMode body = BodyMode::none;
+  if (j.contains("response_body")) {
+    const json* mode = str("response_body");
+    if (mode && *mode == "stream")
+      body = BodyMode::stream;
+    else if (mode && *mode == "whole")
+      body = BodyMode::whole;
+    else
+      return fail(errc::invalid_argument, who + ": response_body must be \"stream\" or \"whole\"");
+  }
 
   auto p = std::make_shared<Program>();
   p->id = next_program_id.fetch_add(1, std::memory_order_relaxed);
@@ -1177,6 +1267,7 @@ Result<std::shared_ptr<const Filter>> build_lua(const BuildContext& bc) {
   p->chunkname = "@" + script->get<std::string>();
   p->source = source->get<std::string>();
   p->limits = Limits{*instructions, *memory};
+  p->body = body;
   // Loaded once here, in a throwaway state, so that a table whose script cannot load is refused
   // by the reload rather than failing every request; each worker then loads its own.
   auto rt = Runtime::make(p->policy, p->limits);
@@ -1185,6 +1276,9 @@ Result<std::shared_ptr<const Filter>> build_lua(const BuildContext& bc) {
     return fail(errc::invalid_argument, who + ": the script fails when loaded: " + o.message);
   if (const Outcome o = (*rt)->hooks(p->defines); !o.ok())
     return fail(errc::invalid_argument, who + ": " + o.message);
+  if (body != BodyMode::none && !p->defines[static_cast<int>(Hook::body) - 1])
+    return fail(errc::invalid_argument, who + ": response_body is set but the script defines no "
+                                              "on_response_body");
   return std::shared_ptr<const Filter>(std::make_shared<const LuaFilter>(std::move(p)));
 }
 

@@ -10,7 +10,8 @@
 namespace gw::policy {
 
 /// `kind = "lua"`: phase plugin, not authenticating. Settings: `script` (a file relative to the
-/// spec, embedded at compile time), `max_instructions`, `max_memory`.
+/// spec, embedded at compile time), `max_instructions`, `max_memory`, `response_body` (`stream`
+/// or `whole`: the filter's body mode, for the script's on_response_body).
 extern const KindInfo kLuaKind;
 
 /// Lua states the calling thread holds (one per live lua filter that ran on it), after dropping
