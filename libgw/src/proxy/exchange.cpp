@@ -111,7 +111,11 @@ net::awaitable<std::optional<ProxyError>> Session::forward(RequestContext& r) {
 net::awaitable<std::optional<ProxyError>> Session::attempt(RequestContext& r, Exchange& x,
                                                            Clock::time_point try_deadline,
                                                            Clock::time_point route_deadline) {
-  if (auto e = co_await connect(r, x, try_deadline)) co_return e;
+  // A pooled connection needs no waiting; only a new one is a coroutine.
+  x.conn = upstream::checkout(*x.ep, Clock::now());
+  x.reused = x.conn != nullptr;
+  if (!x.reused)
+    if (auto e = co_await connect(r, x, try_deadline)) co_return e;
   handle_->up = &x.conn->socket;
   ++x.ep->load.active;
   struct ActiveGuard {
@@ -134,14 +138,12 @@ net::awaitable<std::optional<ProxyError>> Session::attempt(RequestContext& r, Ex
   co_return co_await read_response_head(r, x, try_deadline, safe_again);
 }
 
-/// A pooled connection to the endpoint, or a new one.
+/// A new connection to the endpoint.
 net::awaitable<std::optional<ProxyError>> Session::connect(RequestContext& r, Exchange& x,
                                                            Clock::time_point try_deadline) {
   EndpointRuntime& ep = *x.ep;
   const model::Upstream& up = r.snap->config().upstreams[r.route->upstream];
-  x.conn = upstream::checkout(ep, Clock::now());
-  x.reused = x.conn != nullptr;
-  if (!x.conn) {
+  {
     x.conn = std::make_unique<PooledConnection>(w_.ioc);
     handle_->up = &x.conn->socket;
     arm(std::min(try_deadline, Clock::now() + std::chrono::milliseconds(up.connect_timeout_ms)));
@@ -168,7 +170,16 @@ Session::send_request(RequestContext& r, Exchange& x, Clock::time_point try_dead
                       Clock::time_point route_deadline, bool safe_again) {
   const Limits& lim = w_.limits;
   EndpointRuntime& ep = *x.ep;
-  x.body_sent = x.body_sent || r.head.body != BodyKind::none;
+  if (r.head.body == BodyKind::none) { // the common case: the head alone, no relay
+    if (auto ec = co_await write_all(x.conn->socket, net::buffer(uphead_), try_deadline)) {
+      x.conn.reset();
+      co_return upstream_error(ec == net::error::timed_out ? ErrorKind::upstream_timeout
+                                                           : ErrorKind::upstream_protocol_error,
+                               "sending to " + ep.address + ": " + ec.message(), safe_again);
+    }
+    co_return std::nullopt;
+  }
+  x.body_sent = true;
   {
     BodyReader<true> rd(r.head.body, r.head.content_length, *r.parser, scratch_,
                         r.route->max_body);

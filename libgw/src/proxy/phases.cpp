@@ -16,7 +16,7 @@ using upstream::EndpointRuntime;
 
 // ---- phase: route
 
-net::awaitable<bool> Session::route_request(RequestContext& r) {
+std::optional<policy::LocalReply> Session::route_request(RequestContext& r) {
   RequestHead& h = r.head;
   router::Request rreq;
   rreq.host = h.host;
@@ -36,10 +36,7 @@ net::awaitable<bool> Session::route_request(RequestContext& r) {
   rreq.headers = &lookup;
   if (h.target != "*") r.match = r.snap->routes().match(rreq);
 
-  if (auto local = answer_locally(h, r.match)) {
-    co_await refuse(r, std::move(*local));
-    co_return false;
-  }
+  if (auto local = answer_locally(h, r.match)) return local;
   // A CORS preflight is routed as the request it announces when the OPTIONS itself has no
   // route that answers preflights; that route's CORS filter answers it.
   const auto& policies = r.snap->policies();
@@ -65,8 +62,7 @@ net::awaitable<bool> Session::route_request(RequestContext& r) {
       lr.kind = ErrorKind::no_route;
       lr.message = "no route for " + std::string(h.method) + " " + std::string(h.path);
     }
-    co_await refuse(r, std::move(lr));
-    co_return false;
+    return lr;
   }
   r.route = &r.snap->config().routes[r.match.route];
   r.chain = &policies.route(r.match.route);
@@ -74,17 +70,15 @@ net::awaitable<bool> Session::route_request(RequestContext& r) {
     policy::LocalReply lr;
     lr.kind = ErrorKind::body_too_large;
     lr.message = "the request body is larger than " + std::to_string(r.route->max_body) + " bytes";
-    co_await refuse(r, std::move(lr));
-    co_return false;
+    return lr;
   }
   if (h.expect_other) {
     policy::LocalReply lr;
     lr.kind = ErrorKind::expectation_failed;
     lr.message = "only 100-continue is understood";
-    co_await refuse(r, std::move(lr));
-    co_return false;
+    return lr;
   }
-  co_return true;
+  return std::nullopt;
 }
 
 // ---- phase: request filters

@@ -96,7 +96,10 @@ const char* block_problem(BlockError e) {
 net::awaitable<bool> Session::handle_one() {
   RequestContext r(w_.current, fctx_); // pinned: a reload during this request does not change it
   LogGuard log{*this, r};
-  if (co_await read_request(r) && co_await route_request(r) && co_await request_filters(r)) {
+  if (!co_await read_request(r)) co_return false;
+  if (auto local = route_request(r)) {
+    co_await refuse(r, std::move(*local));
+  } else if (r.chain->empty() || co_await request_filters(r)) {
     auto e = co_await forward(r);
     handle_->up = nullptr; // the exchange's connection is gone or pooled
     if (e) {

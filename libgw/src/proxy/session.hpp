@@ -227,7 +227,8 @@ private:
   net::awaitable<bool> handle_one();
   // The phases, in order.
   net::awaitable<bool> read_request(RequestContext& r);
-  net::awaitable<bool> route_request(RequestContext& r);
+  /// Routing needs no I/O: what the gateway answers instead of forwarding, or nothing.
+  std::optional<policy::LocalReply> route_request(RequestContext& r);
   net::awaitable<bool> request_filters(RequestContext& r);
   net::awaitable<std::optional<ProxyError>> forward(RequestContext& r);
   void log_request(RequestContext& r);
