@@ -139,7 +139,13 @@ net::awaitable<policy::IoResult> Session::perform(policy::IoCall& call) {
     out.reset_ms = res->reset_ms;
     co_return out;
   }
-  if (!w_.http) w_.http = std::make_unique<upstream::HttpClient>(w_.ioc.get_executor());
+  if (!w_.http) {
+    // As many idle connections per service as per upstream endpoint: a pool smaller than the
+    // concurrency opens (and closes) a connection for most calls under load.
+    upstream::HttpClientOptions o;
+    o.max_idle_per_host = w_.limits.max_idle_per_endpoint;
+    w_.http = std::make_unique<upstream::HttpClient>(w_.ioc.get_executor(), o);
+  }
   // The call is a member of the verdict, which outlives this co_await, as the client requires.
   co_return co_await w_.http->call(std::get<policy::HttpCall>(call));
 }
