@@ -134,7 +134,16 @@ net::awaitable<std::optional<ProxyError>> Session::attempt(RequestContext& r, Ex
   // Only a reused connection that fails before any response byte may be tried again, and only
   // for an idempotent request without a body (a streamed body cannot be sent twice).
   const bool safe_again = x.reused && r.head.body == BodyKind::none && r.head.idempotent();
-  if (auto e = co_await send_request(r, x, try_deadline, route_deadline, safe_again)) co_return e;
+  if (r.head.body == BodyKind::none) { // the common case: the head alone, no relay
+    if (auto ec = co_await write_all(x.conn->socket, net::buffer(uphead_), try_deadline)) {
+      x.conn.reset();
+      co_return upstream_error(ec == net::error::timed_out ? ErrorKind::upstream_timeout
+                                                           : ErrorKind::upstream_protocol_error,
+                               "sending to " + x.ep->address + ": " + ec.message(), safe_again);
+    }
+  } else if (auto e = co_await send_request(r, x, try_deadline, route_deadline)) {
+    co_return e;
+  }
   co_return co_await read_response_head(r, x, try_deadline, safe_again);
 }
 
@@ -167,18 +176,9 @@ net::awaitable<std::optional<ProxyError>> Session::connect(RequestContext& r, Ex
 /// piece of the body, or before waiting for it).
 net::awaitable<std::optional<ProxyError>>
 Session::send_request(RequestContext& r, Exchange& x, Clock::time_point try_deadline,
-                      Clock::time_point route_deadline, bool safe_again) {
+                      Clock::time_point route_deadline) {
   const Limits& lim = w_.limits;
   EndpointRuntime& ep = *x.ep;
-  if (r.head.body == BodyKind::none) { // the common case: the head alone, no relay
-    if (auto ec = co_await write_all(x.conn->socket, net::buffer(uphead_), try_deadline)) {
-      x.conn.reset();
-      co_return upstream_error(ec == net::error::timed_out ? ErrorKind::upstream_timeout
-                                                           : ErrorKind::upstream_protocol_error,
-                               "sending to " + ep.address + ": " + ec.message(), safe_again);
-    }
-    co_return std::nullopt;
-  }
   x.body_sent = true;
   {
     BodyReader<true> rd(r.head.body, r.head.content_length, *r.parser, scratch_,
@@ -195,7 +195,7 @@ Session::send_request(RequestContext& r, Exchange& x, Clock::time_point try_dead
         r.head.keep_alive = r.head.keep_alive && r.head.body == BodyKind::none;
         co_return upstream_error(p.ec == net::error::timed_out ? ErrorKind::upstream_timeout
                                                                : ErrorKind::upstream_protocol_error,
-                                 "sending to " + ep.address + ": " + p.ec.message(), safe_again);
+                                 "sending to " + ep.address + ": " + p.ec.message());
       case Pumped::What::too_large:
         r.head.keep_alive = false;
         co_return client_error(ErrorKind::body_too_large,
@@ -359,6 +359,20 @@ Session::send_streamed(RequestContext& r, Exchange& x, const ResponsePlan& plan,
   // and nothing they might return at its end may follow its head: it would be read as the
   // start of the next response.
   tap = tap && plan.body != BodyKind::none;
+  // The common case: a small body that came with the head goes out with it in one write, without
+  // the relay (no framing to change, nothing left to read).
+  if (!tap && !plan.to_chunked &&
+      (plan.body == BodyKind::none ||
+       (plan.body == BodyKind::length && plan.length <= x.conn->buf.size()))) {
+    const auto n = static_cast<std::size_t>(plan.body == BodyKind::none ? 0 : plan.length);
+    const std::array<net::const_buffer, 2> bufs{
+        net::buffer(out_), net::buffer(x.conn->buf.data().data(), n)};
+    if (auto ec = co_await write_all(down_, bufs, Clock::now() + w_.limits.idle_timeout))
+      co_return client_error(ErrorKind::bad_request, "writing to the client: " + ec.message());
+    x.conn->buf.consume(n);
+    r.out.bytes_out += out_.size() + n;
+    co_return std::nullopt;
+  }
   const Pumped p = co_await pump(rd, x.conn->socket, x.conn->buf, dl, &down_, wr, out_,
                                  r.out.bytes_out, nullptr, tap ? &r : nullptr);
   if (p.ok()) co_return std::nullopt;

@@ -242,8 +242,7 @@ private:
                                                     Clock::time_point try_deadline);
   net::awaitable<std::optional<ProxyError>> send_request(RequestContext& r, Exchange& x,
                                                          Clock::time_point try_deadline,
-                                                         Clock::time_point route_deadline,
-                                                         bool safe_again);
+                                                         Clock::time_point route_deadline);
   net::awaitable<std::optional<ProxyError>> read_response_head(RequestContext& r, Exchange& x,
                                                                Clock::time_point try_deadline,
                                                                bool safe_again);
