@@ -65,8 +65,8 @@ public:
       if (n == name) return std::string_view(v);
     return std::nullopt;
   }
-  void for_each_header(const std::function<void(std::string_view, std::string_view)>& fn)
-      const override {
+  void for_each_header(
+      const std::function<void(std::string_view, std::string_view)>& fn) const override {
     for (const auto& [n, v] : headers_)
       fn(n, v);
   }

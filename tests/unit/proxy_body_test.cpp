@@ -13,7 +13,8 @@ namespace beast = boost::beast;
 
 namespace {
 
-template <bool isRequest> struct Feed {
+template <bool isRequest>
+struct Feed {
   http::parser<isRequest, http::buffer_body> p;
   beast::flat_buffer in;
   std::vector<char> scratch = std::vector<char>(7); // small: pieces split across calls
@@ -70,8 +71,7 @@ TEST_CASE("a content-length body that ends early needs input it never gets", "[p
   CHECK(body == "012");
 }
 
-TEST_CASE("chunked bodies are decoded, with their trailers, whatever the pieces",
-          "[proxy][body]") {
+TEST_CASE("chunked bodies are decoded, with their trailers, whatever the pieces", "[proxy][body]") {
   const std::string wire = "5\r\nhello\r\n0b\r\n, chunked w\r\n4\r\norld\r\n0\r\n"
                            "X-Sum: 42\r\nKeep-Alive: 5\r\n\r\n";
   for (std::size_t split : {std::size_t{1}, std::size_t{3}, wire.size()}) {

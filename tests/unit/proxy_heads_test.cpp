@@ -67,8 +67,9 @@ wire::ErrorKind refused_as(const std::string& raw) {
 
 TEST_CASE("request heads: one way to read the framing, or a refusal", "[proxy][heads]") {
   using K = wire::ErrorKind;
-  CHECK(refused_as("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n") ==
-        K::bad_request);
+  CHECK(
+      refused_as("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n") ==
+      K::bad_request);
   CHECK(refused_as("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n") ==
         K::not_implemented);
   CHECK(refused_as("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n") ==
@@ -120,7 +121,8 @@ TEST_CASE("request heads: framing, target and fields as the proxy needs them", "
     CHECK(c->head.query == "q");
   }
   SECTION("a well-formed client request id is kept, Max-Forwards read") {
-    auto c = check("POST / HTTP/1.1\r\nHost: a\r\nX-Request-Id: abc-123\r\nMax-Forwards: 3\r\n\r\n");
+    auto c =
+        check("POST / HTTP/1.1\r\nHost: a\r\nX-Request-Id: abc-123\r\nMax-Forwards: 3\r\n\r\n");
     REQUIRE_FALSE(c->refusal);
     CHECK(c->head.request_id == "abc-123");
     REQUIRE(c->head.max_forwards);
@@ -279,8 +281,8 @@ TEST_CASE("local replies: JSON errors, own bodies, bodiless statuses", "[proxy][
   render_local_reply(lr, req->head, true, out);
   CHECK(out.starts_with("HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n"));
   CHECK(out.find("www-authenticate: Basic realm=\"gw\"\r\n") != std::string::npos);
-  CHECK(out.ends_with(
-      "{\"error\":\"unauthorized\",\"message\":\"authentication required\",\"request_id\":\"rid\"}\n"));
+  CHECK(out.ends_with("{\"error\":\"unauthorized\",\"message\":\"authentication "
+                      "required\",\"request_id\":\"rid\"}\n"));
 
   out.clear();
   policy::LocalReply own;

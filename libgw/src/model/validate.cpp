@@ -518,8 +518,7 @@ struct Validator {
   static std::string authenticating_kinds(bool any, std::string_view last_sep) {
     std::vector<std::string_view> names;
     for (const auto* k : policy::kinds())
-      if (k->authenticates && (any || (!k->composite && !k->performs_io)))
-        names.push_back(k->name);
+      if (k->authenticates && (any || (!k->composite && !k->performs_io))) names.push_back(k->name);
     std::string s;
     for (std::size_t i = 0; i < names.size(); ++i) {
       if (i) s += i + 1 == names.size() ? " " + std::string(last_sep) + " " : std::string(", ");

@@ -64,7 +64,8 @@ typename BodyReader<isRequest>::Step BodyReader<isRequest>::next(boost::beast::f
   }
 }
 
-template <bool isRequest> void BodyReader<isRequest>::append_trailers(std::string& out) const {
+template <bool isRequest>
+void BodyReader<isRequest>::append_trailers(std::string& out) const {
   if (kind_ != BodyKind::chunked) return;
   std::size_t i = 0;
   for (const auto& f : parser_.get()) {

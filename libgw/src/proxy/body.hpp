@@ -5,11 +5,11 @@
 // (as is, or as chunks ending with the trailers). Unit-tested in tests/unit/proxy_body_test.cpp.
 #pragma once
 
+#include <array>
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -21,7 +21,8 @@ namespace gw::proxy {
 /// Takes a body out of the bytes a peer sent. Content-Length bodies are passed on in place
 /// (a step's data views the input buffer); chunked and close-delimited bodies are decoded into
 /// `scratch`. A step's data stays valid until the next call.
-template <bool isRequest> class BodyReader {
+template <bool isRequest>
+class BodyReader {
 public:
   using Parser = http::parser<isRequest, http::buffer_body>;
   enum class Status : std::uint8_t {

@@ -33,9 +33,9 @@ net::awaitable<std::optional<ProxyError>> Session::forward(RequestContext& r) {
 
   // on_upstream_request: the head, built once for every attempt.
   uphead_.clear();
-  build_upstream_head(UpstreamRequest{r.head, r.msg(), route, r.match, r.filters.edits, peer_ip_,
-                                      peer_trusted_},
-                      heads_, uphead_);
+  build_upstream_head(
+      UpstreamRequest{r.head, r.msg(), route, r.match, r.filters.edits, peer_ip_, peer_trusted_},
+      heads_, uphead_);
 
   // select_upstream's key for hash balancing.
   std::uint64_t hash = 0;
@@ -174,15 +174,14 @@ net::awaitable<std::optional<ProxyError>> Session::connect(RequestContext& r, Ex
 
 /// The upstream head and the request body, through the relay (the head goes out with the first
 /// piece of the body, or before waiting for it).
-net::awaitable<std::optional<ProxyError>>
-Session::send_request(RequestContext& r, Exchange& x, Clock::time_point try_deadline,
-                      Clock::time_point route_deadline) {
+net::awaitable<std::optional<ProxyError>> Session::send_request(RequestContext& r, Exchange& x,
+                                                                Clock::time_point try_deadline,
+                                                                Clock::time_point route_deadline) {
   const Limits& lim = w_.limits;
   EndpointRuntime& ep = *x.ep;
   x.body_sent = true;
   {
-    BodyReader<true> rd(r.head.body, r.head.content_length, *r.parser, scratch_,
-                        r.route->max_body);
+    BodyReader<true> rd(r.head.body, r.head.content_length, *r.parser, scratch_, r.route->max_body);
     BodyWriter wr(r.head.body == BodyKind::chunked);
     Deadlines dl{lim.idle_timeout, kNoLimit, route_deadline, try_deadline};
     std::uint64_t sent = 0;
@@ -198,9 +197,9 @@ Session::send_request(RequestContext& r, Exchange& x, Clock::time_point try_dead
                                  "sending to " + ep.address + ": " + p.ec.message());
       case Pumped::What::too_large:
         r.head.keep_alive = false;
-        co_return client_error(ErrorKind::body_too_large,
-                               "the request body is larger than " +
-                                   std::to_string(r.route->max_body) + " bytes");
+        co_return client_error(ErrorKind::body_too_large, "the request body is larger than " +
+                                                              std::to_string(r.route->max_body) +
+                                                              " bytes");
       case Pumped::What::malformed:
         r.head.keep_alive = false;
         co_return client_error(ErrorKind::bad_request, "malformed chunked body: " + p.ec.message());
@@ -217,8 +216,9 @@ Session::send_request(RequestContext& r, Exchange& x, Clock::time_point try_dead
 }
 
 /// The response head; 1xx interim responses are relayed (HTTP/1.1 clients) and skipped.
-net::awaitable<std::optional<ProxyError>> Session::read_response_head(
-    RequestContext& r, Exchange& x, Clock::time_point try_deadline, bool safe_again) {
+net::awaitable<std::optional<ProxyError>>
+Session::read_response_head(RequestContext& r, Exchange& x, Clock::time_point try_deadline,
+                            bool safe_again) {
   const Limits& lim = w_.limits;
   EndpointRuntime& ep = *x.ep;
   for (;;) {
@@ -365,8 +365,8 @@ Session::send_streamed(RequestContext& r, Exchange& x, const ResponsePlan& plan,
       (plan.body == BodyKind::none ||
        (plan.body == BodyKind::length && plan.length <= x.conn->buf.size()))) {
     const auto n = static_cast<std::size_t>(plan.body == BodyKind::none ? 0 : plan.length);
-    const std::array<net::const_buffer, 2> bufs{
-        net::buffer(out_), net::buffer(x.conn->buf.data().data(), n)};
+    const std::array<net::const_buffer, 2> bufs{net::buffer(out_),
+                                                net::buffer(x.conn->buf.data().data(), n)};
     if (auto ec = co_await write_all(down_, bufs, Clock::now() + w_.limits.idle_timeout))
       co_return client_error(ErrorKind::bad_request, "writing to the client: " + ec.message());
     x.conn->buf.consume(n);
@@ -428,8 +428,7 @@ net::awaitable<std::optional<ProxyError>> Session::send_whole(RequestContext& r,
   co_return std::nullopt;
 }
 
-ProxyError Session::body_error(const RequestContext& r, const ResponsePlan& plan,
-                               const Pumped& p) {
+ProxyError Session::body_error(const RequestContext& r, const ResponsePlan& plan, const Pumped& p) {
   const std::string endpoint(r.out.endpoint);
   switch (p.what) {
   case Pumped::What::write_failed:
@@ -442,8 +441,7 @@ ProxyError Session::body_error(const RequestContext& r, const ResponsePlan& plan
   case Pumped::What::filter_failed:
     // The gateway's own failure: not the upstream's, nor retryable; handle_one closes the
     // connection, since the head is out.
-    return ProxyError{ErrorKind::internal, ProxyError::Source::gateway, false,
-                      r.out.error_detail};
+    return ProxyError{ErrorKind::internal, ProxyError::Source::gateway, false, r.out.error_detail};
   default:
     return upstream_error(ErrorKind::upstream_protocol_error,
                           plan.body == BodyKind::length
@@ -455,11 +453,10 @@ ProxyError Session::body_error(const RequestContext& r, const ResponsePlan& plan
 // ---- the relay, both directions
 
 template <bool isRequest>
-net::awaitable<Pumped> Session::pump(BodyReader<isRequest>& rd, tcp::socket& from,
-                                     beast::flat_buffer& in, const Deadlines& dl, tcp::socket* to,
-                                     BodyWriter& wr, std::string_view prefix,
-                                     std::uint64_t& written, std::string* sink,
-                                     RequestContext* tap) {
+net::awaitable<Pumped>
+Session::pump(BodyReader<isRequest>& rd, tcp::socket& from, beast::flat_buffer& in,
+              const Deadlines& dl, tcp::socket* to, BodyWriter& wr, std::string_view prefix,
+              std::uint64_t& written, std::string* sink, RequestContext* tap) {
   bool eof = false;
   // A response whose body breaks off still gets its head (it was committed to when the head was
   // read), then the connection closes; a request whose body is bad never reaches the upstream.

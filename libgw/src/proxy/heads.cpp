@@ -74,15 +74,16 @@ std::expected<void, HeadRefusal> read_target(const HeadRules& rules, RequestHead
     if (!parts) return refuse(ErrorKind::bad_request, "malformed request target");
     const auto scheme_end = h.target.find("://") + 3;
     const auto auth_end = h.target.find_first_of("/?", scheme_end);
-    h.absolute_host = std::string(h.target.substr(
-        scheme_end, auth_end == std::string_view::npos ? std::string_view::npos
-                                                       : auth_end - scheme_end));
+    h.absolute_host = std::string(h.target.substr(scheme_end, auth_end == std::string_view::npos
+                                                                  ? std::string_view::npos
+                                                                  : auth_end - scheme_end));
     h.host = h.absolute_host;
     h.absolute_target = std::move(parts->target);
     origin = h.absolute_target;
   }
   auto target = uri::parse_target(origin, pathbuf);
-  if (!target) return refuse(ErrorKind::bad_request, "bad request target: " + target.error().message);
+  if (!target)
+    return refuse(ErrorKind::bad_request, "bad request target: " + target.error().message);
   h.path = target->path;
   h.query = target->query;
   return {};
@@ -198,8 +199,7 @@ std::expected<void, HeadRefusal> check_request_head(const RequestMessage& msg,
       return refuse(ErrorKind::bad_request, "Transfer-Encoding in an HTTP/1.0 request");
     if (!wire::is_only_chunked(te_value)) {
       if (te_value.find(',') != std::string_view::npos || iequals(te_value, "identity"))
-        return refuse(ErrorKind::bad_request,
-                      "a transfer coding list must be exactly \"chunked\"");
+        return refuse(ErrorKind::bad_request, "a transfer coding list must be exactly \"chunked\"");
       return refuse(ErrorKind::not_implemented, "unsupported transfer coding");
     }
     h.body = BodyKind::chunked;
@@ -257,11 +257,12 @@ void build_upstream_head(const UpstreamRequest& in, HeadScratch& scratch, std::s
     // are compared decoded, as filters read them: "api%5Fkey" is the parameter "api_key".
     std::string& q = scratch.query;
     q.clear();
-    uri::for_each_raw_param(r.query, scratch.name, [&](std::string_view pair, std::string_view name) {
-      if (pair.empty() || edits.drops_param(name)) return;
-      if (!q.empty()) q += '&';
-      q += pair;
-    });
+    uri::for_each_raw_param(r.query, scratch.name,
+                            [&](std::string_view pair, std::string_view name) {
+                              if (pair.empty() || edits.drops_param(name)) return;
+                              if (!q.empty()) q += '&';
+                              q += pair;
+                            });
     if (const policy::Transform* t = edits.transform)
       for (const auto& [k, v] : t->query.set) {
         if (!q.empty()) q += '&';
@@ -456,8 +457,7 @@ void build_response_head(const ResponseMessage& res, const ResponsePlan& plan,
     default:
       break;
     }
-    if (f.name() != http::field::content_length &&
-        (hop_by_hop(f.name(), name) || conn.lists(name)))
+    if (f.name() != http::field::content_length && (hop_by_hop(f.name(), name) || conn.lists(name)))
       continue;
     if (const policy::Transform* t = edits.transform) {
       if (policy::replaces(t->response, name)) continue;

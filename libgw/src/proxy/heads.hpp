@@ -9,9 +9,9 @@
 // Outgoing heads are written by hand from the parsed fields, leaving out hop-by-hop fields.
 #pragma once
 
+#include <array>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/message.hpp>
-#include <array>
 #include <cstdint>
 #include <expected>
 #include <optional>
@@ -123,10 +123,10 @@ struct ResponsePlan {
   unsigned status = 0;
   BodyKind body = BodyKind::none;
   std::uint64_t length = 0;
-  bool to_chunked = false;     // re-framed as chunked for the client
-  bool keep_alive = true;      // the client connection stays open after it
+  bool to_chunked = false; // re-framed as chunked for the client
+  bool keep_alive = true;  // the client connection stays open after it
   bool upstream_reusable = false;
-  bool length_known = true;    // a Content-Length goes to the client
+  bool length_known = true; // a Content-Length goes to the client
 };
 
 /// Reads the response's framing (RFC 9112 §6.3). `body_changes`: a response filter may change

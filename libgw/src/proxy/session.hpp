@@ -61,8 +61,8 @@ public:
     if (it == msg_.end()) return std::nullopt;
     return sv(it->value());
   }
-  void for_each_header(const std::function<void(std::string_view, std::string_view)>& fn)
-      const override {
+  void for_each_header(
+      const std::function<void(std::string_view, std::string_view)>& fn) const override {
     for (const auto& f : msg_)
       fn(sv(f.name_string()), sv(f.value()));
   }
@@ -248,13 +248,13 @@ private:
                                                                bool safe_again);
   net::awaitable<std::optional<ProxyError>> respond(RequestContext& r, Exchange& x);
   /// Runs a response hook of the route's filters in reverse order; the first answer wins.
-  template <class Hook> std::optional<policy::LocalReply> response_filters(RequestContext& r, Hook hook);
+  template <class Hook>
+  std::optional<policy::LocalReply> response_filters(RequestContext& r, Hook hook);
   net::awaitable<std::optional<ProxyError>> send_streamed(RequestContext& r, Exchange& x,
                                                           const ResponsePlan& plan, bool tap);
   net::awaitable<std::optional<ProxyError>> send_whole(RequestContext& r, Exchange& x,
                                                        ResponsePlan plan);
-  static ProxyError body_error(const RequestContext& r, const ResponsePlan& plan,
-                               const Pumped& p);
+  static ProxyError body_error(const RequestContext& r, const ResponsePlan& plan, const Pumped& p);
   net::awaitable<policy::IoResult> perform(policy::IoCall& call);
   redis::Client& redis_for(const policy::RedisTake& t);
   /// Sends a local reply; the connection closes after it when `close` (or when it cannot stay).
@@ -265,9 +265,9 @@ private:
     co_await reply(r, lr, r.head.body != BodyKind::none);
   }
   template <bool isRequest>
-  net::awaitable<Pumped> pump(BodyReader<isRequest>& rd, tcp::socket& from,
-                              beast::flat_buffer& in, const Deadlines& dl, tcp::socket* to,
-                              BodyWriter& wr, std::string_view prefix, std::uint64_t& written,
+  net::awaitable<Pumped> pump(BodyReader<isRequest>& rd, tcp::socket& from, beast::flat_buffer& in,
+                              const Deadlines& dl, tcp::socket* to, BodyWriter& wr,
+                              std::string_view prefix, std::uint64_t& written,
                               std::string* sink = nullptr, RequestContext* tap = nullptr);
   void report_upstream_failure(const RequestContext& r, const ProxyError& e);
 

@@ -339,9 +339,7 @@ Reply Daemon::set_endpoint(const std::string& upstream, const std::string& addre
   else
     overrides_[{upstream, address}] = st;
   for (auto& w : workers_)
-    w->post([upstream, address, st](WorkerState& ws) {
-      ws.set_override(upstream, address, st);
-    });
+    w->post([upstream, address, st](WorkerState& ws) { ws.set_override(upstream, address, st); });
   Reply r;
   r.result = {{"upstream", upstream}, {"address", address}, {"state", runtime::to_string(st)}};
   std::fprintf(stderr, "gwd: endpoint %s/%s set to %s\n", upstream.c_str(), address.c_str(),

@@ -140,7 +140,6 @@ void WorkerState::release_io() {
   proxy.http.reset();
 }
 
-
 namespace {
 proxy::Limits limits_of(const DaemonOptions& o) {
   proxy::Limits l;
@@ -271,8 +270,9 @@ void Worker::drain(Clock::time_point deadline) {
     *poll = [this, timer, poll, deadline] {
       if (state_->proxy.sessions.empty() || Clock::now() >= deadline) {
         // Stopping the loop abandons the requests still running: say how many were cut.
-        const auto busy = std::count_if(state_->proxy.sessions.begin(), state_->proxy.sessions.end(),
-                                        [](const proxy::SessionHandle& s) { return !s.idle; });
+        const auto busy =
+            std::count_if(state_->proxy.sessions.begin(), state_->proxy.sessions.end(),
+                          [](const proxy::SessionHandle& s) { return !s.idle; });
         if (busy > 0)
           std::fprintf(stderr,
                        "gwd: worker %u: closing %zu connection(s) with a request in flight\n",

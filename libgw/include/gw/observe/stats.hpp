@@ -59,8 +59,8 @@ struct StatsView {
   std::vector<EndpointView> endpoints;
   std::uint64_t connections = 0;
   std::uint64_t rate_limit_store_errors = 0; // rate limit checks the store (Redis) could not answer
-  std::uint64_t ext_auth_errors = 0; // authorization services that did not answer
-  std::uint64_t lua_errors = 0;      // Lua plugin hooks that failed (error, budget, memory)
+  std::uint64_t ext_auth_errors = 0;         // authorization services that did not answer
+  std::uint64_t lua_errors = 0;              // Lua plugin hooks that failed (error, budget, memory)
   void merge(const StatsView& o);
 };
 

@@ -40,9 +40,9 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 /// An answer the gateway gives instead of forwarding (or instead of the upstream's answer).
 struct LocalReply {
   wire::ErrorKind kind = wire::ErrorKind::internal;
-  unsigned status = 0;     // 0: wire::status_of(kind)
-  std::string message;     // the JSON error body's "message" (when `body` is not set)
-  HeaderList headers;      // added to the reply (WWW-Authenticate, Retry-After, CORS, ...)
+  unsigned status = 0;             // 0: wire::status_of(kind)
+  std::string message;             // the JSON error body's "message" (when `body` is not set)
+  HeaderList headers;              // added to the reply (WWW-Authenticate, Retry-After, CORS, ...)
   std::optional<std::string> body; // a body of the filter's own (Lua's exit, ext_auth's denial)
   std::string content_type;        // for `body` ("" = none sent)
   std::string detail;              // for the access log only (may name internal addresses)
@@ -125,14 +125,14 @@ struct RouteFacts {
 /// How the forwarded request and its response change. Reset per request (clear()).
 struct Edits {
   // The upstream request, per request:
-  std::vector<std::string> drop;                        // client headers not forwarded (lowercase)
-  HeaderList set;                                       // headers the gateway sets (replacing)
-  std::vector<std::string> drop_query;                  // query parameters (exact decoded names)
-  std::vector<std::string> drop_cookies;                // cookies (exact names)
-  std::optional<std::string> path;                      // replaces the upstream path (rewrite's)
+  std::vector<std::string> drop;         // client headers not forwarded (lowercase)
+  HeaderList set;                        // headers the gateway sets (replacing)
+  std::vector<std::string> drop_query;   // query parameters (exact decoded names)
+  std::vector<std::string> drop_cookies; // cookies (exact names)
+  std::optional<std::string> path;       // replaces the upstream path (rewrite's)
   // The response to the client:
-  HeaderList response_add;    // added to the response and to local replies (CORS, RateLimit)
-  HeaderList response_set;    // replace the upstream's field of that name
+  HeaderList response_add; // added to the response and to local replies (CORS, RateLimit)
+  HeaderList response_set; // replace the upstream's field of that name
   std::vector<std::string> response_remove;
   // Fixed per route and generation (from RouteFacts):
   const std::vector<std::string>* protect = nullptr;
@@ -257,7 +257,9 @@ struct FilterContext {
   /// One slot per filter of the route (by its position): null until the filter sets it.
   std::vector<std::unique_ptr<Slot>> slots;
 
-  void note(std::string line, bool limited = false) { notes.emplace_back(std::move(line), limited); }
+  void note(std::string line, bool limited = false) {
+    notes.emplace_back(std::move(line), limited);
+  }
   /// The slot of the filter at `position` (FilterContext::position while a hook runs).
   std::unique_ptr<Slot>& slot() {
     if (slots.size() <= position) slots.resize(position + 1);
