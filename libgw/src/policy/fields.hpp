@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -20,6 +21,7 @@
 #include "gw/core/error.hpp"
 #include "gw/core/text.hpp"
 #include "gw/core/units.hpp"
+#include "gw/policy/kinds.hpp"
 #include "gw/policy/settings.hpp"
 #include "gw/wire/http_rules.hpp"
 
@@ -286,6 +288,14 @@ Result<T> parse_with(std::string_view kind, Reader<T> read, std::string_view can
     return fail(errc::invalid_argument,
                 f.first_error().empty() ? "bad policy settings" : f.first_error());
   return std::move(*s);
+}
+
+/// A row's `build` for a kind whose filter is made from its typed settings alone.
+template <class T, class F>
+Result<std::shared_ptr<const Filter>> build_from(const BuildContext& ctx) {
+  auto s = parse<T>(ctx.settings, ctx.policy);
+  if (!s) return std::unexpected(s.error());
+  return std::make_shared<const F>(std::move(*s));
 }
 
 } // namespace

@@ -115,12 +115,6 @@ std::optional<json> compile(const json& settings, const Context& ctx, Diagnostic
   return compile_with<Access>(kName, &read, settings, ctx, diags);
 }
 
-Result<std::shared_ptr<const Filter>> build(const BuildContext& ctx) {
-  auto s = parse<Access>(ctx.settings, ctx.policy);
-  if (!s) return std::unexpected(s.error());
-  return std::make_shared<const AccessFilter>(std::move(*s));
-}
-
 /// Every access policy judges an authenticated caller.
 bool needs_identity(const json&) {
   return true;
@@ -140,7 +134,7 @@ constexpr KindInfo kAccessKind{
     .composite = false,
     .schema = kSchema,
     .compile = &compile,
-    .build = &build,
+    .build = &build_from<Access, AccessFilter>,
     .needs_identity = &needs_identity,
     .references = nullptr,
 };

@@ -206,12 +206,6 @@ std::optional<json> compile(const json& settings, const Context& ctx, Diagnostic
   return compile_with<ApiKey>(kName, &read, settings, ctx, diags);
 }
 
-Result<std::shared_ptr<const Filter>> build(const BuildContext& ctx) {
-  auto s = parse<ApiKey>(ctx.settings, ctx.policy);
-  if (!s) return std::unexpected(s.error());
-  return std::make_shared<const ApiKeyFilter>(std::move(*s));
-}
-
 } // namespace
 
 template <>
@@ -226,7 +220,7 @@ constexpr KindInfo kApiKeyKind{
     .composite = false,
     .schema = kSchema,
     .compile = &compile,
-    .build = &build,
+    .build = &build_from<ApiKey, ApiKeyFilter>,
     .needs_identity = nullptr,
     .references = nullptr,
 };

@@ -199,12 +199,6 @@ std::optional<json> compile(const json& settings, const Context& ctx, Diagnostic
   return compile_with<Basic>(kName, &read, settings, ctx, diags);
 }
 
-Result<std::shared_ptr<const Filter>> build(const BuildContext& ctx) {
-  auto s = parse<Basic>(ctx.settings, ctx.policy);
-  if (!s) return std::unexpected(s.error());
-  return std::make_shared<const BasicFilter>(std::move(*s));
-}
-
 } // namespace
 
 template <>
@@ -219,7 +213,7 @@ constexpr KindInfo kBasicKind{
     .composite = false,
     .schema = kSchema,
     .compile = &compile,
-    .build = &build,
+    .build = &build_from<Basic, BasicFilter>,
     .needs_identity = nullptr,
     .references = nullptr,
 };

@@ -156,12 +156,6 @@ std::optional<json> compile(const json& settings, const Context& ctx, Diagnostic
   return compile_with<Cors>(kName, &read, settings, ctx, diags);
 }
 
-Result<std::shared_ptr<const Filter>> build(const BuildContext& ctx) {
-  auto s = parse<Cors>(ctx.settings, ctx.policy);
-  if (!s) return std::unexpected(s.error());
-  return std::make_shared<const CorsFilter>(std::move(*s));
-}
-
 } // namespace
 
 template <>
@@ -176,7 +170,7 @@ constexpr KindInfo kCorsKind{
     .composite = false,
     .schema = kSchema,
     .compile = &compile,
-    .build = &build,
+    .build = &build_from<Cors, CorsFilter>,
     .needs_identity = nullptr,
     .references = nullptr,
     .one_per_route = true,

@@ -149,12 +149,6 @@ std::optional<json> compile(const json& settings, const Context& ctx, Diagnostic
   return compile_with<Headers>(kName, &read, settings, ctx, diags);
 }
 
-Result<std::shared_ptr<const Filter>> build(const BuildContext& ctx) {
-  auto s = parse<Headers>(ctx.settings, ctx.policy);
-  if (!s) return std::unexpected(s.error());
-  return std::make_shared<const HeadersFilter>(std::move(*s));
-}
-
 } // namespace
 
 template <>
@@ -169,7 +163,7 @@ constexpr KindInfo kHeadersKind{
     .composite = false,
     .schema = kSchema,
     .compile = &compile,
-    .build = &build,
+    .build = &build_from<Headers, HeadersFilter>,
     .needs_identity = nullptr,
     .references = nullptr,
 };
