@@ -150,24 +150,15 @@ std::expected<void, HeadRefusal> check_request_head(const RequestMessage& msg,
   h.target = sv(msg.target());
   h.version = msg.version();
   h.keep_alive = msg.keep_alive();
-  int cl_count = 0, te_count = 0, host_count = 0;
-  std::string_view cl_value, te_value, host_value, expect, xff;
+  Framing fr;
+  int host_count = 0;
+  std::string_view host_value, expect, xff;
   for (const auto& f : msg) {
+    if (fr.take(f)) continue;
     switch (f.name()) {
-    case http::field::content_length:
-      ++cl_count;
-      cl_value = sv(f.value());
-      break;
-    case http::field::transfer_encoding:
-      ++te_count;
-      te_value = sv(f.value());
-      break;
     case http::field::host:
       ++host_count;
       host_value = sv(f.value());
-      break;
-    case http::field::connection:
-      h.conn.add(sv(f.value()));
       break;
     case http::field::expect:
       expect = sv(f.value());
@@ -193,8 +184,10 @@ std::expected<void, HeadRefusal> check_request_head(const RequestMessage& msg,
   h.client = rules.peer_ip;
   if (rules.peer_trusted && !xff.empty() && rules.trusted)
     h.client = wire::client_address(rules.peer_ip, true, xff, *rules.trusted);
-  if (cl_count > 1) return refuse(ErrorKind::bad_request, "more than one Content-Length");
-  if (te_count > 0) {
+  h.conn = fr.conn;
+  const std::string_view cl_value = fr.content_length, te_value = fr.transfer_encoding;
+  if (fr.cl_count > 1) return refuse(ErrorKind::bad_request, "more than one Content-Length");
+  if (fr.te_count > 0) {
     if (h.version < 11)
       return refuse(ErrorKind::bad_request, "Transfer-Encoding in an HTTP/1.0 request");
     if (!wire::is_only_chunked(te_value)) {
@@ -203,7 +196,7 @@ std::expected<void, HeadRefusal> check_request_head(const RequestMessage& msg,
       return refuse(ErrorKind::not_implemented, "unsupported transfer coding");
     }
     h.body = BodyKind::chunked;
-  } else if (cl_count == 1) {
+  } else if (fr.cl_count == 1) {
     auto n = wire::parse_content_length(cl_value);
     if (!n) return refuse(ErrorKind::bad_request, "malformed Content-Length");
     h.content_length = *n;
@@ -374,34 +367,17 @@ std::expected<ResponsePlan, std::string> plan_response(const ResponseMessage& re
                                                        bool body_changes) {
   ResponsePlan plan;
   plan.status = res.result_int();
-  int cl_count = 0, te_count = 0;
-  std::string_view cl_value, te_value;
-  ConnectionTokens conn;
-  for (const auto& f : res) {
-    switch (f.name()) {
-    case http::field::content_length:
-      ++cl_count;
-      cl_value = sv(f.value());
-      break;
-    case http::field::transfer_encoding:
-      ++te_count;
-      te_value = sv(f.value());
-      break;
-    case http::field::connection:
-      conn.add(sv(f.value()));
-      break;
-    default:
-      break;
-    }
-  }
+  Framing fr;
+  for (const auto& f : res)
+    fr.take(f);
   const bool no_body = req.head || plan.status == 204 || plan.status == 304;
-  if (cl_count > 1) return std::unexpected("sent more than one Content-Length");
-  if (te_count > 0) {
-    if (!wire::is_only_chunked(te_value))
+  if (fr.cl_count > 1) return std::unexpected("sent more than one Content-Length");
+  if (fr.te_count > 0) {
+    if (!wire::is_only_chunked(fr.transfer_encoding))
       return std::unexpected("used a transfer coding other than chunked");
     if (!no_body) plan.body = BodyKind::chunked;
-  } else if (cl_count == 1) {
-    auto n = wire::parse_content_length(cl_value);
+  } else if (fr.cl_count == 1) {
+    auto n = wire::parse_content_length(fr.content_length);
     if (!n) return std::unexpected("sent a malformed Content-Length");
     plan.length = *n;
     if (!no_body && plan.length > 0) plan.body = BodyKind::length;
@@ -418,7 +394,7 @@ std::expected<ResponsePlan, std::string> plan_response(const ResponseMessage& re
   plan.to_chunked = client11 && unknown_length;
   plan.length_known = !unknown_length;
   plan.keep_alive = keep_alive && (client11 || !unknown_length);
-  plan.upstream_reusable = parser_keep_alive && !conn.close && res.version() >= 11;
+  plan.upstream_reusable = parser_keep_alive && !fr.conn.close && res.version() >= 11;
   return plan;
 }
 

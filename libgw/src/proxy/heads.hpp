@@ -45,6 +45,33 @@ struct ConnectionTokens {
   bool lists(std::string_view field) const;
 };
 
+/// The fields that decide a message's framing (RFC 9112 §6), gathered the same way from requests
+/// and responses; each side then applies its own rules to them.
+struct Framing {
+  int cl_count = 0, te_count = 0;
+  std::string_view content_length, transfer_encoding; // the last value of each
+  ConnectionTokens conn;
+  /// Takes `f` if it is one of them.
+  template <class Field>
+  bool take(const Field& f) {
+    switch (f.name()) {
+    case http::field::content_length:
+      ++cl_count;
+      content_length = sv(f.value());
+      return true;
+    case http::field::transfer_encoding:
+      ++te_count;
+      transfer_encoding = sv(f.value());
+      return true;
+    case http::field::connection:
+      conn.add(sv(f.value()));
+      return true;
+    default:
+      return false;
+    }
+  }
+};
+
 /// Hop-by-hop fields (RFC 9110 §7.6.1), by Beast's field code or, for unknown ones, by name.
 bool hop_by_hop(http::field f, std::string_view name);
 
